@@ -1,0 +1,246 @@
+#include "common/rpc/client.h"
+
+#include <chrono>
+#include <future>
+#include <unordered_map>
+
+#include "common/log.h"
+
+namespace shoal::rpc {
+
+namespace {
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+struct RpcChannel::Conn {
+  std::unique_ptr<Connection> conn;
+  std::mutex send_mu;
+  struct Pending {
+    Callback done;
+    std::vector<iovec> sink;
+    int64_t deadline_ms;
+  };
+  std::mutex mu;
+  std::unordered_map<uint64_t, Pending> pending;  // guarded by mu
+  bool dead = false;                              // guarded by mu
+
+  bool Take(uint64_t id, Pending* out) {
+    std::lock_guard<std::mutex> l(mu);
+    auto it = pending.find(id);
+    if (it == pending.end()) return false;
+    *out = std::move(it->second);
+    pending.erase(it);
+    return true;
+  }
+  void FailAll(const Status& st) {
+    std::unordered_map<uint64_t, Pending> failed;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      dead = true;
+      failed.swap(pending);
+    }
+    conn->Shutdown();
+    for (auto& [id, p] : failed) p.done(st, std::string(), 0);
+  }
+};
+
+RpcChannel::RpcChannel(Options options, Transport* transport)
+    : options_(std::move(options)), transport_(transport) {
+  reaper_ = std::thread([this] { ReapLoop(); });
+}
+
+RpcChannel::~RpcChannel() {
+  std::shared_ptr<Conn> conn;
+  {
+    std::lock_guard<std::mutex> l(connect_mu_);
+    conn = std::move(conn_);
+  }
+  if (conn) conn->FailAll(Error(proto::CANCELLED, "channel closed"));
+  std::unique_lock<std::mutex> l(mu_);
+  stopping_ = true;
+  cv_.notify_all();
+  cv_.wait(l, [this] { return live_readers_ == 0; });
+  l.unlock();
+  reaper_.join();
+}
+
+Result<std::shared_ptr<RpcChannel::Conn>> RpcChannel::GetConn() {
+  std::lock_guard<std::mutex> l(connect_mu_);
+  if (conn_) {
+    std::lock_guard<std::mutex> cl(conn_->mu);
+    if (!conn_->dead) return conn_;
+  }
+  ASSIGN_OR_RETURN(auto raw, transport_->Connect(options_.address, options_.connect_timeout_ms));
+  Credentials creds = options_.creds;
+  creds.timeout_ms = std::max(creds.timeout_ms, 1);
+  Status st = ClientHandshake(*raw, creds);
+  if (!st.ok()) {
+    raw->Shutdown();
+    return Error(st.code(), "handshake with " + options_.address + ": " + st.message());
+  }
+  auto conn = std::make_shared<Conn>();
+  conn->conn = std::move(raw);
+  {
+    std::lock_guard<std::mutex> ml(mu_);
+    if (stopping_) return Error(proto::CANCELLED, "channel closed");
+    ++live_readers_;
+  }
+  std::thread([this, conn] { ReadLoop(conn); }).detach();
+  conn_ = conn;
+  return conn;
+}
+
+void RpcChannel::Call(proto::Method method, const google::protobuf::Message& request, const iovec* request_payload,
+                      int request_iovs, std::vector<iovec> sink, int timeout_ms, Callback done) {
+  auto conn_or = GetConn();
+  if (!conn_or.ok()) {
+    done(conn_or.status(), std::string(), 0);
+    return;
+  }
+  auto conn = std::move(conn_or).value();
+  FrameHeader h;
+  h.method = method;
+  h.request_id = next_id_.fetch_add(1);
+  std::string msg = request.SerializeAsString();
+  {
+    std::lock_guard<std::mutex> l(conn->mu);
+    if (conn->dead) {
+      done(Error(proto::UNAVAILABLE, "connection to " + options_.address + " lost"), std::string(), 0);
+      return;
+    }
+    conn->pending.emplace(h.request_id, Conn::Pending{std::move(done), std::move(sink), NowMs() + timeout_ms});
+  }
+  Status st;
+  {
+    std::lock_guard<std::mutex> l(conn->send_mu);
+    st = SendFrame(*conn->conn, h, msg, request_payload, request_iovs);
+  }
+  // The reader fails every outstanding call, this one included, once the
+  // connection is shut down, so the callback still runs exactly once.
+  if (!st.ok()) conn->conn->Shutdown();
+}
+
+Status RpcChannel::CallSync(proto::Method method, const google::protobuf::Message& request,
+                            google::protobuf::Message* response, int timeout_ms, const iovec* request_payload,
+                            int request_iovs, std::vector<iovec> sink, uint32_t* payload_len) {
+  std::promise<Status> promise;
+  auto fut = promise.get_future();
+  Call(method, request, request_payload, request_iovs, std::move(sink), timeout_ms,
+       [&](Status st, const std::string& msg, uint32_t plen) {
+         if (st.ok() && response && !response->ParseFromString(msg))
+           st = Error(proto::PROTOCOL_ERROR, "unparsable response from " + options_.address);
+         if (payload_len) *payload_len = plen;
+         promise.set_value(st);
+       });
+  return fut.get();
+}
+
+void RpcChannel::ReadLoop(std::shared_ptr<Conn> conn) {
+  Connection& c = *conn->conn;
+  Status st;
+  std::string scratch;
+  auto drain = [&](uint64_t n) -> Status {
+    scratch.resize(std::min<uint64_t>(n, 1 << 20));
+    while (n > 0) {
+      size_t k = std::min<uint64_t>(n, scratch.size());
+      RETURN_IF_ERROR(c.ReadFull(scratch.data(), k));
+      n -= k;
+    }
+    return Status::OK();
+  };
+  for (;;) {
+    uint8_t raw[kFrameHeaderSize];
+    FrameHeader h;
+    st = c.ReadFull(raw, sizeof(raw));
+    if (!st.ok()) break;
+    st = DecodeFrameHeader(raw, options_.max_frame_bytes, &h);
+    if (st.ok() && !h.is_response()) st = Error(proto::PROTOCOL_ERROR, "request frame sent to a client");
+    if (!st.ok()) {
+      LOG_WARN("closing connection to {}: {}", options_.address, st.ToString());
+      break;
+    }
+    std::string msg(h.message_len, '\0');
+    st = c.ReadFull(msg.data(), msg.size());
+    if (!st.ok()) break;
+    Conn::Pending p;
+    if (!conn->Take(h.request_id, &p)) {  // timed out earlier: discard
+      st = drain(h.payload_len);
+      if (!st.ok()) break;
+      continue;
+    }
+    if (h.status != proto::OK) {
+      proto::ErrorDetail d;
+      d.ParseFromString(msg);
+      st = drain(h.payload_len);
+      p.done(Error(static_cast<ErrorCode>(h.status), d.message()), std::string(), 0);
+      if (!st.ok()) break;
+      continue;
+    }
+    uint64_t room = 0;
+    for (const auto& v : p.sink) room += v.iov_len;
+    if (h.payload_len > room) {
+      st = drain(h.payload_len);
+      p.done(Error(proto::PROTOCOL_ERROR, "response payload larger than the destination"), std::string(), 0);
+      if (!st.ok()) break;
+      continue;
+    }
+    if (h.payload_len > 0) {
+      std::vector<iovec> dst;
+      uint64_t left = h.payload_len;
+      for (const auto& v : p.sink) {
+        if (left == 0) break;
+        size_t k = std::min<uint64_t>(left, v.iov_len);
+        dst.push_back({v.iov_base, k});
+        left -= k;
+      }
+      st = c.ReadFullV(dst.data(), static_cast<int>(dst.size()));
+      if (!st.ok()) {
+        // The sink may hold partial bytes, but the caller learns of failure
+        // before it may reuse the buffer.
+        p.done(st, std::string(), 0);
+        break;
+      }
+    }
+    p.done(Status::OK(), msg, h.payload_len);
+  }
+  conn->FailAll(Error(proto::UNAVAILABLE, "connection to " + options_.address + " lost: " + st.ToString()));
+  std::lock_guard<std::mutex> l(mu_);
+  --live_readers_;
+  cv_.notify_all();
+}
+
+void RpcChannel::ReapLoop() {
+  std::unique_lock<std::mutex> l(mu_);
+  while (!stopping_) {
+    cv_.wait_for(l, std::chrono::milliseconds(10));
+    if (stopping_) break;
+    l.unlock();
+    std::shared_ptr<Conn> conn;
+    {
+      std::lock_guard<std::mutex> cl(connect_mu_);
+      conn = conn_;
+    }
+    if (conn) {
+      std::vector<Conn::Pending> expired;
+      int64_t now = NowMs();
+      {
+        std::lock_guard<std::mutex> pl(conn->mu);
+        for (auto it = conn->pending.begin(); it != conn->pending.end();) {
+          if (it->second.deadline_ms <= now) {
+            expired.push_back(std::move(it->second));
+            it = conn->pending.erase(it);
+          } else {
+            ++it;
+          }
+        }
+      }
+      for (auto& p : expired) p.done(Error(proto::TIMEOUT, "call to " + options_.address + " timed out"), "", 0);
+    }
+    l.lock();
+  }
+}
+
+}  // namespace shoal::rpc

@@ -1,0 +1,78 @@
+// RpcChannel: a client's connection to one server, with many requests in
+// flight. Thread-safe.
+//
+// The channel connects (and runs the handshake) lazily on the first call and
+// again after the connection breaks. Each call has a deadline; when it passes
+// the call completes with TIMEOUT and a late response is discarded.
+//
+// Bulk data: a response's payload is read straight from the socket into the
+// caller's `sink` buffers, after the request id was found in the table of
+// outstanding calls (one copy, no staging buffer). The sink must stay valid
+// until the callback runs; once the callback ran, nothing writes into it.
+//
+// Callbacks run on the channel's reader thread (or the caller's thread for an
+// immediate failure) and must not block.
+#pragma once
+
+#include <google/protobuf/message.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/rpc/frame.h"
+#include "common/rpc/handshake.h"
+#include "common/rpc/transport.h"
+
+namespace shoal::rpc {
+
+// status, the response message bytes (when OK), payload bytes written to the sink.
+using Callback = std::function<void(Status status, const std::string& message, uint32_t payload_len)>;
+
+class RpcChannel {
+ public:
+  struct Options {
+    std::string address;
+    Credentials creds;
+    uint64_t max_frame_bytes = 64ull << 20;
+    int connect_timeout_ms = 2000;
+  };
+
+  RpcChannel(Options options, Transport* transport);
+  ~RpcChannel();  // fails outstanding calls with CANCELLED and waits for the reader
+
+  void Call(proto::Method method, const google::protobuf::Message& request, const iovec* request_payload,
+            int request_iovs, std::vector<iovec> sink, int timeout_ms, Callback done);
+
+  // Blocking convenience for control-path calls.
+  Status CallSync(proto::Method method, const google::protobuf::Message& request,
+                  google::protobuf::Message* response, int timeout_ms, const iovec* request_payload = nullptr,
+                  int request_iovs = 0, std::vector<iovec> sink = {}, uint32_t* payload_len = nullptr);
+
+  const std::string& address() const { return options_.address; }
+
+ private:
+  struct Conn;
+  Result<std::shared_ptr<Conn>> GetConn();
+  void ReadLoop(std::shared_ptr<Conn> conn);
+  void ReapLoop();
+
+  Options options_;
+  Transport* transport_;
+  std::mutex connect_mu_;
+  std::shared_ptr<Conn> conn_;  // guarded by connect_mu_
+  std::atomic<uint64_t> next_id_{1};
+
+  std::mutex mu_;  // guards the fields below
+  std::condition_variable cv_;
+  int live_readers_ = 0;
+  bool stopping_ = false;
+  std::thread reaper_;
+};
+
+}  // namespace shoal::rpc

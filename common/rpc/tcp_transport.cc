@@ -1,0 +1,240 @@
+// TCP backend of the transport seam: blocking sockets, one reader per
+// connection, TCP_NODELAY, large socket buffers for bulk payload.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "common/rpc/transport.h"
+
+namespace shoal::rpc {
+
+Status ParseHostPort(const std::string& address, std::string* host, uint16_t* port) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size())
+    return Error(proto::INVALID_ARGUMENT, "address '" + address + "' is not host:port");
+  *host = address.substr(0, colon);
+  char* end = nullptr;
+  unsigned long p = strtoul(address.c_str() + colon + 1, &end, 10);
+  if (*end != '\0' || p > 65535) return Error(proto::INVALID_ARGUMENT, "bad port in '" + address + "'");
+  *port = static_cast<uint16_t>(p);
+  return Status::OK();
+}
+
+namespace {
+
+Status ResolveIpv4(const std::string& address, sockaddr_in* sa) {
+  std::string host;
+  uint16_t port;
+  RETURN_IF_ERROR(ParseHostPort(address, &host, &port));
+  std::memset(sa, 0, sizeof(*sa));
+  sa->sin_family = AF_INET;
+  sa->sin_port = htons(port);
+  if (inet_pton(AF_INET, host.c_str(), &sa->sin_addr) == 1) return Status::OK();
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || !res)
+    return Error(proto::INVALID_ARGUMENT, "cannot resolve '" + host + "'");
+  sa->sin_addr = reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr;
+  freeaddrinfo(res);
+  return Status::OK();
+}
+
+std::string SockName(const sockaddr_in& sa) {
+  char buf[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &sa.sin_addr, buf, sizeof(buf));
+  return std::string(buf) + ":" + std::to_string(ntohs(sa.sin_port));
+}
+
+void TuneSocket(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  int buf = 4 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+}
+
+class TcpConnection : public Connection {
+ public:
+  TcpConnection(int fd, std::string peer) : fd_(fd), peer_(std::move(peer)) { TuneSocket(fd_); }
+  ~TcpConnection() override { ::close(fd_); }
+
+  Status WriteV(const iovec* iov_in, int n) override {
+    iovec local[64];
+    std::unique_ptr<iovec[]> heap;
+    iovec* iov = local;
+    if (n > 64) {
+      heap.reset(new iovec[n]);
+      iov = heap.get();
+    }
+    std::memcpy(iov, iov_in, sizeof(iovec) * n);
+    int idx = 0;
+    while (idx < n) {
+      msghdr msg{};
+      msg.msg_iov = iov + idx;
+      msg.msg_iovlen = std::min(n - idx, IOV_MAX);
+      ssize_t w = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return Error(proto::TIMEOUT, "send to " + peer_ + " timed out");
+        return Status::FromErrno(errno, "send to " + peer_);
+      }
+      size_t left = static_cast<size_t>(w);
+      while (idx < n && left >= iov[idx].iov_len) left -= iov[idx++].iov_len;
+      if (idx < n) {
+        iov[idx].iov_base = static_cast<char*>(iov[idx].iov_base) + left;
+        iov[idx].iov_len -= left;
+      }
+    }
+    return Status::OK();
+  }
+
+  Status ReadFullV(const iovec* iov_in, int n) override {
+    iovec local[64];
+    std::unique_ptr<iovec[]> heap;
+    iovec* iov = local;
+    if (n > 64) {
+      heap.reset(new iovec[n]);
+      iov = heap.get();
+    }
+    std::memcpy(iov, iov_in, sizeof(iovec) * n);
+    int idx = 0;
+    while (idx < n && iov[idx].iov_len == 0) ++idx;
+    while (idx < n) {
+      ssize_t r = ::readv(fd_, iov + idx, std::min(n - idx, IOV_MAX));
+      if (r == 0) return Error(proto::UNAVAILABLE, "connection closed by " + peer_);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return Error(proto::TIMEOUT, "read from " + peer_ + " timed out");
+        return Status::FromErrno(errno, "read from " + peer_);
+      }
+      size_t left = static_cast<size_t>(r);
+      while (idx < n && left >= iov[idx].iov_len) left -= iov[idx++].iov_len;
+      if (idx < n) {
+        iov[idx].iov_base = static_cast<char*>(iov[idx].iov_base) + left;
+        iov[idx].iov_len -= left;
+      }
+    }
+    return Status::OK();
+  }
+
+  void SetTimeouts(int read_ms, int write_ms) override {
+    timeval rt{read_ms / 1000, (read_ms % 1000) * 1000};
+    timeval wt{write_ms / 1000, (write_ms % 1000) * 1000};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &rt, sizeof(rt));
+    setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &wt, sizeof(wt));
+  }
+
+  void Shutdown() override { ::shutdown(fd_, SHUT_RDWR); }
+  std::string PeerName() const override { return peer_; }
+
+ private:
+  int fd_;
+  std::string peer_;
+};
+
+class TcpListener : public Listener {
+ public:
+  TcpListener(int fd, std::string address) : fd_(fd), address_(std::move(address)) {}
+  ~TcpListener() override {
+    Close();
+    ::close(fd_);
+  }
+
+  Result<std::unique_ptr<Connection>> Accept() override {
+    for (;;) {
+      if (closed_) return Error(proto::CANCELLED, "listener closed");
+      sockaddr_in sa{};
+      socklen_t len = sizeof(sa);
+      int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&sa), &len, SOCK_CLOEXEC);
+      if (fd >= 0) return std::unique_ptr<Connection>(new TcpConnection(fd, SockName(sa)));
+      if (closed_) return Error(proto::CANCELLED, "listener closed");
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE) {
+        ::poll(nullptr, 0, 10);  // out of descriptors: back off instead of spinning
+        continue;
+      }
+      return Status::FromErrno(errno, "accept on " + address_);
+    }
+  }
+
+  void Close() override {
+    if (!closed_.exchange(true)) ::shutdown(fd_, SHUT_RDWR);
+  }
+  std::string Address() const override { return address_; }
+
+ private:
+  int fd_;
+  std::string address_;
+  std::atomic<bool> closed_{false};
+};
+
+class Tcp : public Transport {
+ public:
+  Result<std::unique_ptr<Connection>> Connect(const std::string& address, int timeout_ms) override {
+    sockaddr_in sa;
+    RETURN_IF_ERROR(ResolveIpv4(address, &sa));
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return Status::FromErrno(errno, "socket");
+    int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+    if (rc < 0 && errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      rc = ::poll(&p, 1, timeout_ms);
+      if (rc == 0) {
+        ::close(fd);
+        return Error(proto::UNAVAILABLE, "connect to " + address + " timed out");
+      }
+      int err = 0;
+      socklen_t len = sizeof(err);
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0) {
+        ::close(fd);
+        return Error(proto::UNAVAILABLE, "connect to " + address + ": " + std::strerror(err));
+      }
+    } else if (rc < 0) {
+      int err = errno;
+      ::close(fd);
+      return Error(proto::UNAVAILABLE, "connect to " + address + ": " + std::strerror(err));
+    }
+    int flags = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    return std::unique_ptr<Connection>(new TcpConnection(fd, address));
+  }
+
+  Result<std::unique_ptr<Listener>> Listen(const std::string& address) override {
+    sockaddr_in sa;
+    RETURN_IF_ERROR(ResolveIpv4(address, &sa));
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return Status::FromErrno(errno, "socket");
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) < 0 || ::listen(fd, 512) < 0) {
+      int err = errno;
+      ::close(fd);
+      return Status::FromErrno(err, "listen on " + address);
+    }
+    socklen_t len = sizeof(sa);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+    return std::unique_ptr<Listener>(new TcpListener(fd, SockName(sa)));
+  }
+
+  std::string Name() const override { return "tcp"; }
+};
+
+}  // namespace
+
+Transport* TcpTransport() {
+  static Tcp tcp;
+  return &tcp;
+}
+
+}  // namespace shoal::rpc

@@ -1,0 +1,63 @@
+// The transport seam: byte-stream connections that carry frames.
+//
+// A Connection is used by one reader thread (ReadFull) and by writers that
+// serialize among themselves (the RPC layer holds a send mutex); Shutdown()
+// may be called from any thread and makes blocked reads and writes fail.
+//
+// Bulk data on TCP travels as frame payload read straight into the caller's
+// buffer (see rpc/client.h). A one-sided backend (RDMA) plugs in below the
+// RPC layer through the same request/response flow.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+
+namespace shoal::rpc {
+
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  // Writes every byte of iov[0..n). UNAVAILABLE when the peer is gone,
+  // TIMEOUT when the send timeout passes.
+  virtual Status WriteV(const iovec* iov, int n) = 0;
+  // Reads exactly the bytes of iov[0..n). UNAVAILABLE on EOF or reset.
+  virtual Status ReadFullV(const iovec* iov, int n) = 0;
+  Status ReadFull(void* buf, size_t len) {
+    iovec v{buf, len};
+    return ReadFullV(&v, 1);
+  }
+  // Timeouts for blocking reads / writes; 0 disables.
+  virtual void SetTimeouts(int read_ms, int write_ms) = 0;
+  virtual void Shutdown() = 0;
+  virtual std::string PeerName() const = 0;
+};
+
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  // Blocks for the next connection; CANCELLED after Close().
+  virtual Result<std::unique_ptr<Connection>> Accept() = 0;
+  virtual void Close() = 0;
+  virtual std::string Address() const = 0;  // host:port actually bound
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual Result<std::unique_ptr<Connection>> Connect(const std::string& address, int timeout_ms) = 0;
+  virtual Result<std::unique_ptr<Listener>> Listen(const std::string& address) = 0;
+  virtual std::string Name() const = 0;
+};
+
+// TCP over IPv4 ("host:port"; port 0 picks a free port). Process-wide singleton.
+Transport* TcpTransport();
+
+// Splits "host:port". INVALID_ARGUMENT when malformed.
+Status ParseHostPort(const std::string& address, std::string* host, uint16_t* port);
+
+}  // namespace shoal::rpc
