@@ -1,0 +1,217 @@
+// Helpers shared by the metadata operations: keys, names, permissions, inodes.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "meta/meta_store.h"
+
+namespace shoal::meta {
+
+namespace {
+const char kNextInoKey[] = "next_ino";
+
+void PutBe64(std::string& s, uint64_t v) {
+  for (int i = 7; i >= 0; --i) s.push_back(static_cast<char>(v >> (8 * i)));
+}
+uint64_t GetBe64(std::string_view s) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(s[i]);
+  return v;
+}
+}  // namespace
+
+MetaStore::MetaStore(Kv* kv, std::function<std::vector<uint32_t>()> chains) : kv_(kv), chains_(std::move(chains)) {}
+
+std::string MetaStore::InodeKey(uint64_t ino) {
+  std::string k;
+  PutBe64(k, ino);
+  return k;
+}
+
+std::string MetaStore::DirentKey(uint64_t parent, const std::string& name) {
+  std::string k;
+  PutBe64(k, parent);
+  k += name;
+  return k;
+}
+
+std::string MetaStore::DirentValue(uint64_t ino, proto::FileType type) {
+  std::string v;
+  PutBe64(v, ino);
+  v.push_back(static_cast<char>(type));
+  return v;
+}
+
+bool MetaStore::ParseDirent(std::string_view value, uint64_t* ino, proto::FileType* type) {
+  if (value.size() != 9) return false;
+  *ino = GetBe64(value);
+  *type = static_cast<proto::FileType>(value[8]);
+  return true;
+}
+
+Status MetaStore::CheckName(const std::string& name) {
+  if (name.empty()) return Error(proto::INVALID_ARGUMENT, "empty name");
+  if (name.size() > kMaxNameLen) return Error(proto::NAME_TOO_LONG, "name longer than 255 bytes");
+  if (name == "." || name == "..") return Error(proto::INVALID_ARGUMENT, "'" + name + "' is not a valid name");
+  if (name.find('/') != std::string::npos || name.find('\0') != std::string::npos)
+    return Error(proto::INVALID_ARGUMENT, "name contains '/' or NUL");
+  return Status::OK();
+}
+
+Status MetaStore::CheckAccess(const Attr& a, const Caller& c, int mask) {
+  if (c.uid() == 0) {
+    // Root may search and read/write anything, but executes only what some x bit allows.
+    if ((mask & X_OK) && a.type() != proto::DIRECTORY && (a.mode() & 0111) == 0)
+      return Error(proto::PERMISSION_DENIED, "no execute bit");
+    return Status::OK();
+  }
+  uint32_t bits;
+  if (c.uid() == a.uid()) {
+    bits = (a.mode() >> 6) & 7;
+  } else if (c.gid() == a.gid() ||
+             std::find(c.groups().begin(), c.groups().end(), a.gid()) != c.groups().end()) {
+    bits = (a.mode() >> 3) & 7;
+  } else {
+    bits = a.mode() & 7;
+  }
+  if ((bits & mask) != static_cast<uint32_t>(mask))
+    return Error(proto::PERMISSION_DENIED, "permission denied on inode " + std::to_string(a.ino()));
+  return Status::OK();
+}
+
+Status MetaStore::CheckSticky(const Attr& dir, const Attr& victim, const Caller& c) {
+  if (!(dir.mode() & S_ISVTX) || c.uid() == 0 || c.uid() == dir.uid() || c.uid() == victim.uid())
+    return Status::OK();
+  return Error(proto::NOT_PERMITTED, "sticky directory: not the owner");
+}
+
+int64_t MetaStore::NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Status MetaStore::Init() {
+  std::lock_guard<std::mutex> l(write_mu_);
+  auto next = kv_->Get(Cf::kCluster, kNextInoKey);
+  if (next.ok()) {
+    next_ino_ = GetBe64(*next);
+    return Status::OK();
+  }
+  if (next.status().code() != proto::NOT_FOUND) return next.status();
+  Caller root;
+  Attr a = NewAttr(kRootIno, proto::DIRECTORY, 0755, root);
+  a.set_nlink(2);
+  a.set_parent(kRootIno);
+  a.mutable_dir_layout()->set_chunk_size(kDefaultChunkSize);
+  KvBatch b;
+  PutInode(b, a);
+  next_ino_ = kRootIno + 1;
+  std::string v;
+  PutBe64(v, next_ino_);
+  b.Put(Cf::kCluster, kNextInoKey, v);
+  return kv_->Write(b);
+}
+
+Result<Attr> MetaStore::LoadInode(uint64_t ino) {
+  auto raw = kv_->Get(Cf::kInodes, InodeKey(ino));
+  if (!raw.ok()) {
+    if (raw.status().code() == proto::NOT_FOUND) return Error(proto::NOT_FOUND, "no inode " + std::to_string(ino));
+    return raw.status();
+  }
+  Attr a;
+  if (!a.ParseFromString(*raw)) return Error(proto::INTERNAL, "corrupt inode " + std::to_string(ino));
+  return a;
+}
+
+Result<Attr> MetaStore::LoadDir(uint64_t ino) {
+  ASSIGN_OR_RETURN(Attr a, LoadInode(ino));
+  if (a.type() != proto::DIRECTORY) return Error(proto::NOT_DIRECTORY, "inode " + std::to_string(ino) + " is not a directory");
+  return a;
+}
+
+Result<uint64_t> MetaStore::FindEntry(uint64_t parent, const std::string& name) {
+  auto raw = kv_->Get(Cf::kDirents, DirentKey(parent, name));
+  if (!raw.ok()) {
+    if (raw.status().code() == proto::NOT_FOUND) return Error(proto::NOT_FOUND, "no entry '" + name + "'");
+    return raw.status();
+  }
+  uint64_t ino;
+  proto::FileType type;
+  if (!ParseDirent(*raw, &ino, &type)) return Error(proto::INTERNAL, "corrupt directory entry '" + name + "'");
+  return ino;
+}
+
+void MetaStore::PutInode(KvBatch& b, const Attr& a) { b.Put(Cf::kInodes, InodeKey(a.ino()), a.SerializeAsString()); }
+
+Result<uint64_t> MetaStore::AllocateIno(KvBatch& b) {
+  uint64_t ino = next_ino_++;
+  std::string v;
+  PutBe64(v, next_ino_);
+  b.Put(Cf::kCluster, kNextInoKey, v);
+  return ino;
+}
+
+Attr MetaStore::NewAttr(uint64_t ino, proto::FileType type, uint32_t mode, const Caller& c) {
+  Attr a;
+  int64_t now = NowNs();
+  a.set_ino(ino);
+  a.set_type(type);
+  a.set_mode(mode & 07777);
+  a.set_uid(c.uid());
+  a.set_gid(c.gid());
+  a.set_nlink(1);
+  a.set_atime_ns(now);
+  a.set_mtime_ns(now);
+  a.set_ctime_ns(now);
+  return a;
+}
+
+void MetaStore::DropLink(KvBatch& b, Attr& victim) {
+  if (victim.type() == proto::DIRECTORY || victim.nlink() <= 1) {
+    b.Delete(Cf::kInodes, InodeKey(victim.ino()));
+    if (victim.type() == proto::REGULAR)
+      b.Put(Cf::kDeleteQueue, InodeKey(victim.ino()), victim.layout().SerializeAsString());
+    return;
+  }
+  victim.set_nlink(victim.nlink() - 1);
+  victim.set_ctime_ns(NowNs());
+  PutInode(b, victim);
+}
+
+Result<bool> MetaStore::DirIsEmpty(uint64_t ino) {
+  bool empty = true;
+  RETURN_IF_ERROR(kv_->Scan(Cf::kDirents, InodeKey(ino), "", [&](std::string_view, std::string_view) {
+    empty = false;
+    return false;
+  }));
+  return empty;
+}
+
+Result<proto::Layout> MetaStore::PlaceFile(const Attr& parent, uint64_t ino) {
+  std::vector<uint32_t> chains = chains_();
+  if (chains.empty()) return Error(proto::UNAVAILABLE, "no storage chains registered");
+  const proto::Layout& def = parent.dir_layout();
+  uint32_t n = static_cast<uint32_t>(chains.size());
+  uint32_t stripe = def.stripe_width() ? std::min(def.stripe_width(), n) : std::min(kDefaultMaxStripe, n);
+  proto::Layout layout;
+  layout.set_chunk_size(def.chunk_size() ? def.chunk_size() : kDefaultChunkSize);
+  layout.set_stripe_width(stripe);
+  // Rotate the starting chain by inode number: deterministic, and consecutive
+  // files begin on different chains so that load spreads.
+  uint32_t start = static_cast<uint32_t>(ino % n);
+  for (uint32_t k = 0; k < stripe; ++k) layout.add_chains(chains[(start + k) % n]);
+  return layout;
+}
+
+Result<uint64_t> MetaStore::CountInodes() {
+  uint64_t n = 0;
+  RETURN_IF_ERROR(kv_->Scan(Cf::kInodes, "", "", [&](std::string_view, std::string_view) {
+    ++n;
+    return true;
+  }));
+  return n;
+}
+
+}  // namespace shoal::meta

@@ -1,0 +1,29 @@
+#include "meta/meta_store.h"
+
+namespace shoal::meta {
+
+Result<std::vector<MetaStore::Reclaim>> MetaStore::PendingReclaims(size_t max) {
+  std::vector<Reclaim> out;
+  Status bad;
+  RETURN_IF_ERROR(kv_->Scan(Cf::kDeleteQueue, "", "", [&](std::string_view k, std::string_view v) {
+    Reclaim r;
+    r.ino = 0;
+    for (int i = 0; i < 8 && i < static_cast<int>(k.size()); ++i) r.ino = (r.ino << 8) | static_cast<uint8_t>(k[i]);
+    if (k.size() != 8 || !r.layout.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
+      bad = Error(proto::INTERNAL, "corrupt delete-queue entry");
+      return false;
+    }
+    out.push_back(std::move(r));
+    return out.size() < max;
+  }));
+  RETURN_IF_ERROR(bad);
+  return out;
+}
+
+Status MetaStore::FinishReclaim(uint64_t ino) {
+  KvBatch b;
+  b.Delete(Cf::kDeleteQueue, InodeKey(ino));
+  return kv_->Write(b);
+}
+
+}  // namespace shoal::meta

@@ -1,0 +1,63 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "meta/meta_store.h"
+
+namespace shoal::meta {
+
+Result<Attr> MetaStore::SetAttr(const proto::SetAttrReq& req) {
+  std::lock_guard<std::mutex> l(write_mu_);
+  const Caller& c = req.caller();
+  ASSIGN_OR_RETURN(Attr a, LoadInode(req.ino()));
+  bool owner = c.uid() == 0 || c.uid() == a.uid();
+  int64_t now = NowNs();
+  if (req.set_mode()) {
+    if (!owner) return Error(proto::NOT_PERMITTED, "only the owner may change the mode");
+    uint32_t mode = req.mode() & 07777;
+    // A non-root caller outside the file's group cannot set the setgid bit.
+    bool in_group = c.gid() == a.gid() || std::find(c.groups().begin(), c.groups().end(), a.gid()) != c.groups().end();
+    if (c.uid() != 0 && !in_group) mode &= ~static_cast<uint32_t>(S_ISGID);
+    a.set_mode(mode);
+  }
+  if (req.set_uid() && req.uid() != a.uid()) {
+    if (c.uid() != 0) return Error(proto::NOT_PERMITTED, "only root may change the owner");
+    a.set_uid(req.uid());
+  }
+  if (req.set_gid() && req.gid() != a.gid()) {
+    bool member = c.gid() == req.gid() || std::find(c.groups().begin(), c.groups().end(), req.gid()) != c.groups().end();
+    if (c.uid() != 0 && !(c.uid() == a.uid() && member))
+      return Error(proto::NOT_PERMITTED, "not allowed to change the group");
+    a.set_gid(req.gid());
+  }
+  if ((req.set_uid() || req.set_gid()) && c.uid() != 0 && a.type() == proto::REGULAR)
+    a.set_mode(a.mode() & ~static_cast<uint32_t>(S_ISUID | S_ISGID));
+  if (req.set_size()) {
+    if (a.type() == proto::DIRECTORY) return Error(proto::IS_DIRECTORY, "cannot truncate a directory");
+    if (a.type() != proto::REGULAR) return Error(proto::INVALID_ARGUMENT, "cannot truncate this file type");
+    RETURN_IF_ERROR(CheckAccess(a, c, W_OK));
+    a.set_size(req.size());
+    a.set_mtime_ns(now);
+  }
+  for (auto [set, value, field] : {std::tuple{req.set_atime(), req.atime_ns(), 0}, std::tuple{req.set_mtime(), req.mtime_ns(), 1}}) {
+    if (!set) continue;
+    if (value < 0) {  // "now": the owner or anyone who may write
+      if (!owner) RETURN_IF_ERROR(CheckAccess(a, c, W_OK));
+      value = now;
+    } else if (!owner) {
+      return Error(proto::NOT_PERMITTED, "only the owner may set explicit times");
+    }
+    if (field == 0) a.set_atime_ns(value);
+    else a.set_mtime_ns(value);
+  }
+  a.set_ctime_ns(now);
+  KvBatch b;
+  PutInode(b, a);
+  RETURN_IF_ERROR(kv_->Write(b));
+  return a;
+}
+
+
+}  // namespace shoal::meta

@@ -1,0 +1,25 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "meta/meta_store.h"
+
+namespace shoal::meta {
+
+Result<Attr> MetaStore::UpdateLength(uint64_t ino, uint64_t length) {
+  std::lock_guard<std::mutex> l(write_mu_);
+  ASSIGN_OR_RETURN(Attr a, LoadInode(ino));
+  if (a.type() != proto::REGULAR) return Error(proto::INVALID_ARGUMENT, "not a regular file");
+  a.set_size(std::max(a.size(), length));
+  int64_t now = NowNs();
+  a.set_mtime_ns(now);
+  a.set_ctime_ns(now);
+  KvBatch b;
+  PutInode(b, a);
+  RETURN_IF_ERROR(kv_->Write(b));
+  return a;
+}
+
+}  // namespace shoal::meta

@@ -1,0 +1,248 @@
+// Namespace semantics, run over both Kv backends.
+#include "meta/meta_store.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace shoal::meta {
+namespace {
+
+struct MemoryBackend {
+  static std::unique_ptr<Kv> Open(const std::string&) { return NewMemoryKv(); }
+};
+struct RocksBackend {
+  static std::unique_ptr<Kv> Open(const std::string& dir) { return std::move(OpenRocksKv(dir)).value(); }
+};
+
+Caller Root() { return Caller(); }
+Caller User(uint32_t uid, uint32_t gid) {
+  Caller c;
+  c.set_uid(uid);
+  c.set_gid(gid);
+  return c;
+}
+
+template <typename B>
+class MetaStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/ms_" + std::to_string(getpid()) + "_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(dir_);
+    kv_ = B::Open(dir_);
+    store_ = std::make_unique<MetaStore>(kv_.get(), [this] { return chains_; });
+    ASSERT_TRUE(store_->Init().ok());
+  }
+  void TearDown() override {
+    store_.reset();
+    kv_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  uint64_t Mkdir(uint64_t parent, const std::string& name) { return store_->Mkdir(Root(), parent, name, 0755)->ino(); }
+  uint64_t Create(uint64_t parent, const std::string& name) {
+    return store_->Create(Root(), parent, name, 0644, true)->ino();
+  }
+  ErrorCode LookupCode(uint64_t parent, const std::string& name) {
+    return store_->Lookup(Root(), parent, name).status().code();
+  }
+  std::vector<std::string> List(uint64_t dir) {
+    bool eof = false;
+    std::vector<std::string> names;
+    std::string after;
+    while (!eof) {
+      auto rows = store_->ReadDir(Root(), dir, after, 3, false, &eof);
+      EXPECT_TRUE(rows.ok());
+      for (auto& r : *rows) names.push_back(r.name);
+      if (!rows->empty()) after = rows->back().name;
+    }
+    return names;
+  }
+
+  std::string dir_;
+  std::vector<uint32_t> chains_{1, 2, 3};
+  std::unique_ptr<Kv> kv_;
+  std::unique_ptr<MetaStore> store_;
+};
+
+using Backends = ::testing::Types<MemoryBackend, RocksBackend>;
+TYPED_TEST_SUITE(MetaStoreTest, Backends);
+
+TYPED_TEST(MetaStoreTest, CreateLookupAndLayoutPlacement) {
+  auto& s = *this->store_;
+  auto a = s.Create(Root(), kRootIno, "f", 0640, true);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->type(), proto::REGULAR);
+  EXPECT_EQ(a->layout().chunk_size(), kDefaultChunkSize);
+  EXPECT_EQ(a->layout().stripe_width(), 3u);
+  EXPECT_EQ(a->layout().chains_size(), 3);
+  EXPECT_EQ(s.Create(Root(), kRootIno, "f", 0640, true).status().code(), proto::ALREADY_EXISTS);
+  EXPECT_EQ(s.Create(Root(), kRootIno, "f", 0640, false)->ino(), a->ino());
+  EXPECT_EQ(s.Lookup(Root(), kRootIno, "f")->ino(), a->ino());
+  // Consecutive files start on different chains.
+  auto b = s.Create(Root(), kRootIno, "g", 0640, true);
+  EXPECT_NE(a->layout().chains(0), b->layout().chains(0));
+}
+
+TYPED_TEST(MetaStoreTest, RejectsBadNames) {
+  auto& s = *this->store_;
+  EXPECT_EQ(s.Create(Root(), kRootIno, std::string(256, 'a'), 0644, true).status().code(), proto::NAME_TOO_LONG);
+  EXPECT_TRUE(s.Create(Root(), kRootIno, std::string(255, 'a'), 0644, true).ok());
+  for (std::string bad : std::vector<std::string>{"", ".", "..", "a/b", std::string("a\0b", 3)})
+    EXPECT_EQ(s.Mkdir(Root(), kRootIno, bad, 0755).status().code(), proto::INVALID_ARGUMENT) << bad;
+}
+
+TYPED_TEST(MetaStoreTest, DirectoryLayoutIsInherited) {
+  auto& s = *this->store_;
+  uint64_t d = this->Mkdir(kRootIno, "d");
+  EXPECT_EQ(s.SetLayout(Root(), d, 1000, 2).status().code(), proto::INVALID_ARGUMENT);
+  ASSERT_TRUE(s.SetLayout(Root(), d, 4 << 20, 2).ok());
+  uint64_t sub = this->Mkdir(d, "sub");
+  auto f = s.Create(Root(), sub, "f", 0644, true);
+  EXPECT_EQ(f->layout().chunk_size(), 4u << 20);
+  EXPECT_EQ(f->layout().stripe_width(), 2u);
+  EXPECT_EQ(s.SetLayout(User(1000, 1000), d, 1 << 20, 1).status().code(), proto::NOT_PERMITTED);
+}
+
+TYPED_TEST(MetaStoreTest, UnlinkRmdirAndLinkCounts) {
+  auto& s = *this->store_;
+  uint64_t d = this->Mkdir(kRootIno, "d");
+  EXPECT_EQ(s.GetAttr(kRootIno)->nlink(), 3u);
+  uint64_t f = this->Create(d, "f");
+  EXPECT_EQ(s.Rmdir(Root(), kRootIno, "d").code(), proto::NOT_EMPTY);
+  EXPECT_EQ(s.Unlink(Root(), kRootIno, "d").code(), proto::IS_DIRECTORY);
+  EXPECT_EQ(s.Rmdir(Root(), d, "f").code(), proto::NOT_DIRECTORY);
+  ASSERT_TRUE(s.Link(Root(), f, kRootIno, "hard").ok());
+  EXPECT_EQ(s.GetAttr(f)->nlink(), 2u);
+  ASSERT_TRUE(s.Unlink(Root(), d, "f").ok());
+  EXPECT_EQ(s.GetAttr(f)->nlink(), 1u);
+  EXPECT_TRUE(s.PendingReclaims(10)->empty());
+  ASSERT_TRUE(s.Unlink(Root(), kRootIno, "hard").ok());
+  EXPECT_EQ(s.GetAttr(f).status().code(), proto::NOT_FOUND);
+  auto q = s.PendingReclaims(10);
+  ASSERT_EQ(q->size(), 1u);
+  EXPECT_EQ((*q)[0].ino, f);
+  ASSERT_TRUE(s.FinishReclaim(f).ok());
+  EXPECT_TRUE(s.PendingReclaims(10)->empty());
+  ASSERT_TRUE(s.Rmdir(Root(), kRootIno, "d").ok());
+  EXPECT_EQ(s.GetAttr(kRootIno)->nlink(), 2u);
+  EXPECT_EQ(s.Link(Root(), kRootIno, kRootIno, "x").status().code(), proto::NOT_PERMITTED);
+}
+
+TYPED_TEST(MetaStoreTest, RenameFilesAndDirectories) {
+  auto& s = *this->store_;
+  uint64_t a = this->Mkdir(kRootIno, "a");
+  uint64_t b = this->Mkdir(kRootIno, "b");
+  uint64_t f = this->Create(a, "f");
+  uint64_t g = this->Create(b, "g");
+  // Across directories, replacing a file: the replaced file is queued for reclaim.
+  ASSERT_TRUE(s.Rename(Root(), a, "f", b, "g", false).ok());
+  EXPECT_EQ(this->LookupCode(a, "f"), proto::NOT_FOUND);
+  EXPECT_EQ(s.Lookup(Root(), b, "g")->ino(), f);
+  EXPECT_EQ(s.GetAttr(g).status().code(), proto::NOT_FOUND);
+  EXPECT_EQ(s.PendingReclaims(10)->size(), 1u);
+  // No-replace.
+  this->Create(b, "h");
+  EXPECT_EQ(s.Rename(Root(), b, "g", b, "h", true).code(), proto::ALREADY_EXISTS);
+  // Directory moves: parent link counts follow; never under itself.
+  uint64_t sub = this->Mkdir(a, "sub");
+  ASSERT_TRUE(s.Rename(Root(), a, "sub", b, "sub2", false).ok());
+  EXPECT_EQ(s.GetAttr(a)->nlink(), 2u);
+  EXPECT_EQ(s.GetAttr(b)->nlink(), 3u);
+  EXPECT_EQ(s.GetAttr(sub)->parent(), b);
+  EXPECT_EQ(s.Rename(Root(), kRootIno, "b", sub, "loop", false).code(), proto::INVALID_ARGUMENT);
+  EXPECT_EQ(s.Rename(Root(), kRootIno, "b", b, "self", false).code(), proto::INVALID_ARGUMENT);
+  // Directory over a non-empty directory / over a file; file over a directory.
+  this->Mkdir(a, "full");
+  this->Create(s.Lookup(Root(), a, "full")->ino(), "x");
+  EXPECT_EQ(s.Rename(Root(), b, "sub2", a, "full", false).code(), proto::NOT_EMPTY);
+  EXPECT_EQ(s.Rename(Root(), b, "sub2", b, "h", false).code(), proto::NOT_DIRECTORY);
+  EXPECT_EQ(s.Rename(Root(), b, "h", a, "full", false).code(), proto::IS_DIRECTORY);
+  // Directory over an empty directory.
+  this->Mkdir(a, "empty");
+  ASSERT_TRUE(s.Rename(Root(), b, "sub2", a, "empty", false).ok());
+  EXPECT_EQ(s.Lookup(Root(), a, "empty")->ino(), sub);
+  EXPECT_EQ(s.GetAttr(a)->nlink(), 4u);  // full + empty(sub)
+  EXPECT_EQ(s.GetAttr(b)->nlink(), 2u);
+}
+
+TYPED_TEST(MetaStoreTest, ReadDirPagesInNameOrderWithPlus) {
+  auto& s = *this->store_;
+  uint64_t d = this->Mkdir(kRootIno, "d");
+  for (auto n : {"e", "b", "a", "d", "c", "f", "g"}) this->Create(d, n);
+  EXPECT_EQ(this->List(d), (std::vector<std::string>{"a", "b", "c", "d", "e", "f", "g"}));
+  bool eof = false;
+  auto rows = s.ReadDir(Root(), d, "", 100, true, &eof);
+  EXPECT_TRUE(eof);
+  ASSERT_EQ(rows->size(), 7u);
+  EXPECT_EQ((*rows)[0].attr.ino(), (*rows)[0].ino);
+  EXPECT_EQ((*rows)[0].attr.type(), proto::REGULAR);
+}
+
+TYPED_TEST(MetaStoreTest, PermissionsFollowCallerIdentity) {
+  auto& s = *this->store_;
+  uint64_t d = s.Mkdir(Root(), kRootIno, "private", 0700)->ino();
+  Caller alice = User(1000, 1000);
+  EXPECT_EQ(s.Create(alice, d, "f", 0644, true).status().code(), proto::PERMISSION_DENIED);
+  EXPECT_EQ(s.Lookup(alice, d, "f").status().code(), proto::PERMISSION_DENIED);
+  bool eof;
+  EXPECT_EQ(s.ReadDir(alice, d, "", 10, false, &eof).status().code(), proto::PERMISSION_DENIED);
+  // Open checks the access mode.
+  uint64_t f = s.Create(Root(), kRootIno, "ro", 0644, true)->ino();
+  EXPECT_TRUE(s.Open(alice, f, O_RDONLY).ok());
+  EXPECT_EQ(s.Open(alice, f, O_WRONLY).status().code(), proto::PERMISSION_DENIED);
+  // chmod by a non-owner, chown by a non-root user.
+  proto::SetAttrReq req;
+  *req.mutable_caller() = alice;
+  req.set_ino(f);
+  req.set_set_mode(true);
+  req.set_mode(0777);
+  EXPECT_EQ(s.SetAttr(req).status().code(), proto::NOT_PERMITTED);
+  *req.mutable_caller() = Root();
+  req.set_set_uid(true);
+  req.set_uid(1000);
+  auto a = s.SetAttr(req);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->mode(), 0777u);
+  EXPECT_EQ(a->uid(), 1000u);
+  proto::SetAttrReq chown;
+  *chown.mutable_caller() = alice;
+  chown.set_ino(f);
+  chown.set_set_uid(true);
+  chown.set_uid(0);
+  EXPECT_EQ(s.SetAttr(chown).status().code(), proto::NOT_PERMITTED);
+  // Sticky directories: only the owner removes.
+  uint64_t tmp = s.Mkdir(Root(), kRootIno, "tmp", 01777)->ino();
+  ASSERT_TRUE(s.Create(alice, tmp, "mine", 0644, true).ok());
+  EXPECT_EQ(s.Unlink(User(1001, 1001), tmp, "mine").code(), proto::NOT_PERMITTED);
+  EXPECT_TRUE(s.Unlink(alice, tmp, "mine").ok());
+}
+
+TYPED_TEST(MetaStoreTest, TruncateSymlinkAndLength) {
+  auto& s = *this->store_;
+  uint64_t f = this->Create(kRootIno, "f");
+  ASSERT_EQ(s.UpdateLength(f, 100)->size(), 100u);
+  EXPECT_EQ(s.UpdateLength(f, 50)->size(), 100u);  // length only grows through writes
+  proto::SetAttrReq req;
+  req.set_ino(f);
+  req.set_set_size(true);
+  req.set_size(10);
+  EXPECT_EQ(s.SetAttr(req)->size(), 10u);
+  req.set_ino(kRootIno);
+  EXPECT_EQ(s.SetAttr(req).status().code(), proto::IS_DIRECTORY);
+  auto l = s.Symlink(Root(), kRootIno, "link", "f");
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(*s.Readlink(l->ino()), "f");
+  EXPECT_EQ(s.Readlink(f).status().code(), proto::INVALID_ARGUMENT);
+}
+
+TYPED_TEST(MetaStoreTest, NoChainsMeansNoFiles) {
+  this->chains_.clear();
+  EXPECT_EQ(this->store_->Create(Root(), kRootIno, "f", 0644, true).status().code(), proto::UNAVAILABLE);
+}
+
+}  // namespace
+}  // namespace shoal::meta
