@@ -1,0 +1,111 @@
+#include "storage/node_agent.h"
+
+#include <sys/statvfs.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/config.h"
+#include "common/log.h"
+
+namespace shoal::storage {
+
+NodeAgent::NodeAgent(rpc::RpcChannel* meta, uint32_t node_id, std::string address, std::vector<TargetConfig> targets,
+                     std::function<proto::NodeStats()> stats, int64_t interval_ms)
+    : meta_(meta), node_id_(node_id), address_(std::move(address)), targets_(std::move(targets)),
+      stats_(std::move(stats)), interval_ms_(interval_ms) {}
+
+NodeAgent::~NodeAgent() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void NodeAgent::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+std::vector<proto::TargetInfo> NodeAgent::TargetInfos() const {
+  std::vector<proto::TargetInfo> out;
+  for (const auto& t : targets_) {
+    proto::TargetInfo ti;
+    ti.set_target_id(t.id);
+    ti.set_path(t.path);
+    struct statvfs vfs;
+    if (statvfs(t.path.c_str(), &vfs) == 0) {
+      ti.set_capacity_bytes(uint64_t{vfs.f_blocks} * vfs.f_frsize);
+      ti.set_free_bytes(uint64_t{vfs.f_bavail} * vfs.f_frsize);
+    }
+    out.push_back(ti);
+  }
+  return out;
+}
+
+void NodeAgent::Loop() {
+  bool registered = false;
+  bool failing = false;
+  std::unique_lock<std::mutex> l(mu_);
+  while (!stop_) {
+    l.unlock();
+    Status st;
+    if (!registered) {
+      proto::RegisterReq req;
+      req.set_node_id(node_id_);
+      req.set_address(address_);
+      for (auto& ti : TargetInfos()) *req.add_targets() = ti;
+      proto::RegisterRsp rsp;
+      st = meta_->CallSync(proto::CLUSTER_REGISTER, req, &rsp, 5000);
+      if (st.ok()) {
+        registered = true;
+        LOG_INFO("registered node {} ({} targets) with meta at {}", node_id_, targets_.size(), meta_->address());
+      }
+    } else {
+      proto::HeartbeatReq req;
+      req.set_node_id(node_id_);
+      *req.mutable_stats() = stats_();
+      for (auto& ti : TargetInfos()) *req.add_targets() = ti;
+      proto::HeartbeatRsp rsp;
+      st = meta_->CallSync(proto::CLUSTER_HEARTBEAT, req, &rsp, 5000);
+      if (st.ok() && rsp.reregister()) registered = false;
+    }
+    if (!st.ok() && !failing) LOG_WARN("meta at {} unreachable: {}", meta_->address(), st.ToString());
+    if (st.ok() && failing) LOG_INFO("meta at {} reachable again", meta_->address());
+    failing = !st.ok();
+    l.lock();
+    if (registered || failing) cv_.wait_for(l, std::chrono::milliseconds(interval_ms_), [this] { return stop_; });
+  }
+}
+
+Result<std::vector<TargetConfig>> ParseTargets(const std::vector<std::string>& specs) {
+  std::vector<TargetConfig> out;
+  for (const auto& s : specs) {
+    auto colon = s.find(':');
+    char* end = nullptr;
+    unsigned long id = colon == std::string::npos ? 0 : strtoul(s.c_str(), &end, 10);
+    if (colon == std::string::npos || end != s.c_str() + colon || id == 0 || id > UINT32_MAX || colon + 1 == s.size())
+      return Error(proto::INVALID_ARGUMENT, "target '" + s + "' is not ID:PATH with ID > 0");
+    out.push_back({static_cast<uint32_t>(id), s.substr(colon + 1)});
+  }
+  if (out.empty()) return Error(proto::INVALID_ARGUMENT, "no targets configured");
+  return out;
+}
+
+Status ClaimTargetDir(const TargetConfig& t) {
+  std::error_code ec;
+  std::filesystem::create_directories(t.path, ec);
+  if (ec) return Error(proto::IO_ERROR, "create " + t.path + ": " + ec.message());
+  std::string stamp = t.path + "/target.id";
+  auto existing = ReadSmallFile(stamp);
+  if (existing.ok()) {
+    if (std::stoul("0" + *existing) != t.id)
+      return Error(proto::INVALID_ARGUMENT, t.path + " belongs to target " + *existing + ", not " + std::to_string(t.id));
+    return Status::OK();
+  }
+  std::ofstream(stamp) << t.id;
+  return Status::OK();
+}
+
+}  // namespace shoal::storage

@@ -1,0 +1,131 @@
+#include "storage/storage_service.h"
+
+#include "common/crc32c.h"
+#include "proto/storage.pb.h"
+
+namespace shoal::storage {
+
+StorageService::StorageService(std::map<uint32_t, ChunkStore*> targets, uint64_t max_read_bytes)
+    : targets_(std::move(targets)), max_read_bytes_(max_read_bytes) {}
+
+ChunkStore* StorageService::Find(uint32_t target_id) const {
+  auto it = targets_.find(target_id);
+  return it == targets_.end() ? nullptr : it->second;
+}
+
+proto::NodeStats StorageService::Stats() const {
+  proto::NodeStats s;
+  for (const auto& [id, store] : targets_) {
+    const StoreStats& t = store->stats();
+    s.set_reads(s.reads() + t.reads);
+    s.set_read_bytes(s.read_bytes() + t.read_bytes);
+    s.set_writes(s.writes() + t.writes);
+    s.set_write_bytes(s.write_bytes() + t.write_bytes);
+    s.set_checksum_errors(s.checksum_errors() + t.checksum_errors);
+    s.set_io_errors(s.io_errors() + t.io_errors);
+  }
+  return s;
+}
+
+namespace {
+struct ReadCall {
+  std::shared_ptr<rpc::ServerCall> call;
+  std::vector<ReadOp> ops;
+  std::atomic<int> groups{0};
+
+  void Respond() {
+    proto::ReadRsp rsp;
+    std::vector<iovec> payload;
+    payload.reserve(ops.size());
+    for (auto& op : ops) {
+      auto* r = rsp.add_results();
+      r->set_code(op.status.code());
+      if (op.status.ok()) {
+        payload.push_back({const_cast<uint8_t*>(op.data), op.length});
+      } else {
+        r->set_message(op.status.message());
+      }
+    }
+    call->Reply(rsp, payload.data(), static_cast<int>(payload.size()));
+  }
+};
+}  // namespace
+
+void StorageService::HandleRead(std::shared_ptr<rpc::ServerCall> call) {
+  proto::ReadReq req;
+  if (!call->Parse(&req)) return;
+  uint64_t total = 0;
+  for (const auto& item : req.items()) total += item.length();
+  if (total > max_read_bytes_)
+    return call->ReplyError(Error(proto::TOO_LARGE, "read of " + std::to_string(total) + " bytes exceeds " +
+                                                        std::to_string(max_read_bytes_)));
+  auto rc = std::make_shared<ReadCall>();
+  rc->call = std::move(call);
+  rc->ops.resize(req.items_size());
+  std::map<ChunkStore*, std::vector<ReadOp*>> groups;
+  for (int i = 0; i < req.items_size(); ++i) {
+    const auto& item = req.items(i);
+    ReadOp& op = rc->ops[i];
+    op.inode = item.chunk().inode();
+    op.index = item.chunk().index();
+    op.offset = item.offset();
+    op.length = item.length();
+    op.chunk_size = item.chunk_size();
+    ChunkStore* store = Find(item.chunk().target_id());
+    if (!store) {
+      op.status = Error(proto::NOT_FOUND, "no target " + std::to_string(item.chunk().target_id()) + " here");
+      continue;
+    }
+    groups[store].push_back(&op);
+  }
+  if (groups.empty()) return rc->Respond();
+  rc->groups = static_cast<int>(groups.size());
+  for (auto& [store, ops] : groups)
+    store->Read(std::move(ops), [rc] {
+      if (--rc->groups == 0) rc->Respond();
+    });
+}
+
+void StorageService::HandleWrite(std::shared_ptr<rpc::ServerCall> call) {
+  proto::WriteReq req;
+  if (!call->Parse(&req)) return;
+  if (call->payload_len() != req.length())
+    return call->ReplyError(Error(proto::INVALID_ARGUMENT, "payload length does not match the request"));
+  if (Crc32c(call->payload(), call->payload_len()) != req.payload_crc32c())
+    return call->ReplyError(Error(proto::CHECKSUM_MISMATCH, "write payload damaged in transit"));
+  ChunkStore* store = Find(req.chunk().target_id());
+  if (!store) return call->ReplyError(Error(proto::NOT_FOUND, "no target " + std::to_string(req.chunk().target_id())));
+  Status st = store->Write(req.chunk().inode(), req.chunk().index(), req.offset(), call->payload(), req.length(),
+                           req.chunk_size());
+  if (!st.ok()) return call->ReplyError(st);
+  call->Reply(proto::WriteRsp());
+}
+
+void StorageService::Register(rpc::RpcServer& server) {
+  using D = rpc::RpcServer::Dispatch;
+  server.Register(proto::STORAGE_READ, D::kInline, [this](auto call) { HandleRead(std::move(call)); });
+  server.Register(proto::STORAGE_WRITE, D::kPool, [this](auto call) { HandleWrite(std::move(call)); });
+  server.Register(proto::STORAGE_TRUNCATE, D::kPool, [this](std::shared_ptr<rpc::ServerCall> call) {
+    proto::TruncateReq req;
+    if (!call->Parse(&req)) return;
+    ChunkStore* store = Find(req.target_id());
+    if (!store) return call->ReplyError(Error(proto::NOT_FOUND, "no target " + std::to_string(req.target_id())));
+    Status st = store->Truncate(req.inode(), req.length(), req.chunk_size());
+    if (!st.ok()) return call->ReplyError(st);
+    call->Reply(proto::Empty());
+  });
+  server.Register(proto::STORAGE_REMOVE, D::kPool, [this](std::shared_ptr<rpc::ServerCall> call) {
+    proto::RemoveReq req;
+    if (!call->Parse(&req)) return;
+    ChunkStore* store = Find(req.target_id());
+    if (!store) return call->ReplyError(Error(proto::NOT_FOUND, "no target " + std::to_string(req.target_id())));
+    Status st = store->Remove(req.inode());
+    if (!st.ok()) return call->ReplyError(st);
+    call->Reply(proto::Empty());
+  });
+  server.Register(proto::STORAGE_STATS, D::kInline, [this](std::shared_ptr<rpc::ServerCall> call) {
+    call->Reply(Stats());
+  });
+}
+
+}  // namespace shoal::storage
