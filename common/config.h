@@ -39,6 +39,9 @@ class ConfigSpec {
 
   std::string Render() const;  // every key as TOML with help comments
 
+  // The underlying parser, for programs that add subcommands or positionals.
+  CLI::App& app() { return *app_; }
+
  private:
   struct Key {
     std::string name;

@@ -1,0 +1,320 @@
+// libshoal: metadata calls, the cluster table, and path resolution.
+#include "client/client.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <set>
+
+#include "client/timer.h"
+#include "proto/storage.pb.h"
+
+namespace shoal::client {
+
+namespace {
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+Caller ProcessCaller() {
+  Caller c;
+  c.set_uid(getuid());
+  c.set_gid(getgid());
+  return c;
+}
+
+Client::Client(const ClientOptions& options)
+    : options_(options),
+      channels_(rpc::Credentials{options.cluster_id, options.cluster_key, 5000}, rpc::TcpTransport()),
+      meta_(channels_.Get(options.meta_address)),
+      timer_(std::make_unique<Timer>()) {}
+
+Client::~Client() = default;
+
+Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  std::unique_ptr<Client> c(new Client(options));
+  RETURN_IF_ERROR(c->RefreshTable());
+  return c;
+}
+
+template <typename Rsp>
+Status Client::MetaCall(proto::Method m, const google::protobuf::Message& req, Rsp* rsp) {
+  // Only transport failures are retried: a metadata error is an answer.
+  Status st;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    st = meta_->CallSync(m, req, rsp, options_.meta_timeout_ms);
+    if (st.code() != proto::UNAVAILABLE) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 << attempt));
+  }
+  if (st.ok()) {
+    if constexpr (requires { rsp->table_version(); }) NoteTableVersion(rsp->table_version());
+  }
+  return st;
+}
+
+void Client::NoteTableVersion(uint64_t v) {
+  uint64_t seen = seen_table_version_.load();
+  while (v > seen && !seen_table_version_.compare_exchange_weak(seen, v)) {
+  }
+}
+
+Status Client::RefreshTable() {
+  proto::ClusterTable t;
+  RETURN_IF_ERROR(MetaCall(proto::CLUSTER_GET_TABLE, proto::GetTableReq(), &t));
+  NoteTableVersion(t.version());
+  // Each chain is served by its first serving target (one replica here).
+  std::map<uint32_t, Placement> placement;
+  for (const auto& c : t.chains())
+    for (uint32_t tid : c.targets()) {
+      if (placement.count(c.chain_id())) break;
+      for (const auto& target : t.targets())
+        if (target.target_id() == tid && target.state() == proto::TARGET_SERVING)
+          for (const auto& n : t.nodes())
+            if (n.node_id() == target.node_id()) placement[c.chain_id()] = Placement{c.chain_id(), tid, n.node_id(), n.address()};
+    }
+  std::unique_lock<std::shared_mutex> l(table_mu_);
+  if (t.version() >= table_.version()) {
+    table_ = std::move(t);
+    chain_placement_ = std::move(placement);
+  }
+  return Status::OK();
+}
+
+Result<proto::ClusterTable> Client::ClusterTable(bool refresh) {
+  if (refresh) RETURN_IF_ERROR(RefreshTable());
+  std::shared_lock<std::shared_mutex> l(table_mu_);
+  return table_;
+}
+
+Result<Client::Placement> Client::Place(const proto::Layout& layout, uint64_t index) {
+  if (layout.stripe_width() == 0 || layout.chains_size() == 0) return Error(proto::INVALID_ARGUMENT, "file has no layout");
+  uint32_t chain_id = layout.chains(static_cast<int>(index % layout.chains_size()));
+  for (int pass = 0; pass < 2; ++pass) {
+    {
+      std::shared_lock<std::shared_mutex> l(table_mu_);
+      bool fresh = seen_table_version_.load() <= table_.version();
+      auto it = chain_placement_.find(chain_id);
+      if (fresh && it != chain_placement_.end()) return it->second;
+      if (fresh && pass == 1) return Error(proto::UNAVAILABLE, "no serving target in chain " + std::to_string(chain_id));
+    }
+    RETURN_IF_ERROR(RefreshTable());
+  }
+  return Error(proto::UNAVAILABLE, "chain " + std::to_string(chain_id) + " has no serving target");
+}
+
+#define SHOAL_ATTR_CALL(method, Req, req)            \
+  proto::AttrRsp rsp;                                \
+  RETURN_IF_ERROR(MetaCall(method, req, &rsp));      \
+  return std::move(*rsp.mutable_attr())
+
+Result<Attr> Client::Lookup(const Caller& c, uint64_t parent, const std::string& name) {
+  proto::LookupReq req;
+  *req.mutable_caller() = c;
+  req.set_parent(parent);
+  req.set_name(name);
+  SHOAL_ATTR_CALL(proto::META_LOOKUP, LookupReq, req);
+}
+
+Result<Attr> Client::GetAttr(uint64_t ino) {
+  proto::GetAttrReq req;
+  req.set_ino(ino);
+  SHOAL_ATTR_CALL(proto::META_GETATTR, GetAttrReq, req);
+}
+
+Result<Attr> Client::SetAttr(proto::SetAttrReq req) {
+  if (req.set_size()) {
+    ASSIGN_OR_RETURN(Attr cur, GetAttr(req.ino()));
+    if (cur.type() == proto::REGULAR) {
+      // Cut the chunks first: if this fails, meta still has the old size and
+      // no stale bytes can reappear past a new, shorter end.
+      std::set<uint32_t> done;
+      for (int i = 0; i < cur.layout().chains_size(); ++i) {
+        ASSIGN_OR_RETURN(Placement p, Place(cur.layout(), i));
+        if (!done.insert(p.target_id).second) continue;
+        proto::TruncateReq t;
+        t.set_target_id(p.target_id);
+        t.set_inode(req.ino());
+        t.set_length(req.size());
+        t.set_chunk_size(cur.layout().chunk_size());
+        proto::Empty rsp;
+        RETURN_IF_ERROR(channels_.Get(p.address)->CallSync(proto::STORAGE_TRUNCATE, t, &rsp, options_.io_timeout_ms));
+      }
+    }
+  }
+  SHOAL_ATTR_CALL(proto::META_SETATTR, SetAttrReq, req);
+}
+
+Result<Attr> Client::Create(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode, bool exclusive) {
+  proto::CreateReq req;
+  *req.mutable_caller() = c;
+  req.set_parent(parent);
+  req.set_name(name);
+  req.set_mode(mode);
+  req.set_exclusive(exclusive);
+  SHOAL_ATTR_CALL(proto::META_CREATE, CreateReq, req);
+}
+
+Result<Attr> Client::Mkdir(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode) {
+  proto::MkdirReq req;
+  *req.mutable_caller() = c;
+  req.set_parent(parent);
+  req.set_name(name);
+  req.set_mode(mode);
+  SHOAL_ATTR_CALL(proto::META_MKDIR, MkdirReq, req);
+}
+
+Result<Attr> Client::Symlink(const Caller& c, uint64_t parent, const std::string& name, const std::string& target) {
+  proto::SymlinkReq req;
+  *req.mutable_caller() = c;
+  req.set_parent(parent);
+  req.set_name(name);
+  req.set_target(target);
+  SHOAL_ATTR_CALL(proto::META_SYMLINK, SymlinkReq, req);
+}
+
+Result<Attr> Client::Link(const Caller& c, uint64_t ino, uint64_t new_parent, const std::string& new_name) {
+  proto::LinkReq req;
+  *req.mutable_caller() = c;
+  req.set_ino(ino);
+  req.set_new_parent(new_parent);
+  req.set_new_name(new_name);
+  SHOAL_ATTR_CALL(proto::META_LINK, LinkReq, req);
+}
+
+Result<Attr> Client::Open(const Caller& c, uint64_t ino, uint32_t flags) {
+  proto::OpenReq req;
+  *req.mutable_caller() = c;
+  req.set_ino(ino);
+  req.set_flags(flags);
+  SHOAL_ATTR_CALL(proto::META_OPEN, OpenReq, req);
+}
+
+Result<Attr> Client::UpdateLength(uint64_t ino, uint64_t length) {
+  proto::UpdateLengthReq req;
+  req.set_ino(ino);
+  req.set_length(length);
+  SHOAL_ATTR_CALL(proto::META_UPDATE_LENGTH, UpdateLengthReq, req);
+}
+
+Result<Attr> Client::SetLayout(const Caller& c, uint64_t ino, uint32_t chunk_size, uint32_t stripe_width) {
+  proto::SetLayoutReq req;
+  *req.mutable_caller() = c;
+  req.set_ino(ino);
+  req.set_chunk_size(chunk_size);
+  req.set_stripe_width(stripe_width);
+  SHOAL_ATTR_CALL(proto::META_SET_LAYOUT, SetLayoutReq, req);
+}
+#undef SHOAL_ATTR_CALL
+
+Status Client::Unlink(const Caller& c, uint64_t parent, const std::string& name) {
+  proto::UnlinkReq req;
+  *req.mutable_caller() = c;
+  req.set_parent(parent);
+  req.set_name(name);
+  proto::EmptyRsp rsp;
+  std::lock_guard<std::mutex> l(dentry_mu_);
+  dentries_.erase({parent, name});
+  return MetaCall(proto::META_UNLINK, req, &rsp);
+}
+
+Status Client::Rmdir(const Caller& c, uint64_t parent, const std::string& name) {
+  proto::RmdirReq req;
+  *req.mutable_caller() = c;
+  req.set_parent(parent);
+  req.set_name(name);
+  proto::EmptyRsp rsp;
+  {
+    std::lock_guard<std::mutex> l(dentry_mu_);
+    dentries_.erase({parent, name});
+  }
+  return MetaCall(proto::META_RMDIR, req, &rsp);
+}
+
+Status Client::Rename(const Caller& c, uint64_t parent, const std::string& name, uint64_t new_parent,
+                      const std::string& new_name, bool no_replace) {
+  proto::RenameReq req;
+  *req.mutable_caller() = c;
+  req.set_parent(parent);
+  req.set_name(name);
+  req.set_new_parent(new_parent);
+  req.set_new_name(new_name);
+  req.set_no_replace(no_replace);
+  {
+    std::lock_guard<std::mutex> l(dentry_mu_);
+    dentries_.erase({parent, name});
+    dentries_.erase({new_parent, new_name});
+  }
+  proto::EmptyRsp rsp;
+  return MetaCall(proto::META_RENAME, req, &rsp);
+}
+
+Result<std::string> Client::Readlink(uint64_t ino) {
+  proto::ReadlinkReq req;
+  req.set_ino(ino);
+  proto::ReadlinkRsp rsp;
+  RETURN_IF_ERROR(MetaCall(proto::META_READLINK, req, &rsp));
+  return rsp.target();
+}
+
+Result<proto::ReadDirRsp> Client::ReadDir(const Caller& c, uint64_t ino, const std::string& start_after,
+                                          uint32_t limit, bool plus) {
+  proto::ReadDirReq req;
+  *req.mutable_caller() = c;
+  req.set_ino(ino);
+  req.set_start_after(start_after);
+  req.set_limit(limit);
+  req.set_plus(plus);
+  proto::ReadDirRsp rsp;
+  RETURN_IF_ERROR(MetaCall(proto::META_READDIR, req, &rsp));
+  return rsp;
+}
+
+Result<proto::StatFsRsp> Client::StatFs() {
+  proto::StatFsRsp rsp;
+  RETURN_IF_ERROR(MetaCall(proto::META_STATFS, proto::StatFsReq(), &rsp));
+  return rsp;
+}
+
+Result<Attr> Client::Resolve(const Caller& c, const std::string& path) {
+  if (path.empty() || path[0] != '/') return Error(proto::INVALID_ARGUMENT, "path '" + path + "' is not absolute");
+  ASSIGN_OR_RETURN(Attr cur, GetAttr(1));
+  size_t pos = 1;
+  while (pos < path.size()) {
+    size_t slash = path.find('/', pos);
+    if (slash == std::string::npos) slash = path.size();
+    std::string name = path.substr(pos, slash - pos);
+    pos = slash + 1;
+    if (name.empty() || name == ".") continue;
+    if (cur.type() != proto::DIRECTORY) return Error(proto::NOT_DIRECTORY, "'" + name + "' is under a non-directory");
+    int64_t now = NowMs();
+    {
+      std::lock_guard<std::mutex> l(dentry_mu_);
+      auto it = dentries_.find({cur.ino(), name});
+      if (it != dentries_.end() && it->second.expires_ms > now && slash != path.size()) {
+        cur = it->second.attr;
+        continue;
+      }
+    }
+    ASSIGN_OR_RETURN(Attr next, Lookup(c, cur.ino(), name));
+    if (options_.dentry_cache_ms > 0 && next.type() == proto::DIRECTORY) {
+      std::lock_guard<std::mutex> l(dentry_mu_);
+      dentries_[{cur.ino(), name}] = Dentry{next, now + options_.dentry_cache_ms};
+    }
+    cur = std::move(next);
+  }
+  return cur;
+}
+
+Result<std::pair<Attr, std::string>> Client::ResolveParent(const Caller& c, const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  size_t slash = p.rfind('/');
+  if (slash == std::string::npos || p == "/") return Error(proto::INVALID_ARGUMENT, "'" + path + "' has no parent");
+  std::string name = p.substr(slash + 1);
+  ASSIGN_OR_RETURN(Attr parent, Resolve(c, slash == 0 ? "/" : p.substr(0, slash)));
+  return std::make_pair(std::move(parent), name);
+}
+
+}  // namespace shoal::client

@@ -1,0 +1,153 @@
+// libshoal: the Shoal client library.
+//
+// Metadata calls go to shoal-meta (blocking, with a deadline). Data calls split
+// a byte range into chunk pieces, group them by storage server, and send one
+// batched request per server (at most `max_request_bytes` each), all in
+// flight at once; response bytes land directly in the caller's buffer.
+// Transport errors and timeouts are retried with backoff, a bounded number of
+// times, then the call fails (UNAVAILABLE / TIMEOUT, EIO at the FUSE boundary).
+//
+// Async calls complete through a callback that runs on an internal thread and
+// must not block; the caller's buffer must stay valid until then.
+// Thread-safe: one Client serves any number of threads.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "common/rpc/channel_pool.h"
+#include "common/status.h"
+#include "proto/cluster.pb.h"
+#include "proto/meta.pb.h"
+
+namespace shoal::client {
+
+using proto::Attr;
+using proto::Caller;
+
+struct ClientOptions {
+  std::string meta_address = "127.0.0.1:9000";
+  std::string cluster_id = "shoal";
+  std::string cluster_key;  // raw bytes (see rpc::LoadClusterKey)
+  int meta_timeout_ms = 10000;
+  int io_timeout_ms = 10000;    // per storage RPC attempt
+  int io_attempts = 4;          // tries per storage request before failing
+  uint32_t max_request_bytes = 8u << 20;
+  int dentry_cache_ms = 1000;   // path lookups cached this long (0: off)
+};
+
+// The caller's identity for permission checks (defaults to this process's).
+Caller ProcessCaller();
+
+using IoCallback = std::function<void(Result<size_t>)>;
+
+struct BatchReadItem {
+  uint64_t ino = 0;
+  uint64_t offset = 0;
+  size_t length = 0;
+  uint8_t* buf = nullptr;
+  // Results:
+  Status status;
+  size_t bytes = 0;  // less than length at end of file
+};
+
+class Client {
+ public:
+  // Loads the cluster table once; UNAVAILABLE / AUTH_FAILED when meta refuses.
+  static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options);
+  ~Client();
+
+  // ---- metadata (by inode) ----
+  Result<Attr> Lookup(const Caller& c, uint64_t parent, const std::string& name);
+  Result<Attr> GetAttr(uint64_t ino);
+  // A size change first cuts the chunks on every target of the layout.
+  Result<Attr> SetAttr(proto::SetAttrReq req);
+  Result<Attr> Create(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode, bool exclusive);
+  Result<Attr> Mkdir(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode);
+  Result<Attr> Symlink(const Caller& c, uint64_t parent, const std::string& name, const std::string& target);
+  Result<Attr> Link(const Caller& c, uint64_t ino, uint64_t new_parent, const std::string& new_name);
+  Status Unlink(const Caller& c, uint64_t parent, const std::string& name);
+  Status Rmdir(const Caller& c, uint64_t parent, const std::string& name);
+  Status Rename(const Caller& c, uint64_t parent, const std::string& name, uint64_t new_parent,
+                const std::string& new_name, bool no_replace);
+  Result<std::string> Readlink(uint64_t ino);
+  // One page of entries after `start_after`.
+  Result<proto::ReadDirRsp> ReadDir(const Caller& c, uint64_t ino, const std::string& start_after, uint32_t limit,
+                                    bool plus);
+  Result<proto::StatFsRsp> StatFs();
+  Result<Attr> Open(const Caller& c, uint64_t ino, uint32_t flags);
+  Result<Attr> UpdateLength(uint64_t ino, uint64_t length);
+  Result<Attr> SetLayout(const Caller& c, uint64_t ino, uint32_t chunk_size, uint32_t stripe_width);
+  Result<proto::ClusterTable> ClusterTable(bool refresh);
+
+  // ---- paths ----
+  // Resolves an absolute path ("/a/b"), without following a final symlink.
+  Result<Attr> Resolve(const Caller& c, const std::string& path);
+  // Splits "/a/b/c" into the parent's attr and "c".
+  Result<std::pair<Attr, std::string>> ResolveParent(const Caller& c, const std::string& path);
+
+  // ---- data ----
+  // Reads up to `length` bytes at `offset` (clamped to file.size()).
+  void ReadAsync(const Attr& file, uint64_t offset, size_t length, uint8_t* buf, IoCallback done);
+  Result<size_t> Read(const Attr& file, uint64_t offset, size_t length, uint8_t* buf);
+  // Many reads at once; each item gets its own status. Files are found by inode.
+  Status ReadBatch(std::vector<BatchReadItem>& items);
+  // Writes `length` bytes; durable on the storage targets when it completes.
+  // The file's length in meta is updated by UpdateLength (on close/fsync).
+  void WriteAsync(const Attr& file, uint64_t offset, size_t length, const uint8_t* data, IoCallback done);
+  Result<size_t> Write(const Attr& file, uint64_t offset, size_t length, const uint8_t* data);
+
+  // Where chunk `index` of the file lives: chain id, target id, node address.
+  struct Placement {
+    uint32_t chain_id = 0;
+    uint32_t target_id = 0;
+    uint32_t node_id = 0;
+    std::string address;
+  };
+  Result<Placement> Place(const proto::Layout& layout, uint64_t index);
+
+ private:
+  explicit Client(const ClientOptions& options);
+  template <typename Rsp>
+  Status MetaCall(proto::Method m, const google::protobuf::Message& req, Rsp* rsp);
+  Status RefreshTable();
+  void NoteTableVersion(uint64_t v);
+
+  struct Piece;
+  struct Request;
+  struct Op;
+  void SendRead(std::shared_ptr<Op> op, std::shared_ptr<Request> req);
+  void SendWrite(std::shared_ptr<Op> op, std::shared_ptr<Request> req);
+  void Retry(std::shared_ptr<Op> op, std::shared_ptr<Request> req, Status why, bool is_write);
+  void Finish(const std::shared_ptr<Op>& op);
+
+  ClientOptions options_;
+  rpc::ChannelPool channels_;
+  rpc::RpcChannel* meta_;
+
+  std::shared_mutex table_mu_;
+  proto::ClusterTable table_;                      // guarded by table_mu_
+  std::map<uint32_t, Placement> chain_placement_;  // guarded by table_mu_
+
+  std::mutex attr_mu_;
+  std::map<uint64_t, std::pair<Attr, int64_t>> attrs_;  // for ReadBatch: attr, expiry
+  std::atomic<uint64_t> seen_table_version_{0};
+
+  std::mutex dentry_mu_;
+  struct Dentry {
+    Attr attr;
+    int64_t expires_ms;
+  };
+  std::map<std::pair<uint64_t, std::string>, Dentry> dentries_;
+
+  class Timer;
+  std::unique_ptr<Timer> timer_;
+};
+
+}  // namespace shoal::client

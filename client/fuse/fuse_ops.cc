@@ -1,0 +1,381 @@
+#include "client/fuse/fuse_ops.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+namespace shoal::fuse {
+
+namespace {
+
+FuseContext* Ctx(fuse_req_t req) { return static_cast<FuseContext*>(fuse_req_userdata(req)); }
+
+proto::Caller CallerOf(fuse_req_t req) {
+  const fuse_ctx* fc = fuse_req_ctx(req);
+  proto::Caller c;
+  c.set_uid(fc->uid);
+  c.set_gid(fc->gid);
+  gid_t groups[64];
+  int n = fuse_req_getgroups(req, 64, groups);
+  for (int i = 0; i < n && i < 64; ++i) c.add_groups(groups[i]);
+  return c;
+}
+
+struct stat ToStat(const proto::Attr& a) {
+  struct stat st;
+  std::memset(&st, 0, sizeof(st));
+  st.st_ino = a.ino();
+  mode_t type = a.type() == proto::DIRECTORY ? S_IFDIR : a.type() == proto::SYMLINK ? S_IFLNK : S_IFREG;
+  st.st_mode = type | (a.mode() & 07777);
+  st.st_nlink = a.nlink();
+  st.st_uid = a.uid();
+  st.st_gid = a.gid();
+  st.st_size = static_cast<off_t>(a.size());
+  st.st_blocks = static_cast<blkcnt_t>((a.size() + 511) / 512);
+  st.st_blksize = a.type() == proto::REGULAR ? a.layout().chunk_size() : 4096;
+  st.st_atim = {static_cast<time_t>(a.atime_ns() / 1000000000), static_cast<long>(a.atime_ns() % 1000000000)};
+  st.st_mtim = {static_cast<time_t>(a.mtime_ns() / 1000000000), static_cast<long>(a.mtime_ns() % 1000000000)};
+  st.st_ctim = {static_cast<time_t>(a.ctime_ns() / 1000000000), static_cast<long>(a.ctime_ns() % 1000000000)};
+  return st;
+}
+
+fuse_entry_param ToEntry(fuse_req_t req, const proto::Attr& a) {
+  fuse_entry_param e;
+  std::memset(&e, 0, sizeof(e));
+  e.ino = a.ino();
+  e.generation = 1;
+  e.attr = ToStat(a);
+  e.attr_timeout = Ctx(req)->options.attr_timeout_s;
+  e.entry_timeout = Ctx(req)->options.entry_timeout_s;
+  return e;
+}
+
+void ReplyEntry(fuse_req_t req, const Result<proto::Attr>& r) {
+  if (!r.ok()) return (void)fuse_reply_err(req, r.status().ToErrno());
+  fuse_entry_param e = ToEntry(req, *r);
+  fuse_reply_entry(req, &e);
+}
+
+void ReplyAttr(fuse_req_t req, const Result<proto::Attr>& r) {
+  if (!r.ok()) return (void)fuse_reply_err(req, r.status().ToErrno());
+  struct stat st = ToStat(*r);
+  fuse_reply_attr(req, &st, Ctx(req)->options.attr_timeout_s);
+}
+
+void ReplyStatus(fuse_req_t req, const Status& st) { fuse_reply_err(req, st.ToErrno()); }
+
+// An open file: its attributes from open (close-to-open) and how far this
+// handle has written, reported to meta on flush/fsync/release.
+struct FileHandle {
+  proto::Attr attr;
+  std::atomic<uint64_t> written_end{0};
+  std::atomic<uint64_t> reported_end{0};
+};
+
+FileHandle* Handle(fuse_file_info* fi) { return reinterpret_cast<FileHandle*>(fi->fh); }
+
+// An open directory: the entries fetched so far, paged from meta on demand.
+struct DirHandle {
+  std::mutex mu;
+  std::vector<proto::DirEntry> entries;  // index 0 and 1 are "." and ".."
+  bool eof = false;
+};
+
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ReplyEntry(req, Ctx(req)->client->Lookup(CallerOf(req), parent, name));
+}
+
+void OpForget(fuse_req_t req, fuse_ino_t, uint64_t) { fuse_reply_none(req); }
+
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { ReplyAttr(req, Ctx(req)->client->GetAttr(ino)); }
+
+void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+  proto::SetAttrReq r;
+  *r.mutable_caller() = CallerOf(req);
+  r.set_ino(ino);
+  if (to_set & FUSE_SET_ATTR_MODE) r.set_set_mode(true), r.set_mode(attr->st_mode & 07777);
+  if (to_set & FUSE_SET_ATTR_UID) r.set_set_uid(true), r.set_uid(attr->st_uid);
+  if (to_set & FUSE_SET_ATTR_GID) r.set_set_gid(true), r.set_gid(attr->st_gid);
+  if (to_set & FUSE_SET_ATTR_SIZE) r.set_set_size(true), r.set_size(attr->st_size);
+  if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+    r.set_set_atime(true);
+    r.set_atime_ns((to_set & FUSE_SET_ATTR_ATIME_NOW) ? -1
+                                                       : attr->st_atim.tv_sec * 1000000000ll + attr->st_atim.tv_nsec);
+  }
+  if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+    r.set_set_mtime(true);
+    r.set_mtime_ns((to_set & FUSE_SET_ATTR_MTIME_NOW) ? -1
+                                                       : attr->st_mtim.tv_sec * 1000000000ll + attr->st_mtim.tv_nsec);
+  }
+  if ((to_set & FUSE_SET_ATTR_SIZE) && fi && fi->fh) {
+    FileHandle* h = Handle(fi);
+    h->written_end = std::min<uint64_t>(h->written_end, attr->st_size);
+    h->reported_end = std::min<uint64_t>(h->reported_end, attr->st_size);
+  }
+  auto res = Ctx(req)->client->SetAttr(r);
+  if (res.ok() && fi && fi->fh) Handle(fi)->attr.set_size(res->size());
+  ReplyAttr(req, res);
+}
+
+void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  auto t = Ctx(req)->client->Readlink(ino);
+  if (!t.ok()) return ReplyStatus(req, t.status());
+  fuse_reply_readlink(req, t->c_str());
+}
+
+void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
+  if (!S_ISREG(mode)) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  ReplyEntry(req, Ctx(req)->client->Create(CallerOf(req), parent, name, mode, true));
+}
+
+void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  ReplyEntry(req, Ctx(req)->client->Mkdir(CallerOf(req), parent, name, mode & ~fuse_req_ctx(req)->umask));
+}
+
+void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ReplyStatus(req, Ctx(req)->client->Unlink(CallerOf(req), parent, name));
+}
+
+void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ReplyStatus(req, Ctx(req)->client->Rmdir(CallerOf(req), parent, name));
+}
+
+void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  ReplyEntry(req, Ctx(req)->client->Symlink(CallerOf(req), parent, name, target));
+}
+
+void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+              unsigned int flags) {
+  if (flags & ~RENAME_NOREPLACE) return (void)fuse_reply_err(req, EINVAL);  // RENAME_EXCHANGE, WHITEOUT
+  ReplyStatus(req, Ctx(req)->client->Rename(CallerOf(req), parent, name, newparent, newname,
+                                            flags & RENAME_NOREPLACE));
+}
+
+void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  ReplyEntry(req, Ctx(req)->client->Link(CallerOf(req), ino, newparent, newname));
+}
+
+void SetOpenFlags(fuse_req_t req, fuse_file_info* fi) {
+  fi->direct_io = !Ctx(req)->options.page_cache || (fi->flags & O_DIRECT);
+  fi->keep_cache = 0;
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto a = Ctx(req)->client->Open(CallerOf(req), ino, fi->flags);
+  if (!a.ok()) return ReplyStatus(req, a.status());
+  auto* h = new FileHandle{*a};
+  h->written_end = h->reported_end = a->size();
+  fi->fh = reinterpret_cast<uint64_t>(h);
+  SetOpenFlags(req, fi);
+  if (fuse_reply_open(req, fi) != 0) delete h;  // the open was interrupted
+}
+
+void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  auto a = Ctx(req)->client->Create(CallerOf(req), parent, name, mode & ~fuse_req_ctx(req)->umask,
+                                    fi->flags & O_EXCL);
+  if (!a.ok()) return ReplyStatus(req, a.status());
+  auto* h = new FileHandle{*a};
+  h->written_end = h->reported_end = a->size();
+  fi->fh = reinterpret_cast<uint64_t>(h);
+  SetOpenFlags(req, fi);
+  fuse_entry_param e = ToEntry(req, *a);
+  if (fuse_reply_create(req, &e, fi) != 0) delete h;
+}
+
+void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  FileHandle* h = Handle(fi);
+  proto::Attr attr = h->attr;
+  attr.set_size(std::max<uint64_t>(attr.size(), h->written_end));  // our own writes extend what we may read
+  auto* buf = static_cast<uint8_t*>(malloc(size ? size : 1));
+  if (!buf) return (void)fuse_reply_err(req, ENOMEM);
+  Ctx(req)->client->ReadAsync(attr, off, size, buf, [req, buf](Result<size_t> n) {
+    if (n.ok()) fuse_reply_buf(req, reinterpret_cast<const char*>(buf), *n);
+    else fuse_reply_err(req, n.status().ToErrno());
+    free(buf);
+  });
+}
+
+void OpWrite(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off, fuse_file_info* fi) {
+  FileHandle* h = Handle(fi);
+  // libfuse reuses `data` once we return; the copy lets the write finish asynchronously.
+  auto* copy = static_cast<uint8_t*>(malloc(size ? size : 1));
+  if (!copy) return (void)fuse_reply_err(req, ENOMEM);
+  std::memcpy(copy, data, size);
+  Ctx(req)->client->WriteAsync(h->attr, off, size, copy, [req, copy, h, off](Result<size_t> n) {
+    free(copy);
+    if (!n.ok()) return (void)fuse_reply_err(req, n.status().ToErrno());
+    uint64_t end = off + *n, cur = h->written_end.load();
+    while (end > cur && !h->written_end.compare_exchange_weak(cur, end)) {
+    }
+    fuse_reply_write(req, *n);
+  });
+}
+
+// Reports this handle's written length to meta (close-to-open consistency).
+Status ReportLength(fuse_req_t req, FileHandle* h) {
+  uint64_t end = h->written_end.load();
+  if (end <= h->reported_end.load()) return Status::OK();
+  auto a = Ctx(req)->client->UpdateLength(h->attr.ino(), end);
+  if (!a.ok()) return a.status();
+  h->reported_end = end;
+  return Status::OK();
+}
+
+void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) { ReplyStatus(req, ReportLength(req, Handle(fi))); }
+
+void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  FileHandle* h = Handle(fi);
+  Status st = ReportLength(req, h);
+  delete h;
+  ReplyStatus(req, st);
+}
+
+void OpFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
+  // Data is durable on the targets when a write completes; what remains is the length.
+  ReplyStatus(req, ReportLength(req, Handle(fi)));
+}
+
+void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto a = Ctx(req)->client->Open(CallerOf(req), ino, O_RDONLY);
+  if (!a.ok()) return ReplyStatus(req, a.status());
+  if (a->type() != proto::DIRECTORY) return (void)fuse_reply_err(req, ENOTDIR);
+  auto* d = new DirHandle;
+  proto::DirEntry dot, dotdot;
+  dot.set_name(".");
+  dot.set_ino(ino);
+  dot.set_type(proto::DIRECTORY);
+  *dot.mutable_attr() = *a;
+  dotdot.set_name("..");
+  dotdot.set_ino(a->parent() ? a->parent() : ino);
+  dotdot.set_type(proto::DIRECTORY);
+  d->entries = {dot, dotdot};
+  fi->fh = reinterpret_cast<uint64_t>(d);
+  if (fuse_reply_open(req, fi) != 0) delete d;
+}
+
+void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+  auto* d = reinterpret_cast<DirHandle*>(fi->fh);
+  std::lock_guard<std::mutex> l(d->mu);
+  std::vector<char> buf(size);
+  size_t used = 0;
+  for (size_t i = static_cast<size_t>(off);; ++i) {
+    if (i >= d->entries.size()) {
+      if (d->eof) break;
+      std::string after = d->entries.size() > 2 ? d->entries.back().name() : "";
+      auto page = Ctx(req)->client->ReadDir(CallerOf(req), ino, after, 1024, plus);
+      if (!page.ok()) {
+        if (used > 0) break;  // return what we have; the error repeats on the next call
+        return ReplyStatus(req, page.status());
+      }
+      for (auto& e : *page->mutable_entries()) d->entries.push_back(std::move(e));
+      d->eof = page->eof();
+      if (i >= d->entries.size()) break;
+    }
+    const proto::DirEntry& e = d->entries[i];
+    size_t n;
+    if (plus) {
+      fuse_entry_param ep;
+      if (e.has_attr() && e.attr().ino() != 0) {
+        ep = ToEntry(req, e.attr());
+      } else {
+        std::memset(&ep, 0, sizeof(ep));
+        ep.attr.st_ino = e.ino();
+        ep.attr.st_mode = S_IFDIR;
+      }
+      if (e.name() == "." || e.name() == "..") {  // these do not take a lookup reference
+        ep.ino = 0;
+      }
+      n = fuse_add_direntry_plus(req, buf.data() + used, size - used, e.name().c_str(), &ep, i + 1);
+    } else {
+      struct stat st;
+      std::memset(&st, 0, sizeof(st));
+      st.st_ino = e.ino();
+      st.st_mode = e.type() == proto::DIRECTORY ? S_IFDIR : e.type() == proto::SYMLINK ? S_IFLNK : S_IFREG;
+      n = fuse_add_direntry(req, buf.data() + used, size - used, e.name().c_str(), &st, i + 1);
+    }
+    if (n > size - used) break;
+    used += n;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  DoReaddir(req, ino, size, off, fi, false);
+}
+
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  DoReaddir(req, ino, size, off, fi, true);
+}
+
+void OpReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  delete reinterpret_cast<DirHandle*>(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void OpStatfs(fuse_req_t req, fuse_ino_t) {
+  auto s = Ctx(req)->client->StatFs();
+  if (!s.ok()) return ReplyStatus(req, s.status());
+  struct statvfs v;
+  std::memset(&v, 0, sizeof(v));
+  v.f_bsize = v.f_frsize = 4096;
+  v.f_blocks = s->total_bytes() / 4096;
+  v.f_bfree = v.f_bavail = s->free_bytes() / 4096;
+  v.f_files = s->files() + 1000000000ull;
+  v.f_ffree = v.f_favail = 1000000000ull;
+  v.f_namemax = 255;
+  fuse_reply_statfs(req, &v);
+}
+
+void OpInit(void* userdata, fuse_conn_info* conn) {
+  auto* ctx = static_cast<FuseContext*>(userdata);
+  conn->max_read = ctx->options.max_read;
+  conn->max_write = 1u << 20;
+  conn->max_readahead = ctx->options.max_read;
+  conn->max_background = 256;
+  conn->congestion_threshold = 192;
+  if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+  if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+}
+
+const fuse_lowlevel_ops kOps = [] {
+  fuse_lowlevel_ops ops;
+  std::memset(&ops, 0, sizeof(ops));
+  ops.init = OpInit;
+  ops.lookup = OpLookup;
+  ops.forget = OpForget;
+  ops.getattr = OpGetattr;
+  ops.setattr = OpSetattr;
+  ops.readlink = OpReadlink;
+  ops.mknod = OpMknod;
+  ops.mkdir = OpMkdir;
+  ops.unlink = OpUnlink;
+  ops.rmdir = OpRmdir;
+  ops.symlink = OpSymlink;
+  ops.rename = OpRename;
+  ops.link = OpLink;
+  ops.open = OpOpen;
+  ops.read = OpRead;
+  ops.write = OpWrite;
+  ops.flush = OpFlush;
+  ops.release = OpRelease;
+  ops.fsync = OpFsync;
+  ops.opendir = OpOpendir;
+  ops.readdir = OpReaddir;
+  ops.readdirplus = OpReaddirplus;
+  ops.releasedir = OpReleasedir;
+  ops.statfs = OpStatfs;
+  ops.create = OpCreate;
+  return ops;
+}();
+
+}  // namespace
+
+const fuse_lowlevel_ops* Operations() { return &kOps; }
+
+}  // namespace shoal::fuse

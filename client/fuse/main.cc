@@ -1,0 +1,100 @@
+// shoal-fuse: mounts a Shoal cluster. Runs in the foreground until unmounted
+// or signalled (SIGINT/SIGTERM unmount cleanly).
+#include <iostream>
+
+#include "client/fuse/fuse_ops.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/rpc/handshake.h"
+
+using namespace shoal;
+
+namespace {
+struct FuseConfig {
+  std::string mountpoint;
+  std::string meta_address = "127.0.0.1:9000";
+  std::string cluster_id = "shoal";
+  std::string cluster_key_file = "/etc/shoal/cluster.key";
+  std::string cache = "none";
+  uint32_t threads = 8;
+  uint32_t max_read = 1u << 20;
+  int64_t entry_timeout_ms = 1000;
+  int64_t attr_timeout_ms = 1000;
+  int64_t io_timeout_ms = 10000;
+  bool allow_other = true;
+  std::string log_level = "info";
+};
+
+int Fail(const Status& st) {
+  std::cerr << "shoal-fuse: " << st.ToString() << "\n";
+  return 1;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  FuseConfig cfg;
+  ConfigSpec spec("shoal-fuse", "Mount a Shoal filesystem");
+  spec.Add("mountpoint", &cfg.mountpoint, "directory to mount on");
+  spec.Add("meta_address", &cfg.meta_address, "host:port of shoal-meta");
+  spec.Add("cluster_id", &cfg.cluster_id, "cluster name presented in the handshake");
+  spec.Add("cluster_key_file", &cfg.cluster_key_file, "file with the shared cluster key (hex)");
+  spec.Add("cache", &cfg.cache, "client page cache: none (direct I/O) or page; O_DIRECT opens always bypass it");
+  spec.Add("threads", &cfg.threads, "FUSE worker threads (reads do not hold one while in flight)");
+  spec.Add("max_read", &cfg.max_read, "largest FUSE read request in bytes (kernel cap: 1 MiB)");
+  spec.Add("entry_timeout_ms", &cfg.entry_timeout_ms, "how long the kernel caches names");
+  spec.Add("attr_timeout_ms", &cfg.attr_timeout_ms, "how long the kernel caches attributes");
+  spec.Add("io_timeout_ms", &cfg.io_timeout_ms, "deadline of one storage RPC attempt");
+  spec.Add("allow_other", &cfg.allow_other, "let users other than the mounter use the mount");
+  spec.Add("log_level", &cfg.log_level, "trace, debug, info, warn or error");
+  bool exit_now = false;
+  Status st = spec.Parse(argc, argv, &exit_now);
+  if (!st.ok()) return Fail(st);
+  if (exit_now) return 0;
+  InitLogging("fuse", cfg.log_level);
+  if (cfg.mountpoint.empty()) return Fail(Error(proto::INVALID_ARGUMENT, "--mountpoint is required"));
+  if (cfg.cache != "none" && cfg.cache != "page")
+    return Fail(Error(proto::INVALID_ARGUMENT, "--cache must be none or page"));
+  if (cfg.max_read == 0 || cfg.max_read > (1u << 20))
+    return Fail(Error(proto::INVALID_ARGUMENT, "--max-read must be 1 to 1048576"));
+
+  auto key = rpc::LoadClusterKey(cfg.cluster_key_file);
+  if (!key.ok()) return Fail(key.status());
+  client::ClientOptions co;
+  co.meta_address = cfg.meta_address;
+  co.cluster_id = cfg.cluster_id;
+  co.cluster_key = *key;
+  co.io_timeout_ms = static_cast<int>(cfg.io_timeout_ms);
+  auto cl = client::Client::Connect(co);
+  if (!cl.ok()) return Fail(cl.status());
+
+  fuse::FuseContext ctx{cl->get(), {}};
+  ctx.options.page_cache = cfg.cache == "page";
+  ctx.options.entry_timeout_s = cfg.entry_timeout_ms / 1000.0;
+  ctx.options.attr_timeout_s = cfg.attr_timeout_ms / 1000.0;
+  ctx.options.max_read = cfg.max_read;
+
+  std::vector<std::string> args = {"shoal-fuse", "-o", "fsname=shoal", "-o", "subtype=shoal", "-o",
+                                   "max_read=" + std::to_string(cfg.max_read), "-o", "default_permissions"};
+  if (cfg.allow_other) args.insert(args.end(), {"-o", "allow_other"});
+  std::vector<char*> argvf;
+  for (auto& a : args) argvf.push_back(a.data());
+  fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argvf.size()), argvf.data());
+  fuse_session* se = fuse_session_new(&fargs, fuse::Operations(), sizeof(fuse_lowlevel_ops), &ctx);
+  if (!se) return Fail(Error(proto::INTERNAL, "fuse_session_new failed"));
+  if (fuse_set_signal_handlers(se) != 0) return Fail(Error(proto::INTERNAL, "cannot install signal handlers"));
+  if (fuse_session_mount(se, cfg.mountpoint.c_str()) != 0)
+    return Fail(Error(proto::INTERNAL, "cannot mount on " + cfg.mountpoint));
+  LOG_INFO("mounted {} (meta {}, cache={})", cfg.mountpoint, cfg.meta_address, cfg.cache);
+
+  fuse_loop_config* lc = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_clone_fd(lc, 1);
+  fuse_loop_cfg_set_max_threads(lc, cfg.threads);
+  fuse_loop_cfg_set_idle_threads(lc, cfg.threads);
+  int rc = fuse_session_loop_mt(se, lc);
+  fuse_loop_cfg_destroy(lc);
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
+  LOG_INFO("unmounted {}", cfg.mountpoint);
+  return rc == 0 ? 0 : 1;
+}

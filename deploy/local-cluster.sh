@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# A whole Shoal cluster on this machine: shoal-meta, 3 shoal-storage processes
+# (one target directory each) on loopback, a generated cluster key, and a FUSE
+# mount.
+#
+#   deploy/local-cluster.sh up       install, build, start, mount; prints the mount point
+#   deploy/local-cluster.sh down     unmount and stop exactly the processes `up` started
+#   deploy/local-cluster.sh status   processes and the cluster table
+#
+# Environment: SHOAL_HOME (state, default /var/tmp/shoal-local), SHOAL_MOUNT
+# (default $SHOAL_HOME/mnt), SHOAL_PORT (meta port, default 9000; storage
+# uses the next three), SHOAL_BUILD (build directory, default ./build).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+home=${SHOAL_HOME:-/var/tmp/shoal-local}
+mnt=${SHOAL_MOUNT:-$home/mnt}
+port=${SHOAL_PORT:-9000}
+build=${SHOAL_BUILD:-$root/build}
+bin_meta=$build/meta/shoal-meta
+bin_storage=$build/storage/shoal-storage
+bin_fuse=$build/client/fuse/shoal-fuse
+bin_cli=$build/client/cli/shoal
+nodes=3
+
+log() { echo "local-cluster: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+# Waits until "$@" succeeds, for at most $1 seconds.
+wait_for() {
+  local secs=$1; shift
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+alive() {  # pidfile: true when it names a live process of ours
+  local f=$1 pid
+  [ -f "$f" ] || return 1
+  pid=$(cat "$f")
+  [ -d "/proc/$pid" ] && grep -q shoal "/proc/$pid/cmdline" 2>/dev/null
+}
+
+start() {  # name, command...
+  local name=$1; shift
+  if alive "$home/run/$name.pid"; then log "$name already running"; return; fi
+  setsid "$@" >>"$home/log/$name.log" 2>&1 < /dev/null &
+  echo $! >"$home/run/$name.pid"
+}
+
+cli() { "$bin_cli" --config "$home/conf/client.toml" "$@"; }
+
+mounted() { grep -q " $mnt fuse.shoal " /proc/mounts; }
+
+nodes_online() { [ "$(cli status 2>/dev/null | grep -c ' online ')" -ge "$nodes" ]; }
+
+up() {
+  "$root/deploy/install-deps.sh"
+  if [ ! -d "$build" ]; then cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null; fi
+  cmake --build "$build" >/dev/null
+  mkdir -p "$home"/{conf,log,run,meta} "$mnt"
+  [ -f "$home/conf/cluster.key" ] || (umask 077; openssl rand -hex 32 >"$home/conf/cluster.key")
+  local common="cluster_id = 'local'
+cluster_key_file = '$home/conf/cluster.key'"
+  printf "%s\nlisten = '127.0.0.1:%d'\ndata_dir = '%s/meta'\nheartbeat_timeout_ms = 5000\n" \
+    "$common" "$port" "$home" >"$home/conf/meta.toml"
+  printf "%s\nmeta_address = '127.0.0.1:%d'\n" "$common" "$port" >"$home/conf/client.toml"
+  printf "%s\nmeta_address = '127.0.0.1:%d'\nmountpoint = '%s'\n" "$common" "$port" "$mnt" >"$home/conf/fuse.toml"
+  for i in $(seq 1 $nodes); do
+    printf "%s\nmeta_address = '127.0.0.1:%d'\nlisten = '127.0.0.1:%d'\nnode_id = %d\ntargets = ['%d:%s/target%d']\n" \
+      "$common" "$port" $((port + i)) "$i" $((i * 100 + 1)) "$home" "$i" >"$home/conf/storage$i.toml"
+  done
+
+  start meta "$bin_meta" --config "$home/conf/meta.toml"
+  wait_for 30 cli status || die "shoal-meta did not come up; see $home/log/meta.log"
+  for i in $(seq 1 $nodes); do start "storage$i" "$bin_storage" --config "$home/conf/storage$i.toml"; done
+  wait_for 30 nodes_online || die "storage nodes did not register; see $home/log/storage*.log"
+  if ! mounted; then
+    start fuse "$bin_fuse" --config "$home/conf/fuse.toml"
+    wait_for 30 mounted || die "mount did not appear; see $home/log/fuse.log"
+  fi
+  wait_for 10 stat "$mnt/." || die "mount does not answer"
+  log "cluster up; logs in $home/log"
+  echo "$mnt"
+}
+
+stop() {  # name
+  local f="$home/run/$1.pid" pid
+  alive "$f" || { rm -f "$f"; return 0; }
+  pid=$(cat "$f")
+  kill -TERM "$pid" 2>/dev/null || true
+  if ! wait_for 15 bash -c "[ ! -d /proc/$pid ]"; then
+    log "$1 ($pid) ignored SIGTERM; killing"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+down() {
+  if mounted; then fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true; fi
+  stop fuse
+  for i in $(seq 1 $nodes); do stop "storage$i"; done
+  stop meta
+  log "cluster down"
+}
+
+status() {
+  for f in "$home"/run/*.pid; do
+    [ -e "$f" ] || continue
+    if alive "$f"; then echo "$(basename "$f" .pid): running (pid $(cat "$f"))"; else echo "$(basename "$f" .pid): dead"; fi
+  done
+  mounted && echo "mounted on $mnt" || echo "not mounted"
+  cli status || true
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
