@@ -112,13 +112,14 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     r.set_mtime_ns((to_set & FUSE_SET_ATTR_MTIME_NOW) ? -1
                                                        : attr->st_mtim.tv_sec * 1000000000ll + attr->st_mtim.tv_nsec);
   }
-  if ((to_set & FUSE_SET_ATTR_SIZE) && fi && fi->fh) {
-    FileHandle* h = Handle(fi);
+  // Only a truncate names a file handle; fi may also be an open directory's.
+  FileHandle* h = (to_set & FUSE_SET_ATTR_SIZE) && fi && fi->fh ? Handle(fi) : nullptr;
+  if (h) {
     h->written_end = std::min<uint64_t>(h->written_end, attr->st_size);
     h->reported_end = std::min<uint64_t>(h->reported_end, attr->st_size);
   }
   auto res = Ctx(req)->client->SetAttr(r);
-  if (res.ok() && fi && fi->fh) Handle(fi)->attr.set_size(res->size());
+  if (res.ok() && h) h->attr.set_size(res->size());
   ReplyAttr(req, res);
 }
 
@@ -258,20 +259,17 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (fuse_reply_open(req, fi) != 0) delete d;
 }
 
-void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
-  auto* d = reinterpret_cast<DirHandle*>(fi->fh);
+// Fills `buf` with entries from index `off` on; fetches pages from meta as needed.
+Status FillDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, off_t off, bool plus, std::vector<char>& buf,
+               size_t* used) {
   std::lock_guard<std::mutex> l(d->mu);
-  std::vector<char> buf(size);
-  size_t used = 0;
+  const size_t size = buf.size();
   for (size_t i = static_cast<size_t>(off);; ++i) {
     if (i >= d->entries.size()) {
       if (d->eof) break;
       std::string after = d->entries.size() > 2 ? d->entries.back().name() : "";
       auto page = Ctx(req)->client->ReadDir(CallerOf(req), ino, after, 1024, plus);
-      if (!page.ok()) {
-        if (used > 0) break;  // return what we have; the error repeats on the next call
-        return ReplyStatus(req, page.status());
-      }
+      if (!page.ok()) return *used > 0 ? Status::OK() : page.status();  // the error repeats on the next call
       for (auto& e : *page->mutable_entries()) d->entries.push_back(std::move(e));
       d->eof = page->eof();
       if (i >= d->entries.size()) break;
@@ -287,20 +285,28 @@ void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
         ep.attr.st_ino = e.ino();
         ep.attr.st_mode = S_IFDIR;
       }
-      if (e.name() == "." || e.name() == "..") {  // these do not take a lookup reference
-        ep.ino = 0;
-      }
-      n = fuse_add_direntry_plus(req, buf.data() + used, size - used, e.name().c_str(), &ep, i + 1);
+      if (e.name() == "." || e.name() == "..") ep.ino = 0;  // these take no lookup reference
+      n = fuse_add_direntry_plus(req, buf.data() + *used, size - *used, e.name().c_str(), &ep, i + 1);
     } else {
       struct stat st;
       std::memset(&st, 0, sizeof(st));
       st.st_ino = e.ino();
       st.st_mode = e.type() == proto::DIRECTORY ? S_IFDIR : e.type() == proto::SYMLINK ? S_IFLNK : S_IFREG;
-      n = fuse_add_direntry(req, buf.data() + used, size - used, e.name().c_str(), &st, i + 1);
+      n = fuse_add_direntry(req, buf.data() + *used, size - *used, e.name().c_str(), &st, i + 1);
     }
-    if (n > size - used) break;
-    used += n;
+    if (n > size - *used) break;
+    *used += n;
   }
+  return Status::OK();
+}
+
+void DoReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
+  std::vector<char> buf(size);
+  size_t used = 0;
+  // The reply comes after the handle's lock is released: once the kernel has
+  // it, a RELEASEDIR may free the handle.
+  Status st = FillDir(req, ino, reinterpret_cast<DirHandle*>(fi->fh), off, plus, buf, &used);
+  if (!st.ok()) return ReplyStatus(req, st);
   fuse_reply_buf(req, buf.data(), used);
 }
 

@@ -1,0 +1,200 @@
+#include "tests/integration/cluster.h"
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "common/rpc/handshake.h"
+
+namespace shoal::testing {
+
+namespace {
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+  socklen_t len = sizeof(sa);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+bool Mounted(const std::string& mnt) {
+  std::ifstream in("/proc/mounts");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.find(" " + mnt + " fuse.shoal ") != std::string::npos) return true;
+  return false;
+}
+}  // namespace
+
+bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+int Shell(const std::string& cmd, std::string* out) {
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+    if (out) out->append(buf, n);
+  int rc = pclose(p);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+LocalCluster::LocalCluster() {
+  static int seq = 0;
+  dir_ = "/tmp/shoal-it-" + std::to_string(getpid()) + "-" + std::to_string(seq++);
+  std::filesystem::remove_all(dir_);
+  std::filesystem::create_directories(dir_ + "/mnt");
+  mount_ = dir_ + "/mnt";
+  key_file_ = dir_ + "/cluster.key";
+  std::mt19937_64 rng(std::random_device{}());
+  char hex[65];
+  for (int i = 0; i < 32; ++i) snprintf(hex + 2 * i, 3, "%02x", static_cast<unsigned>(rng() & 0xff));
+  std::ofstream(key_file_) << hex << "\n";
+  meta_port_ = FreePort();
+  for (int i = 0; i < kNodes; ++i) storage_ports_.push_back(FreePort());
+  storage_pids_.assign(kNodes, -1);
+}
+
+LocalCluster::~LocalCluster() {
+  if (Mounted(mount_)) Shell("fusermount3 -u " + mount_ + " 2>/dev/null || umount -l " + mount_);
+  Kill(fuse_pid_, SIGTERM);
+  for (auto& p : storage_pids_) Kill(p, SIGTERM);
+  Kill(meta_pid_, SIGTERM);
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+pid_t LocalCluster::Spawn(const std::vector<std::string>& argv, const std::string& log) {
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    FILE* f = fopen((dir_ + "/" + log + ".log").c_str(), "a");
+    if (f) {
+      dup2(fileno(f), 1);
+      dup2(fileno(f), 2);
+    }
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+void LocalCluster::Kill(pid_t& pid, int sig) {
+  if (pid <= 0) return;
+  kill(pid, sig);
+  // A process that ignores SIGTERM for 15 s is killed.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  for (;;) {
+    int status;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid || r < 0) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  pid = -1;
+}
+
+std::string LocalCluster::target_dir(uint32_t target_id) const { return dir_ + "/target" + std::to_string(target_id); }
+
+std::string LocalCluster::cli() const {
+  return std::string(SHOAL_BIN_DIR) + "/client/cli/shoal --meta-address " + meta_address() +
+         " --cluster-id test --cluster-key-file " + key_file_;
+}
+
+void LocalCluster::StartMeta() {
+  meta_pid_ = Spawn({std::string(SHOAL_BIN_DIR) + "/meta/shoal-meta", "--listen", meta_address(), "--data-dir",
+                     dir_ + "/meta", "--cluster-id", "test", "--cluster-key-file", key_file_,
+                     "--heartbeat-timeout-ms", "3000", "--reclaim-interval-ms", "200"},
+                    "meta");
+}
+
+void LocalCluster::StartStorage(int node) {
+  uint32_t target = node * 100 + 1;
+  storage_pids_[node - 1] =
+      Spawn({std::string(SHOAL_BIN_DIR) + "/storage/shoal-storage", "--listen", storage_address(node), "--node-id",
+             std::to_string(node), "--targets", std::to_string(target) + ":" + target_dir(target), "--meta-address",
+             meta_address(), "--cluster-id", "test", "--cluster-key-file", key_file_, "--heartbeat-interval-ms",
+             "200"},
+            "storage" + std::to_string(node));
+}
+
+bool LocalCluster::StartFuse() {
+  fuse_pid_ = Spawn({std::string(SHOAL_BIN_DIR) + "/client/fuse/shoal-fuse", "--mountpoint", mount_,
+                     "--meta-address", meta_address(), "--cluster-id", "test", "--cluster-key-file", key_file_,
+                     "--io-timeout-ms", "3000"},
+                    "fuse");
+  if (!WaitFor([&] { return Mounted(mount_); })) {
+    error_ = "mount did not appear; see " + dir_ + "/fuse.log";
+    return false;
+  }
+  return true;
+}
+
+bool LocalCluster::WaitNodesOnline(int n) {
+  return WaitFor([&] {
+    auto c = client::Client::Connect(ClientOptions());
+    if (!c.ok()) return false;
+    auto t = (*c)->ClusterTable(true);
+    if (!t.ok()) return false;
+    int online = 0;
+    for (const auto& node : t->nodes()) online += node.state() == proto::NODE_ONLINE;
+    return online >= n;
+  });
+}
+
+bool LocalCluster::Start(bool mount) {
+  StartMeta();
+  for (int i = 1; i <= kNodes; ++i) StartStorage(i);
+  if (!WaitNodesOnline(kNodes)) {
+    error_ = "storage nodes did not come online; logs in " + dir_;
+    return false;
+  }
+  return !mount || StartFuse();
+}
+
+client::ClientOptions LocalCluster::ClientOptions() const {
+  client::ClientOptions o;
+  o.meta_address = meta_address();
+  o.cluster_id = "test";
+  o.cluster_key = *rpc::LoadClusterKey(key_file_);
+  o.meta_timeout_ms = 3000;
+  o.io_timeout_ms = 3000;
+  return o;
+}
+
+std::unique_ptr<client::Client> LocalCluster::NewClient() const {
+  auto c = client::Client::Connect(ClientOptions());
+  if (!c.ok()) return nullptr;
+  return std::move(c).value();
+}
+
+}  // namespace shoal::testing
