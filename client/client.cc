@@ -7,6 +7,7 @@
 #include <set>
 
 #include "client/timer.h"
+#include "common/rpc/transport_select.h"
 #include "proto/storage.pb.h"
 
 namespace shoal::client {
@@ -25,16 +26,17 @@ Caller ProcessCaller() {
   return c;
 }
 
-Client::Client(const ClientOptions& options)
+Client::Client(const ClientOptions& options, rpc::Transport* transport)
     : options_(options),
-      channels_(rpc::Credentials{options.cluster_id, options.cluster_key, 5000}, rpc::TcpTransport()),
+      channels_(rpc::Credentials{options.cluster_id, options.cluster_key, 5000}, transport),
       meta_(channels_.Get(options.meta_address)),
       timer_(std::make_unique<Timer>()) {}
 
 Client::~Client() = default;
 
 Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
-  std::unique_ptr<Client> c(new Client(options));
+  ASSIGN_OR_RETURN(rpc::Transport * transport, rpc::SelectTransport(options.transport));
+  std::unique_ptr<Client> c(new Client(options, transport));
   RETURN_IF_ERROR(c->RefreshTable());
   return c;
 }

@@ -40,6 +40,7 @@ struct ClientOptions {
   int io_attempts = 4;          // tries per storage request before failing
   uint32_t max_request_bytes = 8u << 20;
   int dentry_cache_ms = 1000;   // path lookups cached this long (0: off)
+  std::string transport = "auto";  // tcp, rdma or auto (see rpc/transport_select.h)
 };
 
 // The caller's identity for permission checks (defaults to this process's).
@@ -113,7 +114,7 @@ class Client {
   Result<Placement> Place(const proto::Layout& layout, uint64_t index);
 
  private:
-  explicit Client(const ClientOptions& options);
+  Client(const ClientOptions& options, rpc::Transport* transport);
   template <typename Rsp>
   Status MetaCall(proto::Method m, const google::protobuf::Message& req, Rsp* rsp);
   Status RefreshTable();

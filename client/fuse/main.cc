@@ -22,6 +22,7 @@ struct FuseConfig {
   int64_t attr_timeout_ms = 1000;
   int64_t io_timeout_ms = 10000;
   bool allow_other = true;
+  std::string transport = "auto";
   std::string log_level = "info";
 };
 
@@ -45,6 +46,7 @@ int main(int argc, char** argv) {
   spec.Add("attr_timeout_ms", &cfg.attr_timeout_ms, "how long the kernel caches attributes");
   spec.Add("io_timeout_ms", &cfg.io_timeout_ms, "deadline of one storage RPC attempt");
   spec.Add("allow_other", &cfg.allow_other, "let users other than the mounter use the mount");
+  spec.Add("transport", &cfg.transport, "tcp, rdma or auto (RDMA when a device is usable, else TCP)");
   spec.Add("log_level", &cfg.log_level, "trace, debug, info, warn or error");
   bool exit_now = false;
   Status st = spec.Parse(argc, argv, &exit_now);
@@ -64,6 +66,7 @@ int main(int argc, char** argv) {
   co.cluster_id = cfg.cluster_id;
   co.cluster_key = *key;
   co.io_timeout_ms = static_cast<int>(cfg.io_timeout_ms);
+  co.transport = cfg.transport;
   auto cl = client::Client::Connect(co);
   if (!cl.ok()) return Fail(cl.status());
 
