@@ -45,6 +45,18 @@ bool Retryable(const Status& st) {
   }
 }
 
+// Calls fn(chunk index, offset in chunk, length, offset in the range) for each
+// chunk piece of [offset, offset + length), stopping at the first error.
+template <typename Fn>
+Status ForEachPiece(uint32_t chunk_size, uint64_t offset, uint64_t length, Fn fn) {
+  for (uint64_t pos = offset, end = offset + length; pos < end;) {
+    uint32_t coff = static_cast<uint32_t>(pos % chunk_size);
+    uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(chunk_size - coff, end - pos));
+    RETURN_IF_ERROR(fn(pos / chunk_size, coff, n, pos - offset));
+    pos += n;
+  }
+  return Status::OK();
+}
 }  // namespace
 
 void Client::Finish(const std::shared_ptr<Op>& op) {
@@ -141,23 +153,21 @@ void Client::ReadAsync(const Attr& file, uint64_t offset, size_t length, uint8_t
 
   // Group the chunk pieces by server, capping each request's size.
   std::map<uint32_t, std::vector<std::shared_ptr<Request>>> by_target;
-  for (uint64_t pos = offset, end = offset + length; pos < end;) {
-    uint64_t index = pos / cs;
-    uint32_t coff = static_cast<uint32_t>(pos % cs);
-    uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(cs - coff, end - pos));
-    auto where = Place(file.layout(), index);
-    if (!where.ok()) return done(where.status());
-    auto& reqs = by_target[where->target_id];
-    uint64_t bytes = 0;
-    if (!reqs.empty())
-      for (const auto& pc : reqs.back()->pieces) bytes += pc.length;
+  std::map<uint32_t, uint64_t> open_bytes;  // bytes in each target's last request
+  Status st = ForEachPiece(cs, offset, length, [&](uint64_t index, uint32_t coff, uint32_t n, uint64_t at) {
+    ASSIGN_OR_RETURN(Placement where, Place(file.layout(), index));
+    auto& reqs = by_target[where.target_id];
+    uint64_t& bytes = open_bytes[where.target_id];
     if (reqs.empty() || bytes + n > options_.max_request_bytes) {
       reqs.push_back(std::make_shared<Request>());
-      reqs.back()->where = *where;
+      reqs.back()->where = where;
+      bytes = 0;
     }
-    reqs.back()->pieces.push_back(Piece{index, coff, n, buf + (pos - offset), nullptr});
-    pos += n;
-  }
+    reqs.back()->pieces.push_back(Piece{index, coff, n, buf + at, nullptr});
+    bytes += n;
+    return Status::OK();
+  });
+  if (!st.ok()) return done(st);
   auto op = std::make_shared<Op>();
   op->file = file;
   op->total = length;
@@ -173,19 +183,17 @@ void Client::WriteAsync(const Attr& file, uint64_t offset, size_t length, const 
   if (file.type() != proto::REGULAR) return done(Error(proto::INVALID_ARGUMENT, "not a regular file"));
   if (length == 0) return done(size_t{0});
   const uint32_t cs = file.layout().chunk_size();
+  if (cs == 0) return done(Error(proto::INTERNAL, "file has no chunk size"));
   std::vector<std::shared_ptr<Request>> reqs;
-  for (uint64_t pos = offset, end = offset + length; pos < end;) {
-    uint64_t index = pos / cs;
-    uint32_t coff = static_cast<uint32_t>(pos % cs);
-    uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(cs - coff, end - pos));
-    auto where = Place(file.layout(), index);
-    if (!where.ok()) return done(where.status());
+  Status st = ForEachPiece(cs, offset, length, [&](uint64_t index, uint32_t coff, uint32_t n, uint64_t at) {
+    ASSIGN_OR_RETURN(Placement where, Place(file.layout(), index));
     auto r = std::make_shared<Request>();
-    r->where = *where;
-    r->pieces.push_back(Piece{index, coff, n, nullptr, data + (pos - offset)});
+    r->where = where;
+    r->pieces.push_back(Piece{index, coff, n, nullptr, data + at});
     reqs.push_back(std::move(r));
-    pos += n;
-  }
+    return Status::OK();
+  });
+  if (!st.ok()) return done(st);
   auto op = std::make_shared<Op>();
   op->file = file;
   op->total = length;

@@ -35,11 +35,17 @@ wait_for() {
   done
 }
 
+running() {  # pid: true while it runs (a zombie waiting for its reaper does not)
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 alive() {  # pidfile: true when it names a live process of ours
   local f=$1 pid
   [ -f "$f" ] || return 1
   pid=$(cat "$f")
-  [ -d "/proc/$pid" ] && grep -q shoal "/proc/$pid/cmdline" 2>/dev/null
+  running "$pid" && grep -q shoal "/proc/$pid/cmdline" 2>/dev/null
 }
 
 start() {  # name, command...
@@ -90,7 +96,7 @@ stop() {  # name
   alive "$f" || { rm -f "$f"; return 0; }
   pid=$(cat "$f")
   kill -TERM "$pid" 2>/dev/null || true
-  if ! wait_for 15 bash -c "[ ! -d /proc/$pid ]"; then
+  if ! wait_for 15 eval "! running $pid"; then
     log "$1 ($pid) ignored SIGTERM; killing"
     kill -KILL "$pid" 2>/dev/null || true
   fi

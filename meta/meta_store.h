@@ -94,6 +94,14 @@ class MetaStore {
   // Drops one link of `victim` (already loaded) into `b`; frees it at zero.
   void DropLink(KvBatch& b, Attr& victim);
   Result<bool> DirIsEmpty(uint64_t ino);
+  // For a new entry: loads the parent directory, checks the caller may add
+  // to it, and that `name` is free (ALREADY_EXISTS). Requires write_mu_.
+  Result<Attr> PrepareNewEntry(const Caller& c, uint64_t parent, const std::string& name);
+  // Puts `child`, its entry in `dir` and dir's new times into the batch.
+  void AddEntry(KvBatch& b, Attr& dir, const std::string& name, const Attr& child);
+  // Loads the entry `name` of `parent` for removal: the caller may remove
+  // from the directory and the sticky bit allows it. Requires write_mu_.
+  Result<std::pair<Attr, Attr>> PrepareRemoval(const Caller& c, uint64_t parent, const std::string& name);
   Status CheckSticky(const Attr& dir, const Attr& victim, const Caller& c);
   Result<proto::Layout> PlaceFile(const Attr& parent, uint64_t ino);
 

@@ -13,6 +13,7 @@
 #include "common/aligned_buffer.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/process.h"
 #include "common/rpc/handshake.h"
 
 using namespace shoal;
@@ -20,10 +21,7 @@ using client::Client;
 
 namespace {
 
-int Fail(const Status& st) {
-  std::cerr << "shoal: " << st.ToString() << "\n";
-  return 1;
-}
+int Fail(const Status& st) { return ExitWithError("shoal", st); }
 
 Result<uint32_t> ParseSize(const std::string& s) {
   char* end = nullptr;
@@ -239,13 +237,12 @@ int Layout(Client& c, const std::string& path, bool set, const std::string& chun
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string meta_address = "127.0.0.1:9000", cluster_id = "shoal", key_file = "/etc/shoal/cluster.key";
-  std::string log_level = "warn";
+  std::string meta_address = "127.0.0.1:9000";
+  ClusterConfig cluster;
+  cluster.log_level = "warn";
   ConfigSpec spec("shoal", "Shoal command line");
   spec.Add("meta_address", &meta_address, "host:port of shoal-meta");
-  spec.Add("cluster_id", &cluster_id, "cluster name presented in the handshake");
-  spec.Add("cluster_key_file", &key_file, "file with the shared cluster key (hex)");
-  spec.Add("log_level", &log_level, "trace, debug, info, warn or error");
+  cluster.AddTo(spec);
   CLI::App& app = spec.app();
   app.require_subcommand(1);
   std::string a1, a2, chunk = "1M";
@@ -276,13 +273,13 @@ int main(int argc, char** argv) {
   Status st = spec.Parse(argc, argv, &exit_now);
   if (!st.ok()) return Fail(st);
   if (exit_now) return 0;
-  InitLogging("shoal", log_level);
-  auto key = rpc::LoadClusterKey(key_file);
-  if (!key.ok()) return Fail(key.status());
+  InitLogging("shoal", cluster.log_level);
+  auto creds = cluster.Credentials();
+  if (!creds.ok()) return Fail(creds.status());
   client::ClientOptions co;
   co.meta_address = meta_address;
-  co.cluster_id = cluster_id;
-  co.cluster_key = *key;
+  co.cluster_id = creds->cluster_id;
+  co.cluster_key = creds->key;
   auto c = Client::Connect(co);
   if (!c.ok()) return Fail(c.status());
   if (*status) return Status_(**c);

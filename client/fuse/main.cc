@@ -5,6 +5,7 @@
 #include "client/fuse/fuse_ops.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/process.h"
 #include "common/rpc/handshake.h"
 
 using namespace shoal;
@@ -13,8 +14,7 @@ namespace {
 struct FuseConfig {
   std::string mountpoint;
   std::string meta_address = "127.0.0.1:9000";
-  std::string cluster_id = "shoal";
-  std::string cluster_key_file = "/etc/shoal/cluster.key";
+  ClusterConfig cluster;
   std::string cache = "none";
   uint32_t threads = 8;
   uint32_t max_read = 1u << 20;
@@ -23,13 +23,9 @@ struct FuseConfig {
   int64_t io_timeout_ms = 10000;
   bool allow_other = true;
   std::string transport = "auto";
-  std::string log_level = "info";
 };
 
-int Fail(const Status& st) {
-  std::cerr << "shoal-fuse: " << st.ToString() << "\n";
-  return 1;
-}
+int Fail(const Status& st) { return ExitWithError("shoal-fuse", st); }
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -37,8 +33,7 @@ int main(int argc, char** argv) {
   ConfigSpec spec("shoal-fuse", "Mount a Shoal filesystem");
   spec.Add("mountpoint", &cfg.mountpoint, "directory to mount on");
   spec.Add("meta_address", &cfg.meta_address, "host:port of shoal-meta");
-  spec.Add("cluster_id", &cfg.cluster_id, "cluster name presented in the handshake");
-  spec.Add("cluster_key_file", &cfg.cluster_key_file, "file with the shared cluster key (hex)");
+  cfg.cluster.AddTo(spec);
   spec.Add("cache", &cfg.cache, "client page cache: none (direct I/O) or page; O_DIRECT opens always bypass it");
   spec.Add("threads", &cfg.threads, "FUSE worker threads (reads do not hold one while in flight)");
   spec.Add("max_read", &cfg.max_read, "largest FUSE read request in bytes (kernel cap: 1 MiB)");
@@ -47,24 +42,23 @@ int main(int argc, char** argv) {
   spec.Add("io_timeout_ms", &cfg.io_timeout_ms, "deadline of one storage RPC attempt");
   spec.Add("allow_other", &cfg.allow_other, "let users other than the mounter use the mount");
   spec.Add("transport", &cfg.transport, "tcp, rdma or auto (RDMA when a device is usable, else TCP)");
-  spec.Add("log_level", &cfg.log_level, "trace, debug, info, warn or error");
   bool exit_now = false;
   Status st = spec.Parse(argc, argv, &exit_now);
   if (!st.ok()) return Fail(st);
   if (exit_now) return 0;
-  InitLogging("fuse", cfg.log_level);
+  InitLogging("fuse", cfg.cluster.log_level);
   if (cfg.mountpoint.empty()) return Fail(Error(proto::INVALID_ARGUMENT, "--mountpoint is required"));
   if (cfg.cache != "none" && cfg.cache != "page")
     return Fail(Error(proto::INVALID_ARGUMENT, "--cache must be none or page"));
   if (cfg.max_read == 0 || cfg.max_read > (1u << 20))
     return Fail(Error(proto::INVALID_ARGUMENT, "--max-read must be 1 to 1048576"));
 
-  auto key = rpc::LoadClusterKey(cfg.cluster_key_file);
-  if (!key.ok()) return Fail(key.status());
+  auto creds = cfg.cluster.Credentials();
+  if (!creds.ok()) return Fail(creds.status());
   client::ClientOptions co;
   co.meta_address = cfg.meta_address;
-  co.cluster_id = cfg.cluster_id;
-  co.cluster_key = *key;
+  co.cluster_id = creds->cluster_id;
+  co.cluster_key = creds->key;
   co.io_timeout_ms = static_cast<int>(cfg.io_timeout_ms);
   co.transport = cfg.transport;
   auto cl = client::Client::Connect(co);

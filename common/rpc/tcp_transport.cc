@@ -63,66 +63,68 @@ void TuneSocket(int fd) {
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 }
 
+// A private copy of an iovec array, consumed from the front as bytes move.
+class IovCursor {
+ public:
+  IovCursor(const iovec* iov, int n) : n_(n) {
+    if (n > kInline) {
+      heap_.reset(new iovec[n]);
+      v_ = heap_.get();
+    }
+    std::memcpy(v_, iov, sizeof(iovec) * n);
+    Consume(0);
+  }
+  bool done() const { return idx_ == n_; }
+  iovec* iov() { return v_ + idx_; }
+  int count() const { return std::min(n_ - idx_, IOV_MAX); }
+  void Consume(size_t bytes) {
+    while (idx_ < n_ && bytes >= v_[idx_].iov_len) bytes -= v_[idx_++].iov_len;
+    if (idx_ < n_) {
+      v_[idx_].iov_base = static_cast<char*>(v_[idx_].iov_base) + bytes;
+      v_[idx_].iov_len -= bytes;
+    }
+  }
+
+ private:
+  static constexpr int kInline = 16;
+  iovec inline_[kInline];
+  std::unique_ptr<iovec[]> heap_;
+  iovec* v_ = inline_;
+  int n_;
+  int idx_ = 0;
+};
+
 class TcpConnection : public Connection {
  public:
   TcpConnection(int fd, std::string peer) : fd_(fd), peer_(std::move(peer)) { TuneSocket(fd_); }
   ~TcpConnection() override { ::close(fd_); }
 
-  Status WriteV(const iovec* iov_in, int n) override {
-    iovec local[64];
-    std::unique_ptr<iovec[]> heap;
-    iovec* iov = local;
-    if (n > 64) {
-      heap.reset(new iovec[n]);
-      iov = heap.get();
-    }
-    std::memcpy(iov, iov_in, sizeof(iovec) * n);
-    int idx = 0;
-    while (idx < n) {
+  Status WriteV(const iovec* iov, int n) override {
+    for (IovCursor cur(iov, n); !cur.done();) {
       msghdr msg{};
-      msg.msg_iov = iov + idx;
-      msg.msg_iovlen = std::min(n - idx, IOV_MAX);
+      msg.msg_iov = cur.iov();
+      msg.msg_iovlen = cur.count();
       ssize_t w = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
       if (w < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return Error(proto::TIMEOUT, "send to " + peer_ + " timed out");
         return Status::FromErrno(errno, "send to " + peer_);
       }
-      size_t left = static_cast<size_t>(w);
-      while (idx < n && left >= iov[idx].iov_len) left -= iov[idx++].iov_len;
-      if (idx < n) {
-        iov[idx].iov_base = static_cast<char*>(iov[idx].iov_base) + left;
-        iov[idx].iov_len -= left;
-      }
+      cur.Consume(static_cast<size_t>(w));
     }
     return Status::OK();
   }
 
-  Status ReadFullV(const iovec* iov_in, int n) override {
-    iovec local[64];
-    std::unique_ptr<iovec[]> heap;
-    iovec* iov = local;
-    if (n > 64) {
-      heap.reset(new iovec[n]);
-      iov = heap.get();
-    }
-    std::memcpy(iov, iov_in, sizeof(iovec) * n);
-    int idx = 0;
-    while (idx < n && iov[idx].iov_len == 0) ++idx;
-    while (idx < n) {
-      ssize_t r = ::readv(fd_, iov + idx, std::min(n - idx, IOV_MAX));
+  Status ReadFullV(const iovec* iov, int n) override {
+    for (IovCursor cur(iov, n); !cur.done();) {
+      ssize_t r = ::readv(fd_, cur.iov(), cur.count());
       if (r == 0) return Error(proto::UNAVAILABLE, "connection closed by " + peer_);
       if (r < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return Error(proto::TIMEOUT, "read from " + peer_ + " timed out");
         return Status::FromErrno(errno, "read from " + peer_);
       }
-      size_t left = static_cast<size_t>(r);
-      while (idx < n && left >= iov[idx].iov_len) left -= iov[idx++].iov_len;
-      if (idx < n) {
-        iov[idx].iov_base = static_cast<char*>(iov[idx].iov_base) + left;
-        iov[idx].iov_len -= left;
-      }
+      cur.Consume(static_cast<size_t>(r));
     }
     return Status::OK();
   }

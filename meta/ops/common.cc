@@ -205,6 +205,33 @@ Result<proto::Layout> MetaStore::PlaceFile(const Attr& parent, uint64_t ino) {
   return layout;
 }
 
+Result<Attr> MetaStore::PrepareNewEntry(const Caller& c, uint64_t parent, const std::string& name) {
+  ASSIGN_OR_RETURN(Attr dir, LoadDir(parent));
+  RETURN_IF_ERROR(CheckAccess(dir, c, W_OK | X_OK));
+  auto existing = FindEntry(parent, name);
+  if (existing.ok()) return Error(proto::ALREADY_EXISTS, "'" + name + "' exists");
+  if (existing.status().code() != proto::NOT_FOUND) return existing.status();
+  return dir;
+}
+
+void MetaStore::AddEntry(KvBatch& b, Attr& dir, const std::string& name, const Attr& child) {
+  PutInode(b, child);
+  b.Put(Cf::kDirents, DirentKey(dir.ino(), name), DirentValue(child.ino(), child.type()));
+  dir.set_mtime_ns(child.ctime_ns());
+  dir.set_ctime_ns(child.ctime_ns());
+  PutInode(b, dir);
+}
+
+Result<std::pair<Attr, Attr>> MetaStore::PrepareRemoval(const Caller& c, uint64_t parent, const std::string& name) {
+  RETURN_IF_ERROR(CheckName(name));
+  ASSIGN_OR_RETURN(Attr dir, LoadDir(parent));
+  RETURN_IF_ERROR(CheckAccess(dir, c, W_OK | X_OK));
+  ASSIGN_OR_RETURN(uint64_t ino, FindEntry(parent, name));
+  ASSIGN_OR_RETURN(Attr victim, LoadInode(ino));
+  RETURN_IF_ERROR(CheckSticky(dir, victim, c));
+  return std::make_pair(std::move(dir), std::move(victim));
+}
+
 Result<uint64_t> MetaStore::CountInodes() {
   uint64_t n = 0;
   RETURN_IF_ERROR(kv_->Scan(Cf::kInodes, "", "", [&](std::string_view, std::string_view) {

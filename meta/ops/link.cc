@@ -10,20 +10,11 @@ Result<Attr> MetaStore::Link(const Caller& c, uint64_t ino, uint64_t new_parent,
   ASSIGN_OR_RETURN(Attr a, LoadInode(ino));
   if (a.type() == proto::DIRECTORY) return Error(proto::NOT_PERMITTED, "cannot hard-link a directory");
   if (a.nlink() >= 65000) return Error(proto::TOO_MANY_LINKS, "too many links");
-  ASSIGN_OR_RETURN(Attr dir, LoadDir(new_parent));
-  RETURN_IF_ERROR(CheckAccess(dir, c, W_OK | X_OK));
-  auto existing = FindEntry(new_parent, new_name);
-  if (existing.ok()) return Error(proto::ALREADY_EXISTS, "'" + new_name + "' exists");
-  if (existing.status().code() != proto::NOT_FOUND) return existing.status();
-  int64_t now = NowNs();
+  ASSIGN_OR_RETURN(Attr dir, PrepareNewEntry(c, new_parent, new_name));
   a.set_nlink(a.nlink() + 1);
-  a.set_ctime_ns(now);
-  dir.set_mtime_ns(now);
-  dir.set_ctime_ns(now);
+  a.set_ctime_ns(NowNs());
   KvBatch b;
-  PutInode(b, a);
-  PutInode(b, dir);
-  b.Put(Cf::kDirents, DirentKey(new_parent, new_name), DirentValue(ino, a.type()));
+  AddEntry(b, dir, new_name, a);
   RETURN_IF_ERROR(kv_->Write(b));
   return a;
 }

@@ -214,6 +214,11 @@ TYPED_TEST(MetaStoreTest, PermissionsFollowCallerIdentity) {
   chown.set_set_uid(true);
   chown.set_uid(0);
   EXPECT_EQ(s.SetAttr(chown).status().code(), proto::NOT_PERMITTED);
+  // open(O_CREAT) of an existing file needs only search permission on the directory.
+  uint64_t searchable = s.Mkdir(Root(), kRootIno, "searchable", 0711)->ino();
+  uint64_t inside = s.Create(Root(), searchable, "f", 0644, true)->ino();
+  EXPECT_EQ(s.Create(alice, searchable, "f", 0644, false)->ino(), inside);
+  EXPECT_EQ(s.Create(alice, searchable, "g", 0644, false).status().code(), proto::PERMISSION_DENIED);
   // Sticky directories: only the owner removes.
   uint64_t tmp = s.Mkdir(Root(), kRootIno, "tmp", 01777)->ino();
   ASSERT_TRUE(s.Create(alice, tmp, "mine", 0644, true).ok());
