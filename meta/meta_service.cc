@@ -86,9 +86,7 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
     cluster.Capacity(&total, &free);
     o->set_total_bytes(total);
     o->set_free_bytes(free);
-    auto files = store.CountInodes();
-    if (!files.ok()) return files.status();
-    o->set_files(*files);
+    o->set_files(store.CountInodes());
     return Status::OK();
   });
   Serve<OpenReq, AttrRsp>(server, META_OPEN, cluster, [&](const OpenReq& r, AttrRsp* o) {

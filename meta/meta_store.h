@@ -13,6 +13,7 @@
 // Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -65,7 +66,8 @@ class MetaStore {
   Result<Attr> Open(const Caller& c, uint64_t ino, uint32_t flags);
   Result<Attr> UpdateLength(uint64_t ino, uint64_t length);
   Result<Attr> SetLayout(const Caller& c, uint64_t ino, uint32_t chunk_size, uint32_t stripe_width);
-  Result<uint64_t> CountInodes();
+  // Live inodes, kept as a counter in the same batches that create and free them.
+  uint64_t CountInodes();
 
   // The background reclaimer's queue: files whose last link is gone.
   struct Reclaim {
@@ -109,6 +111,8 @@ class MetaStore {
   std::function<std::vector<uint32_t>()> chains_;
   std::mutex write_mu_;
   uint64_t next_ino_ = 0;  // guarded by write_mu_
+  std::atomic<uint64_t> inode_count_{0};  // written under write_mu_
+  void AdjustInodeCount(KvBatch& b, int64_t delta);  // requires write_mu_
 };
 
 }  // namespace shoal::meta

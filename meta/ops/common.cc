@@ -11,6 +11,7 @@ namespace shoal::meta {
 
 namespace {
 const char kNextInoKey[] = "next_ino";
+const char kInodeCountKey[] = "inode_count";
 
 void PutBe64(std::string& s, uint64_t v) {
   for (int i = 7; i >= 0; --i) s.push_back(static_cast<char>(v >> (8 * i)));
@@ -97,6 +98,8 @@ Status MetaStore::Init() {
   auto next = kv_->Get(Cf::kCluster, kNextInoKey);
   if (next.ok()) {
     next_ino_ = GetBe64(*next);
+    ASSIGN_OR_RETURN(std::string count, kv_->Get(Cf::kCluster, kInodeCountKey));
+    inode_count_ = GetBe64(count);
     return Status::OK();
   }
   if (next.status().code() != proto::NOT_FOUND) return next.status();
@@ -107,6 +110,7 @@ Status MetaStore::Init() {
   a.mutable_dir_layout()->set_chunk_size(kDefaultChunkSize);
   KvBatch b;
   PutInode(b, a);
+  AdjustInodeCount(b, 1);
   next_ino_ = kRootIno + 1;
   std::string v;
   PutBe64(v, next_ino_);
@@ -145,7 +149,17 @@ Result<uint64_t> MetaStore::FindEntry(uint64_t parent, const std::string& name) 
 
 void MetaStore::PutInode(KvBatch& b, const Attr& a) { b.Put(Cf::kInodes, InodeKey(a.ino()), a.SerializeAsString()); }
 
+void MetaStore::AdjustInodeCount(KvBatch& b, int64_t delta) {
+  // A batch that then fails to commit leaves the in-memory count off by one
+  // until restart: statfs is advisory, and the persisted value stays exact.
+  inode_count_ += delta;
+  std::string v;
+  PutBe64(v, inode_count_);
+  b.Put(Cf::kCluster, kInodeCountKey, v);
+}
+
 Result<uint64_t> MetaStore::AllocateIno(KvBatch& b) {
+  AdjustInodeCount(b, 1);
   uint64_t ino = next_ino_++;
   std::string v;
   PutBe64(v, next_ino_);
@@ -171,6 +185,7 @@ Attr MetaStore::NewAttr(uint64_t ino, proto::FileType type, uint32_t mode, const
 void MetaStore::DropLink(KvBatch& b, Attr& victim) {
   if (victim.type() == proto::DIRECTORY || victim.nlink() <= 1) {
     b.Delete(Cf::kInodes, InodeKey(victim.ino()));
+    AdjustInodeCount(b, -1);
     if (victim.type() == proto::REGULAR)
       b.Put(Cf::kDeleteQueue, InodeKey(victim.ino()), victim.layout().SerializeAsString());
     return;
@@ -232,13 +247,6 @@ Result<std::pair<Attr, Attr>> MetaStore::PrepareRemoval(const Caller& c, uint64_
   return std::make_pair(std::move(dir), std::move(victim));
 }
 
-Result<uint64_t> MetaStore::CountInodes() {
-  uint64_t n = 0;
-  RETURN_IF_ERROR(kv_->Scan(Cf::kInodes, "", "", [&](std::string_view, std::string_view) {
-    ++n;
-    return true;
-  }));
-  return n;
-}
+uint64_t MetaStore::CountInodes() { return inode_count_.load(); }
 
 }  // namespace shoal::meta

@@ -12,6 +12,7 @@ Status MetaStore::Rmdir(const Caller& c, uint64_t parent, const std::string& nam
   KvBatch b;
   b.Delete(Cf::kDirents, DirentKey(parent, name));
   b.Delete(Cf::kInodes, InodeKey(victim.ino()));
+  AdjustInodeCount(b, -1);
   int64_t now = NowNs();
   dir.set_nlink(dir.nlink() - 1);
   dir.set_mtime_ns(now);

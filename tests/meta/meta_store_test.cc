@@ -112,6 +112,7 @@ TYPED_TEST(MetaStoreTest, UnlinkRmdirAndLinkCounts) {
   uint64_t d = this->Mkdir(kRootIno, "d");
   EXPECT_EQ(s.GetAttr(kRootIno)->nlink(), 3u);
   uint64_t f = this->Create(d, "f");
+  EXPECT_EQ(s.CountInodes(), 3u);  // root, d, f
   EXPECT_EQ(s.Rmdir(Root(), kRootIno, "d").code(), proto::NOT_EMPTY);
   EXPECT_EQ(s.Unlink(Root(), kRootIno, "d").code(), proto::IS_DIRECTORY);
   EXPECT_EQ(s.Rmdir(Root(), d, "f").code(), proto::NOT_DIRECTORY);
@@ -129,6 +130,11 @@ TYPED_TEST(MetaStoreTest, UnlinkRmdirAndLinkCounts) {
   EXPECT_TRUE(s.PendingReclaims(10)->empty());
   ASSERT_TRUE(s.Rmdir(Root(), kRootIno, "d").ok());
   EXPECT_EQ(s.GetAttr(kRootIno)->nlink(), 2u);
+  EXPECT_EQ(s.CountInodes(), 1u);
+  // The count survives a restart.
+  MetaStore again(this->kv_.get(), [] { return std::vector<uint32_t>{1}; });
+  ASSERT_TRUE(again.Init().ok());
+  EXPECT_EQ(again.CountInodes(), 1u);
   EXPECT_EQ(s.Link(Root(), kRootIno, kRootIno, "x").status().code(), proto::NOT_PERMITTED);
 }
 
