@@ -36,6 +36,10 @@ Client::~Client() = default;
 
 Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   ASSIGN_OR_RETURN(rpc::Transport * transport, rpc::SelectTransport(options.transport));
+  return Connect(options, transport);
+}
+
+Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options, rpc::Transport* transport) {
   std::unique_ptr<Client> c(new Client(options, transport));
   RETURN_IF_ERROR(c->RefreshTable());
   return c;

@@ -62,6 +62,8 @@ class Client {
  public:
   // Loads the cluster table once; UNAVAILABLE / AUTH_FAILED when meta refuses.
   static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options);
+  // The same over a given transport (tests use the in-process one).
+  static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options, rpc::Transport* transport);
   ~Client();
 
   // ---- metadata (by inode) ----

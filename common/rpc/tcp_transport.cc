@@ -94,10 +94,11 @@ class IovCursor {
   int idx_ = 0;
 };
 
-class TcpConnection : public Connection {
+// A connected stream socket (TCP, or a socketpair for the in-process transport).
+class StreamConnection : public Connection {
  public:
-  TcpConnection(int fd, std::string peer) : fd_(fd), peer_(std::move(peer)) { TuneSocket(fd_); }
-  ~TcpConnection() override { ::close(fd_); }
+  StreamConnection(int fd, std::string peer) : fd_(fd), peer_(std::move(peer)) { TuneSocket(fd_); }
+  ~StreamConnection() override { ::close(fd_); }
 
   Status WriteV(const iovec* iov, int n) override {
     for (IovCursor cur(iov, n); !cur.done();) {
@@ -158,7 +159,7 @@ class TcpListener : public Listener {
       sockaddr_in sa{};
       socklen_t len = sizeof(sa);
       int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&sa), &len, SOCK_CLOEXEC);
-      if (fd >= 0) return std::unique_ptr<Connection>(new TcpConnection(fd, SockName(sa)));
+      if (fd >= 0) return std::unique_ptr<Connection>(new StreamConnection(fd, SockName(sa)));
       if (closed_) return Error(proto::CANCELLED, "listener closed");
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno == EMFILE || errno == ENFILE) {
@@ -209,7 +210,7 @@ class Tcp : public Transport {
     }
     int flags = fcntl(fd, F_GETFL);
     fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-    return std::unique_ptr<Connection>(new TcpConnection(fd, address));
+    return std::unique_ptr<Connection>(new StreamConnection(fd, address));
   }
 
   Result<std::unique_ptr<Listener>> Listen(const std::string& address) override {
@@ -233,6 +234,10 @@ class Tcp : public Transport {
 };
 
 }  // namespace
+
+std::unique_ptr<Connection> NewStreamConnection(int fd, std::string peer) {
+  return std::make_unique<StreamConnection>(fd, std::move(peer));
+}
 
 Transport* TcpTransport() {
   static Tcp tcp;

@@ -57,6 +57,9 @@ class Transport {
 // TCP over IPv4 ("host:port"; port 0 picks a free port). Process-wide singleton.
 Transport* TcpTransport();
 
+// Wraps a connected stream socket; takes ownership of `fd`.
+std::unique_ptr<Connection> NewStreamConnection(int fd, std::string peer);
+
 // Splits "host:port". INVALID_ARGUMENT when malformed.
 Status ParseHostPort(const std::string& address, std::string* host, uint16_t* port);
 

@@ -1,0 +1,150 @@
+#include "common/rpc/inproc_transport.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <thread>
+#include <vector>
+
+#include "common/rpc/frame.h"
+
+namespace shoal::rpc {
+
+// A listening name: a queue of server-side connection ends.
+struct InprocTransport::Endpoint {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::unique_ptr<Connection>> pending;
+  bool closed = false;
+};
+
+namespace {
+
+class InprocListener : public Listener {
+ public:
+  InprocListener(std::shared_ptr<InprocTransport::Endpoint> ep, std::string address, std::function<void()> on_close)
+      : ep_(std::move(ep)), address_(std::move(address)), on_close_(std::move(on_close)) {}
+  ~InprocListener() override { Close(); }
+
+  Result<std::unique_ptr<Connection>> Accept() override {
+    std::unique_lock<std::mutex> l(ep_->mu);
+    ep_->cv.wait(l, [&] { return ep_->closed || !ep_->pending.empty(); });
+    if (ep_->closed) return Error(proto::CANCELLED, "listener closed");
+    auto c = std::move(ep_->pending.front());
+    ep_->pending.pop_front();
+    return c;
+  }
+  void Close() override {
+    {
+      std::lock_guard<std::mutex> l(ep_->mu);
+      if (ep_->closed) return;
+      ep_->closed = true;
+      ep_->pending.clear();
+    }
+    ep_->cv.notify_all();
+    on_close_();
+  }
+  std::string Address() const override { return address_; }
+
+ private:
+  std::shared_ptr<InprocTransport::Endpoint> ep_;
+  std::string address_;
+  std::function<void()> on_close_;
+};
+
+// The client end: applies the faults of its server address to every frame it
+// writes. Frames are whole in one WriteV (the RPC layer sends them so).
+class FaultyConnection : public Connection {
+ public:
+  FaultyConnection(std::unique_ptr<Connection> inner, Faults* faults) : inner_(std::move(inner)), faults_(faults) {}
+
+  Status WriteV(const iovec* iov, int n) override {
+    if (faults_->fail_writes) {
+      inner_->Shutdown();
+      return Error(proto::UNAVAILABLE, "injected write failure");
+    }
+    if (int d = faults_->delay_ms.load(); d > 0) std::this_thread::sleep_for(std::chrono::milliseconds(d));
+    if (TakeOne(faults_->drop_next_frames)) return Status::OK();
+    if (n >= 3 && TakeOne(faults_->corrupt_next_frames)) {
+      // Flip a byte of the payload (iovecs after header and message).
+      std::vector<iovec> copy(iov, iov + n);
+      for (int i = n - 1; i >= 2; --i) {
+        if (copy[i].iov_len == 0) continue;
+        scratch_.assign(static_cast<char*>(copy[i].iov_base), copy[i].iov_len);
+        scratch_[scratch_.size() / 2] ^= 0x20;
+        copy[i].iov_base = scratch_.data();
+        break;
+      }
+      return inner_->WriteV(copy.data(), n);
+    }
+    return inner_->WriteV(iov, n);
+  }
+  Status ReadFullV(const iovec* iov, int n) override { return inner_->ReadFullV(iov, n); }
+  void SetTimeouts(int r, int w) override { inner_->SetTimeouts(r, w); }
+  void Shutdown() override { inner_->Shutdown(); }
+  std::string PeerName() const override { return inner_->PeerName(); }
+
+ private:
+  static bool TakeOne(std::atomic<int>& counter) {
+    int v = counter.load();
+    while (v > 0)
+      if (counter.compare_exchange_weak(v, v - 1)) return true;
+    return false;
+  }
+  std::unique_ptr<Connection> inner_;
+  Faults* faults_;
+  std::string scratch_;
+};
+
+}  // namespace
+
+InprocTransport::InprocTransport() = default;
+InprocTransport::~InprocTransport() = default;
+
+Faults& InprocTransport::FaultsFor(const std::string& address) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto& f = faults_[address];
+  if (!f) f = std::make_unique<Faults>();
+  return *f;
+}
+
+Result<std::unique_ptr<Listener>> InprocTransport::Listen(const std::string& address) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (endpoints_.count(address)) return Error(proto::ALREADY_EXISTS, "inproc address " + address + " in use");
+  auto ep = std::make_shared<Endpoint>();
+  endpoints_[address] = ep;
+  return std::unique_ptr<Listener>(new InprocListener(ep, address, [this, address] {
+    std::lock_guard<std::mutex> l2(mu_);
+    endpoints_.erase(address);
+  }));
+}
+
+Result<std::unique_ptr<Connection>> InprocTransport::Connect(const std::string& address, int) {
+  Faults& faults = FaultsFor(address);
+  if (faults.refuse_connect) return Error(proto::UNAVAILABLE, "injected: connect to " + address + " refused");
+  std::shared_ptr<Endpoint> ep;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = endpoints_.find(address);
+    if (it == endpoints_.end()) return Error(proto::UNAVAILABLE, "connect to " + address + ": nobody listens");
+    ep = it->second;
+  }
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) return Status::FromErrno(errno, "socketpair");
+  auto server_end = NewStreamConnection(fds[1], "inproc-client");
+  {
+    std::lock_guard<std::mutex> l(ep->mu);
+    if (ep->closed) {
+      ::close(fds[0]);
+      return Error(proto::UNAVAILABLE, "connect to " + address + ": listener closed");
+    }
+    ep->pending.push_back(std::move(server_end));
+  }
+  ep->cv.notify_all();
+  return std::unique_ptr<Connection>(new FaultyConnection(NewStreamConnection(fds[0], address), &faults));
+}
+
+}  // namespace shoal::rpc

@@ -1,0 +1,49 @@
+// The in-process transport, for tests: the same stream semantics as TCP
+// (each connection is a socketpair), no ports, and fault injection per
+// server address — what a flaky network or a sick server does to a client.
+//
+// Faults apply to bytes a client sends towards `address` (requests), checked
+// on every write, so they can be switched on and off while calls are in flight.
+// Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/rpc/transport.h"
+
+namespace shoal::rpc {
+
+struct Faults {
+  std::atomic<int> drop_next_frames{0};  // the next N frames vanish (the peer never answers them)
+  std::atomic<int> delay_ms{0};          // every frame waits this long before it is sent
+  std::atomic<bool> refuse_connect{false};  // Connect() fails with UNAVAILABLE
+  std::atomic<bool> fail_writes{false};     // writes fail with UNAVAILABLE (connection breaks)
+  std::atomic<int> corrupt_next_frames{0};  // the next N frames get one payload byte flipped
+};
+
+class InprocTransport : public Transport {
+ public:
+  InprocTransport();
+  ~InprocTransport() override;
+
+  Result<std::unique_ptr<Connection>> Connect(const std::string& address, int timeout_ms) override;
+  // Any name works as an address; "name:0" is kept as given.
+  Result<std::unique_ptr<Listener>> Listen(const std::string& address) override;
+  std::string Name() const override { return "inproc"; }
+
+  // The fault switches for connections towards `address` (created on first use).
+  Faults& FaultsFor(const std::string& address);
+
+  struct Endpoint;  // a listening name (defined in the .cc)
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Endpoint>> endpoints_;
+  std::map<std::string, std::unique_ptr<Faults>> faults_;
+};
+
+}  // namespace shoal::rpc

@@ -1,0 +1,192 @@
+// libshoal against in-process services (memory Kv, memory chunk stores) over
+// the in-process transport, with faults injected between client and servers.
+#include "client/client.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "common/rpc/inproc_transport.h"
+#include "common/rpc/server.h"
+#include "meta/cluster_manager.h"
+#include "meta/meta_service.h"
+#include "meta/meta_store.h"
+#include "storage/chunk_store.h"
+#include "storage/storage_service.h"
+
+namespace shoal::client {
+namespace {
+
+constexpr uint32_t kChunk = 64 << 10;
+const rpc::Credentials kCreds{"inproc", "0123456789abcdef0123456789abcdef", 2000};
+
+class ClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    kv_ = meta::NewMemoryKv();
+    cluster_ = std::make_unique<meta::ClusterManager>(kv_.get(), &clock_, "inproc", 60000);
+    store_ = std::make_unique<meta::MetaStore>(kv_.get(), [this] { return cluster_->PlacementChains(); });
+    ASSERT_TRUE(store_->Init().ok());
+    meta_server_ = Server("meta:0");
+    meta::RegisterMetaService(*meta_server_, *store_, *cluster_);
+    ASSERT_TRUE(meta_server_->Start().ok());
+    for (uint32_t node = 1; node <= 3; ++node) {
+      std::string addr = "storage" + std::to_string(node) + ":0";
+      chunks_.push_back(storage::NewMemoryChunkStore());
+      services_.push_back(std::make_unique<storage::StorageService>(
+          std::map<uint32_t, storage::ChunkStore*>{{node * 100 + 1, chunks_.back().get()}}, 32 << 20));
+      storage_servers_.push_back(Server(addr));
+      services_.back()->Register(*storage_servers_.back());
+      ASSERT_TRUE(storage_servers_.back()->Start().ok());
+      proto::RegisterReq r;
+      r.set_node_id(node);
+      r.set_address(addr);
+      r.add_targets()->set_target_id(node * 100 + 1);
+      ASSERT_TRUE(cluster_->Register(r).ok());
+    }
+    ClientOptions o;
+    o.meta_address = "meta:0";
+    o.cluster_id = kCreds.cluster_id;
+    o.cluster_key = kCreds.key;
+    o.io_timeout_ms = 300;
+    o.io_attempts = 3;
+    auto c = Client::Connect(o, &transport_);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    client_ = std::move(c).value();
+    ASSERT_TRUE(client_->SetLayout(ProcessCaller(), 1, kChunk, 3).ok());
+    auto f = client_->Create(ProcessCaller(), 1, "f", 0644, true);
+    ASSERT_TRUE(f.ok());
+    file_ = *f;
+  }
+
+  std::unique_ptr<rpc::RpcServer> Server(const std::string& addr) {
+    rpc::RpcServer::Options o;
+    o.listen = addr;
+    o.creds = kCreds;
+    return std::make_unique<rpc::RpcServer>(o, &transport_);
+  }
+
+  std::string Data(size_t n, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::string s(n, '\0');
+    for (auto& ch : s) ch = static_cast<char>(rng());
+    return s;
+  }
+  Status Write(uint64_t off, const std::string& data) {
+    auto n = client_->Write(file_, off, data.size(), reinterpret_cast<const uint8_t*>(data.data()));
+    if (!n.ok()) return n.status();
+    auto a = client_->UpdateLength(file_.ino(), off + data.size());
+    if (!a.ok()) return a.status();
+    file_ = *a;
+    return Status::OK();
+  }
+  Result<std::string> Read(uint64_t off, size_t len) {
+    std::string out(len, '\0');
+    auto n = client_->Read(file_, off, len, reinterpret_cast<uint8_t*>(out.data()));
+    if (!n.ok()) return n.status();
+    out.resize(*n);
+    return out;
+  }
+  // The in-process address serving chunk `index` of the test file.
+  std::string AddressOf(uint64_t index) { return client_->Place(file_.layout(), index)->address; }
+
+  rpc::InprocTransport transport_;
+  ManualClock clock_;
+  std::unique_ptr<meta::Kv> kv_;
+  std::unique_ptr<meta::ClusterManager> cluster_;
+  std::unique_ptr<meta::MetaStore> store_;
+  std::unique_ptr<rpc::RpcServer> meta_server_;
+  std::vector<std::unique_ptr<storage::ChunkStore>> chunks_;
+  std::vector<std::unique_ptr<storage::StorageService>> services_;
+  std::vector<std::unique_ptr<rpc::RpcServer>> storage_servers_;
+  std::unique_ptr<Client> client_;
+  Attr file_;
+};
+
+TEST_F(ClientTest, StripedWritesAndReadsAcrossChunksAndHoles) {
+  EXPECT_EQ(file_.layout().chunk_size(), kChunk);
+  EXPECT_EQ(file_.layout().chains_size(), 3);
+  std::string a = Data(5 * kChunk + 77, 1);
+  ASSERT_TRUE(Write(100, a).ok());
+  std::string b = Data(1000, 2);
+  ASSERT_TRUE(Write(20 * kChunk, b).ok());  // leaves a hole
+  auto all = Read(0, 21 * kChunk);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 20 * kChunk + 1000);
+  EXPECT_EQ(all->substr(0, 100), std::string(100, '\0'));
+  EXPECT_EQ(all->substr(100, a.size()), a);
+  EXPECT_EQ(all->substr(100 + a.size(), 20 * kChunk - 100 - a.size()), std::string(20 * kChunk - 100 - a.size(), '\0'));
+  EXPECT_EQ(all->substr(20 * kChunk), b);
+  EXPECT_EQ(Read(21 * kChunk, 10)->size(), 0u);  // past the end
+  // Every server holds some of it.
+  for (auto& c : chunks_) EXPECT_GT(c->stats().writes.load(), 0u);
+}
+
+TEST_F(ClientTest, ALostRequestIsRetriedAfterItsDeadline) {
+  std::string a = Data(3 * kChunk, 3);
+  ASSERT_TRUE(Write(0, a).ok());
+  transport_.FaultsFor(AddressOf(1)).drop_next_frames = 1;
+  auto got = Read(0, a.size());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, a);
+  EXPECT_EQ(transport_.FaultsFor(AddressOf(1)).drop_next_frames.load(), 0);
+}
+
+TEST_F(ClientTest, ADeadServerFailsTheReadWithinBoundedRetries) {
+  ASSERT_TRUE(Write(0, Data(3 * kChunk, 4)).ok());
+  auto& f = transport_.FaultsFor(AddressOf(2));
+  f.fail_writes = true;
+  f.refuse_connect = true;
+  auto start = std::chrono::steady_clock::now();
+  auto got = Read(0, 3 * kChunk);
+  EXPECT_EQ(got.status().code(), proto::UNAVAILABLE);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  // Chunks on healthy servers still read.
+  auto first = Read(0, kChunk);
+  EXPECT_TRUE(first.ok());
+  f.fail_writes = false;
+  f.refuse_connect = false;
+  EXPECT_TRUE(Read(0, 3 * kChunk).ok());  // and the server is used again once it is back
+}
+
+TEST_F(ClientTest, ASlowServerTimesOutAndIsRetried) {
+  std::string a = Data(kChunk, 5);
+  ASSERT_TRUE(Write(0, a).ok());
+  auto& f = transport_.FaultsFor(AddressOf(0));
+  f.delay_ms = 1000;  // longer than the 300 ms deadline: every attempt times out
+  EXPECT_EQ(Read(0, kChunk).status().code(), proto::TIMEOUT);
+  f.delay_ms = 0;
+  EXPECT_EQ(*Read(0, kChunk), a);
+}
+
+TEST_F(ClientTest, DamagedWritePayloadIsRejectedAndStoresNothing) {
+  std::string a = Data(kChunk, 6);
+  ASSERT_TRUE(Write(0, a).ok());
+  transport_.FaultsFor(AddressOf(0)).corrupt_next_frames = 1;
+  auto n = client_->Write(file_, 0, kChunk, reinterpret_cast<const uint8_t*>(Data(kChunk, 7).data()));
+  EXPECT_EQ(n.status().code(), proto::CHECKSUM_MISMATCH);
+  EXPECT_EQ(*Read(0, kChunk), a);
+}
+
+TEST_F(ClientTest, TruncateCutsChunksOnEveryTarget) {
+  std::string a = Data(4 * kChunk, 8);
+  ASSERT_TRUE(Write(0, a).ok());
+  proto::SetAttrReq r;
+  *r.mutable_caller() = ProcessCaller();
+  r.set_ino(file_.ino());
+  r.set_set_size(true);
+  r.set_size(kChunk + 10);
+  auto cut = client_->SetAttr(r);
+  ASSERT_TRUE(cut.ok());
+  r.set_size(4 * kChunk);
+  auto grown = client_->SetAttr(r);
+  ASSERT_TRUE(grown.ok());
+  file_ = *grown;
+  auto got = Read(0, 4 * kChunk);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->substr(0, kChunk + 10), a.substr(0, kChunk + 10));
+  EXPECT_EQ(got->substr(kChunk + 10), std::string(3 * kChunk - 10, '\0'));
+}
+
+}  // namespace
+}  // namespace shoal::client
