@@ -47,12 +47,16 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options, rp
 
 template <typename Rsp>
 Status Client::MetaCall(proto::Method m, const google::protobuf::Message& req, Rsp* rsp) {
-  // Only transport failures are retried: a metadata error is an answer.
+  // Only an unreachable meta is retried (a restart takes a moment), with
+  // backoff and within meta_timeout_ms in all; a metadata error is an answer.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.meta_timeout_ms);
   Status st;
-  for (int attempt = 0; attempt < 3; ++attempt) {
+  for (int backoff_ms = 50;; backoff_ms = std::min(backoff_ms * 2, 1000)) {
     st = meta_->CallSync(m, req, rsp, options_.meta_timeout_ms);
-    if (st.code() != proto::UNAVAILABLE) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 << attempt));
+    if (st.code() != proto::UNAVAILABLE ||
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff_ms) > deadline)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
   }
   if (st.ok()) {
     if constexpr (requires { rsp->table_version(); }) NoteTableVersion(rsp->table_version());

@@ -188,5 +188,33 @@ TEST_F(ClientTest, TruncateCutsChunksOnEveryTarget) {
   EXPECT_EQ(got->substr(kChunk + 10), std::string(3 * kChunk - 10, '\0'));
 }
 
+TEST_F(ClientTest, ANewNodeReachesTheClientThroughTheTableVersion) {
+  auto before = client_->ClusterTable(false);
+  ASSERT_EQ(before->chains_size(), 3);
+  chunks_.push_back(storage::NewMemoryChunkStore());
+  services_.push_back(std::make_unique<storage::StorageService>(
+      std::map<uint32_t, storage::ChunkStore*>{{401, chunks_.back().get()}}, 32 << 20));
+  storage_servers_.push_back(Server("storage4:0"));
+  services_.back()->Register(*storage_servers_.back());
+  ASSERT_TRUE(storage_servers_.back()->Start().ok());
+  proto::RegisterReq r;
+  r.set_node_id(4);
+  r.set_address("storage4:0");
+  r.add_targets()->set_target_id(401);
+  ASSERT_TRUE(cluster_->Register(r).ok());
+  // The next metadata reply carries the new version; placing a chunk on the
+  // new chain then refreshes the table instead of failing.
+  ASSERT_TRUE(client_->SetLayout(ProcessCaller(), 1, kChunk, 0).ok());  // stripe over every chain
+  auto wide = client_->Create(ProcessCaller(), 1, "wide", 0644, true);
+  ASSERT_TRUE(wide.ok());
+  ASSERT_EQ(wide->layout().chains_size(), 4);
+  file_ = *wide;
+  std::string a = Data(8 * kChunk, 9);
+  ASSERT_TRUE(Write(0, a).ok());
+  EXPECT_EQ(*Read(0, a.size()), a);
+  EXPECT_GT(chunks_.back()->stats().writes.load(), 0u);
+  EXPECT_EQ(client_->ClusterTable(false)->chains_size(), 4);
+}
+
 }  // namespace
 }  // namespace shoal::client
