@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "common/log.h"
+#include "common/rpc/frame_reader.h"
 
 namespace shoal::rpc {
 
@@ -139,42 +140,29 @@ Status RpcChannel::CallSync(proto::Method method, const google::protobuf::Messag
 }
 
 void RpcChannel::ReadLoop(std::shared_ptr<Conn> conn) {
-  Connection& c = *conn->conn;
+  FrameReader in(*conn->conn, options_.max_frame_bytes);
   Status st;
-  std::string scratch;
-  auto drain = [&](uint64_t n) -> Status {
-    scratch.resize(std::min<uint64_t>(n, 1 << 20));
-    while (n > 0) {
-      size_t k = std::min<uint64_t>(n, scratch.size());
-      RETURN_IF_ERROR(c.ReadFull(scratch.data(), k));
-      n -= k;
-    }
-    return Status::OK();
-  };
   for (;;) {
-    uint8_t raw[kFrameHeaderSize];
     FrameHeader h;
-    st = c.ReadFull(raw, sizeof(raw));
-    if (!st.ok()) break;
-    st = DecodeFrameHeader(raw, options_.max_frame_bytes, &h);
+    st = in.ReadHeader(&h);
     if (st.ok() && !h.is_response()) st = Error(proto::PROTOCOL_ERROR, "request frame sent to a client");
     if (!st.ok()) {
-      LOG_WARN("closing connection to {}: {}", options_.address, st.ToString());
+      if (st.code() != proto::UNAVAILABLE) LOG_WARN("closing connection to {}: {}", options_.address, st.ToString());
       break;
     }
     std::string msg(h.message_len, '\0');
-    st = c.ReadFull(msg.data(), msg.size());
+    st = in.Read(msg.data(), msg.size());
     if (!st.ok()) break;
     Conn::Pending p;
     if (!conn->Take(h.request_id, &p)) {  // timed out earlier: discard
-      st = drain(h.payload_len);
+      st = in.Skip(h.payload_len);
       if (!st.ok()) break;
       continue;
     }
     if (h.status != proto::OK) {
       proto::ErrorDetail d;
       d.ParseFromString(msg);
-      st = drain(h.payload_len);
+      st = in.Skip(h.payload_len);
       p.done(Error(static_cast<ErrorCode>(h.status), d.message()), std::string(), 0);
       if (!st.ok()) break;
       continue;
@@ -182,7 +170,7 @@ void RpcChannel::ReadLoop(std::shared_ptr<Conn> conn) {
     uint64_t room = 0;
     for (const auto& v : p.sink) room += v.iov_len;
     if (h.payload_len > room) {
-      st = drain(h.payload_len);
+      st = in.Skip(h.payload_len);
       p.done(Error(proto::PROTOCOL_ERROR, "response payload larger than the destination"), std::string(), 0);
       if (!st.ok()) break;
       continue;
@@ -196,7 +184,7 @@ void RpcChannel::ReadLoop(std::shared_ptr<Conn> conn) {
         dst.push_back({v.iov_base, k});
         left -= k;
       }
-      st = c.ReadFullV(dst.data(), static_cast<int>(dst.size()));
+      st = in.ReadV(dst.data(), static_cast<int>(dst.size()));
       if (!st.ok()) {
         // The sink may hold partial bytes, but the caller learns of failure
         // before it may reuse the buffer.

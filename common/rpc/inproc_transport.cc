@@ -83,6 +83,7 @@ class FaultyConnection : public Connection {
     return inner_->WriteV(iov, n);
   }
   Status ReadFullV(const iovec* iov, int n) override { return inner_->ReadFullV(iov, n); }
+  Result<size_t> ReadSome(void* buf, size_t len) override { return inner_->ReadSome(buf, len); }
   void SetTimeouts(int r, int w) override { inner_->SetTimeouts(r, w); }
   void Shutdown() override { inner_->Shutdown(); }
   std::string PeerName() const override { return inner_->PeerName(); }

@@ -1,6 +1,7 @@
 #include "common/rpc/server.h"
 
 #include "common/log.h"
+#include "common/rpc/frame_reader.h"
 
 namespace shoal::rpc {
 
@@ -118,21 +119,21 @@ void RpcServer::Serve(std::shared_ptr<ServerConnection> sc) {
     ++rejected_connections_;
     LOG_WARN("{}: refused connection from {}: {}", options_.name, conn.PeerName(), st.ToString());
   }
+  FrameReader in(conn, options_.max_frame_bytes);
   while (st.ok()) {
-    uint8_t raw[kFrameHeaderSize];
     FrameHeader h;
-    st = conn.ReadFull(raw, sizeof(raw));
-    if (!st.ok()) break;  // peer went away: not worth a log line
-    st = DecodeFrameHeader(raw, options_.max_frame_bytes, &h);
+    st = in.ReadHeader(&h);
     if (st.ok() && h.is_response()) st = Error(proto::PROTOCOL_ERROR, "response frame sent to a server");
     if (!st.ok()) {
-      LOG_WARN("{}: closing connection from {}: {}", options_.name, conn.PeerName(), st.ToString());
+      // A peer that went away is not worth a log line; bad input is.
+      if (st.code() != proto::UNAVAILABLE)
+        LOG_WARN("{}: closing connection from {}: {}", options_.name, conn.PeerName(), st.ToString());
       break;
     }
     std::string msg(h.message_len, '\0');
     AlignedBuffer payload(h.payload_len);
     iovec iov[2] = {{msg.data(), msg.size()}, {payload.data(), h.payload_len}};
-    st = conn.ReadFullV(iov, 2);
+    st = in.ReadV(iov, 2);
     if (!st.ok()) break;
     auto call = std::make_shared<ServerCall>(sc, h, std::move(msg), std::move(payload));
     auto it = handlers_.find(h.method);

@@ -130,6 +130,17 @@ class StreamConnection : public Connection {
     return Status::OK();
   }
 
+  Result<size_t> ReadSome(void* buf, size_t len) override {
+    for (;;) {
+      ssize_t r = ::read(fd_, buf, len);
+      if (r > 0) return static_cast<size_t>(r);
+      if (r == 0) return Error(proto::UNAVAILABLE, "connection closed by " + peer_);
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return Error(proto::TIMEOUT, "read from " + peer_ + " timed out");
+      return Status::FromErrno(errno, "read from " + peer_);
+    }
+  }
+
   void SetTimeouts(int read_ms, int write_ms) override {
     timeval rt{read_ms / 1000, (read_ms % 1000) * 1000};
     timeval wt{write_ms / 1000, (write_ms % 1000) * 1000};

@@ -27,6 +27,8 @@ class Connection {
   virtual Status WriteV(const iovec* iov, int n) = 0;
   // Reads exactly the bytes of iov[0..n). UNAVAILABLE on EOF or reset.
   virtual Status ReadFullV(const iovec* iov, int n) = 0;
+  // Reads what is available, 1 to `len` bytes (blocking until at least one).
+  virtual Result<size_t> ReadSome(void* buf, size_t len) = 0;
   Status ReadFull(void* buf, size_t len) {
     iovec v{buf, len};
     return ReadFullV(&v, 1);

@@ -98,9 +98,22 @@ Status MetaStore::Init() {
   auto next = kv_->Get(Cf::kCluster, kNextInoKey);
   if (next.ok()) {
     next_ino_ = GetBe64(*next);
-    ASSIGN_OR_RETURN(std::string count, kv_->Get(Cf::kCluster, kInodeCountKey));
-    inode_count_ = GetBe64(count);
-    return Status::OK();
+    auto count = kv_->Get(Cf::kCluster, kInodeCountKey);
+    if (count.ok()) {
+      inode_count_ = GetBe64(*count);
+      return Status::OK();
+    }
+    if (count.status().code() != proto::NOT_FOUND) return count.status();
+    // A namespace from before the counter existed: count once and keep it.
+    uint64_t n = 0;
+    RETURN_IF_ERROR(kv_->Scan(Cf::kInodes, "", "", [&](std::string_view, std::string_view) {
+      ++n;
+      return true;
+    }));
+    KvBatch b;
+    inode_count_ = n;
+    AdjustInodeCount(b, 0);
+    return kv_->Write(b);
   }
   if (next.status().code() != proto::NOT_FOUND) return next.status();
   Caller root;

@@ -41,3 +41,57 @@ TEST(FrameTest, RejectsBadMagicVersionAndSize) {
 
 }  // namespace
 }  // namespace shoal::rpc
+
+#include <sys/socket.h>
+
+#include <thread>
+
+#include "common/rpc/frame_reader.h"
+#include "common/rpc/transport.h"
+
+namespace shoal::rpc {
+namespace {
+
+TEST(FrameReaderTest, PipelinedSmallAndLargeFramesAndSkips) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+  auto writer = NewStreamConnection(fds[0], "w");
+  auto reader = NewStreamConnection(fds[1], "r");
+  std::vector<std::string> payloads = {"", "tiny", std::string(200000, 'L'), std::string(3000, 's'),
+                                       std::string(70000, 'k')};
+  for (size_t i = 0; i < payloads.size(); ++i)
+    for (size_t j = 0; j < payloads[i].size(); ++j) payloads[i][j] = static_cast<char>(i * 31 + j);
+  std::thread t([&] {
+    for (size_t i = 0; i < payloads.size(); ++i) {
+      FrameHeader h;
+      h.request_id = i;
+      iovec v{payloads[i].data(), payloads[i].size()};
+      ASSERT_TRUE(SendFrame(*writer, h, "msg" + std::to_string(i), &v, 1).ok());
+    }
+  });
+  FrameReader in(*reader, 1 << 20, 8192);
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    FrameHeader h;
+    ASSERT_TRUE(in.ReadHeader(&h).ok());
+    EXPECT_EQ(h.request_id, i);
+    std::string msg(h.message_len, '\0');
+    ASSERT_TRUE(in.Read(msg.data(), msg.size()).ok());
+    EXPECT_EQ(msg, "msg" + std::to_string(i));
+    if (i == 3) {  // skipped, and the stream stays in step
+      ASSERT_TRUE(in.Skip(h.payload_len).ok());
+      continue;
+    }
+    // Split the payload across two destinations.
+    std::string a(h.payload_len / 3, '\0'), b(h.payload_len - a.size(), '\0');
+    iovec dst[2] = {{a.data(), a.size()}, {b.data(), b.size()}};
+    ASSERT_TRUE(in.ReadV(dst, 2).ok());
+    EXPECT_EQ(a + b, payloads[i]) << i;
+  }
+  t.join();
+  writer.reset();
+  FrameHeader h;
+  EXPECT_EQ(in.ReadHeader(&h).code(), proto::UNAVAILABLE);
+}
+
+}  // namespace
+}  // namespace shoal::rpc

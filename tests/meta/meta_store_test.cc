@@ -135,6 +135,13 @@ TYPED_TEST(MetaStoreTest, UnlinkRmdirAndLinkCounts) {
   MetaStore again(this->kv_.get(), [] { return std::vector<uint32_t>{1}; });
   ASSERT_TRUE(again.Init().ok());
   EXPECT_EQ(again.CountInodes(), 1u);
+  // A namespace without the counter gets it counted once.
+  KvBatch drop;
+  drop.Delete(Cf::kCluster, "inode_count");
+  ASSERT_TRUE(this->kv_->Write(drop).ok());
+  MetaStore counted(this->kv_.get(), [] { return std::vector<uint32_t>{1}; });
+  ASSERT_TRUE(counted.Init().ok());
+  EXPECT_EQ(counted.CountInodes(), 1u);
   EXPECT_EQ(s.Link(Root(), kRootIno, kRootIno, "x").status().code(), proto::NOT_PERMITTED);
 }
 
