@@ -24,6 +24,7 @@ struct MetaConfig {
   ClusterConfig cluster;
   int64_t heartbeat_timeout_ms = 10000;
   int64_t reclaim_interval_ms = 1000;
+  int64_t reclaim_delay_ms = 30000;
   uint32_t worker_threads = 8;
   int64_t max_frame_bytes = 64 << 20;
 };
@@ -39,6 +40,8 @@ int main(int argc, char** argv) {
   cfg.cluster.AddTo(spec);
   spec.Add("heartbeat_timeout_ms", &cfg.heartbeat_timeout_ms, "a storage node silent this long is marked offline");
   spec.Add("reclaim_interval_ms", &cfg.reclaim_interval_ms, "how often deleted files' chunks are freed");
+  spec.Add("reclaim_delay_ms", &cfg.reclaim_delay_ms,
+           "how long a deleted file's chunks are kept (clients that still have it open keep reading)");
   spec.Add("worker_threads", &cfg.worker_threads, "threads serving metadata requests");
   spec.Add("max_frame_bytes", &cfg.max_frame_bytes, "largest accepted RPC frame");
   bool exit_now = false;
@@ -71,7 +74,7 @@ int main(int argc, char** argv) {
   if (st = server.Start(); !st.ok()) return Fail(st);
 
   rpc::ChannelPool channels(*creds, rpc::TcpTransport());
-  meta::Reclaimer reclaimer(&store, &cluster, &channels, cfg.reclaim_interval_ms);
+  meta::Reclaimer reclaimer(&store, &cluster, &channels, cfg.reclaim_interval_ms, cfg.reclaim_delay_ms);
   reclaimer.Start();
 
   std::mutex stop_mu;

@@ -73,8 +73,10 @@ class MetaStore {
   struct Reclaim {
     uint64_t ino;
     proto::Layout layout;
+    int64_t unlinked_at_ms;
   };
-  Result<std::vector<Reclaim>> PendingReclaims(size_t max);
+  // At most `max` entries unlinked at or before `unlinked_before_ms` (wall clock).
+  Result<std::vector<Reclaim>> PendingReclaims(size_t max, int64_t unlinked_before_ms = INT64_MAX);
   Status FinishReclaim(uint64_t ino);
 
   // Helpers shared by the operations (ops/common.cc).

@@ -7,8 +7,9 @@
 
 namespace shoal::meta {
 
-Reclaimer::Reclaimer(MetaStore* store, ClusterManager* cluster, rpc::ChannelPool* channels, int64_t interval_ms)
-    : store_(store), cluster_(cluster), channels_(channels), interval_ms_(interval_ms) {}
+Reclaimer::Reclaimer(MetaStore* store, ClusterManager* cluster, rpc::ChannelPool* channels, int64_t interval_ms,
+                     int64_t delay_ms)
+    : store_(store), cluster_(cluster), channels_(channels), interval_ms_(interval_ms), delay_ms_(delay_ms) {}
 
 Reclaimer::~Reclaimer() {
   {
@@ -43,7 +44,7 @@ void Reclaimer::Kick() {
 }
 
 Result<int> Reclaimer::RunOnce() {
-  ASSIGN_OR_RETURN(auto pending, store_->PendingReclaims(256));
+  ASSIGN_OR_RETURN(auto pending, store_->PendingReclaims(256, MetaStore::NowNs() / 1000000 - delay_ms_));
   if (pending.empty()) return 0;
   proto::ClusterTable table = cluster_->Table();
   int done = 0;

@@ -3,6 +3,10 @@
 // every target of the file's chains to remove the inode's chunks, and drops the
 // entry once all of them answered OK. Failures are retried on the next pass
 // (every `interval_ms`); each RPC is bounded by a deadline.
+//
+// A file is reclaimed `delay_ms` after its last link went away: a client that
+// still has it open keeps reading its bytes for that long (open files are not
+// tracked yet, so this grace is what protects unlink-while-open).
 #pragma once
 
 #include <condition_variable>
@@ -17,7 +21,8 @@ namespace shoal::meta {
 
 class Reclaimer {
  public:
-  Reclaimer(MetaStore* store, ClusterManager* cluster, rpc::ChannelPool* channels, int64_t interval_ms);
+  Reclaimer(MetaStore* store, ClusterManager* cluster, rpc::ChannelPool* channels, int64_t interval_ms,
+            int64_t delay_ms);
   ~Reclaimer();
   void Start();
   void Kick();  // run a pass soon
@@ -29,6 +34,7 @@ class Reclaimer {
   ClusterManager* cluster_;
   rpc::ChannelPool* channels_;
   int64_t interval_ms_;
+  int64_t delay_ms_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

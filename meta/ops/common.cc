@@ -199,8 +199,12 @@ void MetaStore::DropLink(KvBatch& b, Attr& victim) {
   if (victim.type() == proto::DIRECTORY || victim.nlink() <= 1) {
     b.Delete(Cf::kInodes, InodeKey(victim.ino()));
     AdjustInodeCount(b, -1);
-    if (victim.type() == proto::REGULAR)
-      b.Put(Cf::kDeleteQueue, InodeKey(victim.ino()), victim.layout().SerializeAsString());
+    if (victim.type() == proto::REGULAR) {
+      proto::ReclaimEntry e;
+      *e.mutable_layout() = victim.layout();
+      e.set_unlinked_at_ms(NowNs() / 1000000);
+      b.Put(Cf::kDeleteQueue, InodeKey(victim.ino()), e.SerializeAsString());
+    }
     return;
   }
   victim.set_nlink(victim.nlink() - 1);

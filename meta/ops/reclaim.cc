@@ -2,17 +2,21 @@
 
 namespace shoal::meta {
 
-Result<std::vector<MetaStore::Reclaim>> MetaStore::PendingReclaims(size_t max) {
+Result<std::vector<MetaStore::Reclaim>> MetaStore::PendingReclaims(size_t max, int64_t unlinked_before_ms) {
   std::vector<Reclaim> out;
   Status bad;
   RETURN_IF_ERROR(kv_->Scan(Cf::kDeleteQueue, "", "", [&](std::string_view k, std::string_view v) {
     Reclaim r;
     r.ino = 0;
     for (int i = 0; i < 8 && i < static_cast<int>(k.size()); ++i) r.ino = (r.ino << 8) | static_cast<uint8_t>(k[i]);
-    if (k.size() != 8 || !r.layout.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
+    proto::ReclaimEntry e;
+    if (k.size() != 8 || !e.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
       bad = Error(proto::INTERNAL, "corrupt delete-queue entry");
       return false;
     }
+    if (e.unlinked_at_ms() > unlinked_before_ms) return true;
+    r.layout = std::move(*e.mutable_layout());
+    r.unlinked_at_ms = e.unlinked_at_ms();
     out.push_back(std::move(r));
     return out.size() < max;
   }));

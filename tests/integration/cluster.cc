@@ -3,7 +3,9 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -106,20 +108,17 @@ pid_t LocalCluster::Spawn(const std::vector<std::string>& argv, const std::strin
 
 void LocalCluster::Kill(pid_t& pid, int sig) {
   if (pid <= 0) return;
+  // A pidfd turns readable when the process exits: wait on it with a deadline,
+  // and kill a process that ignores SIGTERM for 15 s.
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
   kill(pid, sig);
-  // A process that ignores SIGTERM for 15 s is killed.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-  for (;;) {
-    int status;
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid || r < 0) break;
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (pidfd >= 0) {
+    pollfd p{pidfd, POLLIN, 0};
+    if (poll(&p, 1, 15000) == 0) kill(pid, SIGKILL);
+    close(pidfd);
   }
+  int status;
+  waitpid(pid, &status, 0);
   pid = -1;
 }
 
@@ -133,7 +132,8 @@ std::string LocalCluster::cli() const {
 void LocalCluster::StartMeta() {
   meta_pid_ = Spawn({std::string(SHOAL_BIN_DIR) + "/meta/shoal-meta", "--listen", meta_address(), "--data-dir",
                      dir_ + "/meta", "--cluster-id", "test", "--cluster-key-file", key_file_,
-                     "--heartbeat-timeout-ms", "3000", "--reclaim-interval-ms", "200"},
+                     "--heartbeat-timeout-ms", "3000", "--reclaim-interval-ms", "200", "--reclaim-delay-ms",
+                     std::to_string(reclaim_delay_ms_)},
                     "meta");
 }
 

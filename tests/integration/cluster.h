@@ -31,6 +31,7 @@ class LocalCluster {
   bool Start(bool mount = true);
 
   void StartMeta();
+  void set_reclaim_delay_ms(int64_t ms) { reclaim_delay_ms_ = ms; }
   void StartStorage(int node);  // node in 1..kNodes
   bool StartFuse();
   void Kill(pid_t& pid, int sig);  // signals and reaps
@@ -57,6 +58,7 @@ class LocalCluster {
   int meta_port_;
   std::vector<int> storage_ports_;
   pid_t meta_pid_ = -1, fuse_pid_ = -1;
+  int64_t reclaim_delay_ms_ = 0;
   std::vector<pid_t> storage_pids_;
   std::string error_;
 };
