@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/rpc/client.h"
+#include "common/rpc/inproc_transport.h"
 #include "common/rpc/server.h"
 #include "proto/storage.pb.h"
 
@@ -15,13 +16,28 @@ namespace {
 
 Credentials Creds(std::string key = "0123456789abcdef0123") { return Credentials{"test-cluster", key, 2000}; }
 
+// The transport seam's contract: the same RPC behaviour over every backend.
+struct TcpBackend {
+  Transport* transport() { return TcpTransport(); }
+  std::string listen() { return "127.0.0.1:0"; }
+};
+struct InprocBackend {
+  InprocTransport inproc;
+  Transport* transport() { return &inproc; }
+  std::string listen() { return "server:0"; }
+};
+
+template <typename B>
 class RpcTest : public ::testing::Test {
  protected:
+  Transport* T() { return backend_.transport(); }
+
   void SetUp() override {
     RpcServer::Options o;
+    o.listen = backend_.listen();
     o.creds = Creds();
     o.max_frame_bytes = 8 << 20;
-    server_ = std::make_unique<RpcServer>(o, TcpTransport());
+    server_ = std::make_unique<RpcServer>(o, T());
     // Echo: the reply's payload is the request payload.
     server_->Register(proto::STORAGE_STATS, RpcServer::Dispatch::kInline, [](std::shared_ptr<ServerCall> call) {
       proto::Empty req;
@@ -40,7 +56,7 @@ class RpcTest : public ::testing::Test {
   }
 
   std::unique_ptr<RpcChannel> Channel(Credentials c = Creds()) {
-    return std::make_unique<RpcChannel>(RpcChannel::Options{server_->Address(), c}, TcpTransport());
+    return std::make_unique<RpcChannel>(RpcChannel::Options{server_->Address(), c}, T());
   }
 
   Status Echo(RpcChannel& ch, const std::string& data, std::string* out) {
@@ -53,12 +69,16 @@ class RpcTest : public ::testing::Test {
     return st;
   }
 
+  B backend_;  // declared first: the server and channels use its transport
   std::unique_ptr<RpcServer> server_;
   std::promise<std::shared_ptr<ServerCall>> parked_;
 };
 
-TEST_F(RpcTest, ManyCallsInFlightReceivePayloadIntoTheirOwnBuffers) {
-  auto ch = Channel();
+using Backends = ::testing::Types<TcpBackend, InprocBackend>;
+TYPED_TEST_SUITE(RpcTest, Backends);
+
+TYPED_TEST(RpcTest, ManyCallsInFlightReceivePayloadIntoTheirOwnBuffers) {
+  auto ch = this->Channel();
   constexpr int kCalls = 300;
   std::vector<std::string> sent(kCalls), got(kCalls);
   std::mt19937 rng(7);
@@ -80,8 +100,8 @@ TEST_F(RpcTest, ManyCallsInFlightReceivePayloadIntoTheirOwnBuffers) {
   for (int i = 0; i < kCalls; ++i) ASSERT_EQ(sent[i], got[i]) << i;
 }
 
-TEST_F(RpcTest, ErrorStatusCrossesTheWire) {
-  auto ch = Channel();
+TYPED_TEST(RpcTest, ErrorStatusCrossesTheWire) {
+  auto ch = this->Channel();
   proto::Empty rsp;
   Status st = ch->CallSync(proto::STORAGE_REMOVE, proto::RemoveReq(), &rsp, 2000);
   EXPECT_EQ(st.code(), proto::NOT_FOUND);
@@ -90,17 +110,17 @@ TEST_F(RpcTest, ErrorStatusCrossesTheWire) {
   EXPECT_EQ(st.code(), proto::NOT_SUPPORTED);
 }
 
-TEST_F(RpcTest, WrongKeyOrClusterIsRefused) {
-  auto bad = Channel(Creds("another-key-of-enough-length"));
+TYPED_TEST(RpcTest, WrongKeyOrClusterIsRefused) {
+  auto bad = this->Channel(Creds("another-key-of-enough-length"));
   std::string out;
-  EXPECT_EQ(Echo(*bad, "x", &out).code(), proto::AUTH_FAILED);
+  EXPECT_EQ(this->Echo(*bad, "x", &out).code(), proto::AUTH_FAILED);
   Credentials other = Creds();
   other.cluster_id = "other";
-  auto bad2 = Channel(other);
-  EXPECT_EQ(Echo(*bad2, "x", &out).code(), proto::AUTH_FAILED);
-  EXPECT_GE(server_->rejected_connections(), 2u);
-  auto good = Channel();
-  ASSERT_TRUE(Echo(*good, "still serving", &out).ok());
+  auto bad2 = this->Channel(other);
+  EXPECT_EQ(this->Echo(*bad2, "x", &out).code(), proto::AUTH_FAILED);
+  EXPECT_GE(this->server_->rejected_connections(), 2u);
+  auto good = this->Channel();
+  ASSERT_TRUE(this->Echo(*good, "still serving", &out).ok());
   EXPECT_EQ(out, "still serving");
 }
 
@@ -114,12 +134,12 @@ bool ServerCloses(Connection& c) {
   }
 }
 
-TEST_F(RpcTest, GarbageAndOversizedFramesCloseOnlyThatConnection) {
-  auto good = Channel();
+TYPED_TEST(RpcTest, GarbageAndOversizedFramesCloseOnlyThatConnection) {
+  auto good = this->Channel();
   std::string out;
-  ASSERT_TRUE(Echo(*good, "before", &out).ok());
+  ASSERT_TRUE(this->Echo(*good, "before", &out).ok());
 
-  auto garbage = TcpTransport()->Connect(server_->Address(), 1000);
+  auto garbage = this->T()->Connect(this->server_->Address(), 1000);
   ASSERT_TRUE(garbage.ok());
   std::string junk(4096, '\0');
   std::mt19937 rng(1);
@@ -129,7 +149,7 @@ TEST_F(RpcTest, GarbageAndOversizedFramesCloseOnlyThatConnection) {
   EXPECT_TRUE(ServerCloses(**garbage));
 
   // An authenticated peer that announces a frame over the limit.
-  auto big = TcpTransport()->Connect(server_->Address(), 1000);
+  auto big = this->T()->Connect(this->server_->Address(), 1000);
   ASSERT_TRUE(big.ok());
   ASSERT_TRUE(ClientHandshake(**big, Creds()).ok());
   FrameHeader h;
@@ -142,49 +162,49 @@ TEST_F(RpcTest, GarbageAndOversizedFramesCloseOnlyThatConnection) {
   EXPECT_TRUE(ServerCloses(**big));
 
   // An authenticated peer that sends an unparsable message.
-  auto bad = TcpTransport()->Connect(server_->Address(), 1000);
+  auto bad = this->T()->Connect(this->server_->Address(), 1000);
   ASSERT_TRUE(bad.ok());
   ASSERT_TRUE(ClientHandshake(**bad, Creds()).ok());
   h.payload_len = 0;
   ASSERT_TRUE(SendFrame(**bad, h, std::string("\xff\xff\xff", 3)).ok());
   EXPECT_TRUE(ServerCloses(**bad));
 
-  ASSERT_TRUE(Echo(*good, "after", &out).ok());
+  ASSERT_TRUE(this->Echo(*good, "after", &out).ok());
   EXPECT_EQ(out, "after");
 }
 
-TEST_F(RpcTest, DeadlinePassesAndLateReplyIsDiscarded) {
-  auto ch = Channel();
+TYPED_TEST(RpcTest, DeadlinePassesAndLateReplyIsDiscarded) {
+  auto ch = this->Channel();
   std::string sink(16, 'z');
   proto::Empty rsp;
   Status st = ch->CallSync(proto::STORAGE_READ, proto::ReadReq(), &rsp, 200, nullptr, 0, {{sink.data(), sink.size()}});
   EXPECT_EQ(st.code(), proto::TIMEOUT);
-  auto call = parked_.get_future().get();
+  auto call = this->parked_.get_future().get();
   std::string late(16, 'L');
   iovec v{late.data(), late.size()};
   call->Reply(proto::Empty(), &v, 1);
   std::string out;
-  ASSERT_TRUE(Echo(*ch, "next", &out).ok());  // the late frame was drained, the stream is in sync
+  ASSERT_TRUE(this->Echo(*ch, "next", &out).ok());  // the late frame was drained, the stream is in sync
   EXPECT_EQ(sink, std::string(16, 'z'));      // and it never touched the expired sink
 }
 
-TEST_F(RpcTest, ReconnectsAfterServerRestart) {
-  auto ch = Channel();
+TYPED_TEST(RpcTest, ReconnectsAfterServerRestart) {
+  auto ch = this->Channel();
   std::string out;
-  ASSERT_TRUE(Echo(*ch, "one", &out).ok());
-  std::string addr = server_->Address();
-  server_.reset();
-  EXPECT_FALSE(Echo(*ch, "down", &out).ok());
+  ASSERT_TRUE(this->Echo(*ch, "one", &out).ok());
+  std::string addr = this->server_->Address();
+  this->server_.reset();
+  EXPECT_FALSE(this->Echo(*ch, "down", &out).ok());
   RpcServer::Options o;
   o.listen = addr;
   o.creds = Creds();
-  server_ = std::make_unique<RpcServer>(o, TcpTransport());
-  server_->Register(proto::STORAGE_STATS, RpcServer::Dispatch::kInline, [](std::shared_ptr<ServerCall> call) {
+  this->server_ = std::make_unique<RpcServer>(o, this->T());
+  this->server_->Register(proto::STORAGE_STATS, RpcServer::Dispatch::kInline, [](std::shared_ptr<ServerCall> call) {
     iovec v{call->payload(), call->payload_len()};
     call->Reply(proto::Empty(), &v, 1);
   });
-  ASSERT_TRUE(server_->Start().ok());
-  ASSERT_TRUE(Echo(*ch, "two", &out).ok());
+  ASSERT_TRUE(this->server_->Start().ok());
+  ASSERT_TRUE(this->Echo(*ch, "two", &out).ok());
   EXPECT_EQ(out, "two");
 }
 
