@@ -9,7 +9,8 @@
 #
 # Environment: SHOAL_HOME (state, default /var/tmp/shoal-local), SHOAL_MOUNT
 # (default $SHOAL_HOME/mnt), SHOAL_PORT (meta port, default 9000; storage
-# uses the next three), SHOAL_BUILD (build directory, default ./build).
+# uses the next three; Prometheus metrics on port+100 (meta) and port+101..103),
+# SHOAL_BUILD (build directory, default ./build).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 home=${SHOAL_HOME:-/var/tmp/shoal-local}
@@ -69,13 +70,13 @@ up() {
   [ -f "$home/conf/cluster.key" ] || (umask 077; openssl rand -hex 32 >"$home/conf/cluster.key")
   local common="cluster_id = 'local'
 cluster_key_file = '$home/conf/cluster.key'"
-  printf "%s\nlisten = '127.0.0.1:%d'\ndata_dir = '%s/meta'\nheartbeat_timeout_ms = 5000\n" \
-    "$common" "$port" "$home" >"$home/conf/meta.toml"
+  printf "%s\nlisten = '127.0.0.1:%d'\ndata_dir = '%s/meta'\nheartbeat_timeout_ms = 5000\nmetrics_listen = '127.0.0.1:%d'\n" \
+    "$common" "$port" "$home" $((port + 100)) >"$home/conf/meta.toml"
   printf "%s\nmeta_address = '127.0.0.1:%d'\n" "$common" "$port" >"$home/conf/client.toml"
   printf "%s\nmeta_address = '127.0.0.1:%d'\nmountpoint = '%s'\n" "$common" "$port" "$mnt" >"$home/conf/fuse.toml"
   for i in $(seq 1 $nodes); do
-    printf "%s\nmeta_address = '127.0.0.1:%d'\nlisten = '127.0.0.1:%d'\nnode_id = %d\ntargets = ['%d:%s/target%d']\n" \
-      "$common" "$port" $((port + i)) "$i" $((i * 100 + 1)) "$home" "$i" >"$home/conf/storage$i.toml"
+    printf "%s\nmeta_address = '127.0.0.1:%d'\nlisten = '127.0.0.1:%d'\nnode_id = %d\ntargets = ['%d:%s/target%d']\nmetrics_listen = '127.0.0.1:%d'\n" \
+      "$common" "$port" $((port + i)) "$i" $((i * 100 + 1)) "$home" "$i" $((port + 100 + i)) >"$home/conf/storage$i.toml"
   done
 
   start meta "$bin_meta" --config "$home/conf/meta.toml"

@@ -7,6 +7,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/process.h"
 #include "common/rpc/channel_pool.h"
 #include "common/rpc/server.h"
@@ -27,6 +28,7 @@ struct MetaConfig {
   int64_t reclaim_delay_ms = 30000;
   uint32_t worker_threads = 8;
   int64_t max_frame_bytes = 64 << 20;
+  std::string metrics_listen;
 };
 
 int Fail(const Status& st) { return ExitWithError("shoal-meta", st); }
@@ -44,6 +46,7 @@ int main(int argc, char** argv) {
            "how long a deleted file's chunks are kept (clients that still have it open keep reading)");
   spec.Add("worker_threads", &cfg.worker_threads, "threads serving metadata requests");
   spec.Add("max_frame_bytes", &cfg.max_frame_bytes, "largest accepted RPC frame");
+  spec.Add("metrics_listen", &cfg.metrics_listen, "host:port for Prometheus metrics (GET /metrics); empty: off");
   bool exit_now = false;
   Status st = spec.Parse(argc, argv, &exit_now);
   if (!st.ok()) return Fail(st);
@@ -70,8 +73,16 @@ int main(int argc, char** argv) {
   opts.worker_threads = static_cast<int>(cfg.worker_threads);
   opts.name = "meta";
   rpc::RpcServer server(opts, rpc::TcpTransport());
-  meta::RegisterMetaService(server, store, cluster);
+  meta::MetaServiceStats stats;
+  meta::RegisterMetaService(server, store, cluster, stats);
   if (st = server.Start(); !st.ok()) return Fail(st);
+
+  std::unique_ptr<MetricsServer> metrics;
+  if (!cfg.metrics_listen.empty()) {
+    metrics = std::make_unique<MetricsServer>(cfg.metrics_listen,
+                                              [&] { return meta::RenderMetaMetrics(store, cluster, stats); });
+    if (st = metrics->Start(); !st.ok()) return Fail(st);
+  }
 
   rpc::ChannelPool channels(*creds, rpc::TcpTransport());
   meta::Reclaimer reclaimer(&store, &cluster, &channels, cfg.reclaim_interval_ms, cfg.reclaim_delay_ms);

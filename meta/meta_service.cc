@@ -1,5 +1,7 @@
 #include "meta/meta_service.h"
 
+#include "common/metrics.h"
+
 namespace shoal::meta {
 
 namespace {
@@ -9,17 +11,23 @@ using Call = std::shared_ptr<rpc::ServerCall>;
 // Registers a handler that parses Req, runs `fn(req, &rsp)` and replies with
 // rsp (stamped with the table version) or with the error.
 template <typename Req, typename Rsp, typename Fn>
-void Serve(rpc::RpcServer& server, proto::Method method, ClusterManager& cluster, Fn fn) {
-  server.Register(method, rpc::RpcServer::Dispatch::kPool, [&cluster, fn](Call call) {
+void Serve(rpc::RpcServer& server, proto::Method method, ClusterManager& cluster, MetaServiceStats& stats, Fn fn) {
+  server.Register(method, rpc::RpcServer::Dispatch::kPool, [&cluster, &stats, method, fn](Call call) {
+    stats.requests[method % 256].fetch_add(1, std::memory_order_relaxed);
     Req req;
     if (!call->Parse(&req)) return;
     Rsp rsp;
     Status st = fn(req, &rsp);
-    if (!st.ok()) return call->ReplyError(st);
+    if (!st.ok()) {
+      stats.errors[method % 256].fetch_add(1, std::memory_order_relaxed);
+      return call->ReplyError(st);
+    }
     if constexpr (requires { rsp.set_table_version(1); }) rsp.set_table_version(cluster.version());
     call->Reply(rsp);
   });
 }
+
+std::string MethodName(int m) { return proto::Method_Name(static_cast<proto::Method>(m)); }
 
 Status AttrInto(Result<proto::Attr> r, proto::Attr* out) {
   if (!r.ok()) return r.status();
@@ -29,45 +37,46 @@ Status AttrInto(Result<proto::Attr> r, proto::Attr* out) {
 
 }  // namespace
 
-void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManager& cluster) {
+void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManager& cluster,
+                         MetaServiceStats& stats) {
   using namespace proto;
-  Serve<LookupReq, EntryRsp>(server, META_LOOKUP, cluster, [&](const LookupReq& r, EntryRsp* o) {
+  Serve<LookupReq, EntryRsp>(server, META_LOOKUP, cluster, stats, [&](const LookupReq& r, EntryRsp* o) {
     return AttrInto(store.Lookup(r.caller(), r.parent(), r.name()), o->mutable_attr());
   });
-  Serve<GetAttrReq, AttrRsp>(server, META_GETATTR, cluster, [&](const GetAttrReq& r, AttrRsp* o) {
+  Serve<GetAttrReq, AttrRsp>(server, META_GETATTR, cluster, stats, [&](const GetAttrReq& r, AttrRsp* o) {
     return AttrInto(store.GetAttr(r.ino()), o->mutable_attr());
   });
-  Serve<SetAttrReq, AttrRsp>(server, META_SETATTR, cluster, [&](const SetAttrReq& r, AttrRsp* o) {
+  Serve<SetAttrReq, AttrRsp>(server, META_SETATTR, cluster, stats, [&](const SetAttrReq& r, AttrRsp* o) {
     return AttrInto(store.SetAttr(r), o->mutable_attr());
   });
-  Serve<CreateReq, EntryRsp>(server, META_CREATE, cluster, [&](const CreateReq& r, EntryRsp* o) {
+  Serve<CreateReq, EntryRsp>(server, META_CREATE, cluster, stats, [&](const CreateReq& r, EntryRsp* o) {
     return AttrInto(store.Create(r.caller(), r.parent(), r.name(), r.mode(), r.exclusive()), o->mutable_attr());
   });
-  Serve<MkdirReq, EntryRsp>(server, META_MKDIR, cluster, [&](const MkdirReq& r, EntryRsp* o) {
+  Serve<MkdirReq, EntryRsp>(server, META_MKDIR, cluster, stats, [&](const MkdirReq& r, EntryRsp* o) {
     return AttrInto(store.Mkdir(r.caller(), r.parent(), r.name(), r.mode()), o->mutable_attr());
   });
-  Serve<SymlinkReq, EntryRsp>(server, META_SYMLINK, cluster, [&](const SymlinkReq& r, EntryRsp* o) {
+  Serve<SymlinkReq, EntryRsp>(server, META_SYMLINK, cluster, stats, [&](const SymlinkReq& r, EntryRsp* o) {
     return AttrInto(store.Symlink(r.caller(), r.parent(), r.name(), r.target()), o->mutable_attr());
   });
-  Serve<LinkReq, EntryRsp>(server, META_LINK, cluster, [&](const LinkReq& r, EntryRsp* o) {
+  Serve<LinkReq, EntryRsp>(server, META_LINK, cluster, stats, [&](const LinkReq& r, EntryRsp* o) {
     return AttrInto(store.Link(r.caller(), r.ino(), r.new_parent(), r.new_name()), o->mutable_attr());
   });
-  Serve<UnlinkReq, EmptyRsp>(server, META_UNLINK, cluster, [&](const UnlinkReq& r, EmptyRsp*) {
+  Serve<UnlinkReq, EmptyRsp>(server, META_UNLINK, cluster, stats, [&](const UnlinkReq& r, EmptyRsp*) {
     return store.Unlink(r.caller(), r.parent(), r.name());
   });
-  Serve<RmdirReq, EmptyRsp>(server, META_RMDIR, cluster, [&](const RmdirReq& r, EmptyRsp*) {
+  Serve<RmdirReq, EmptyRsp>(server, META_RMDIR, cluster, stats, [&](const RmdirReq& r, EmptyRsp*) {
     return store.Rmdir(r.caller(), r.parent(), r.name());
   });
-  Serve<RenameReq, EmptyRsp>(server, META_RENAME, cluster, [&](const RenameReq& r, EmptyRsp*) {
+  Serve<RenameReq, EmptyRsp>(server, META_RENAME, cluster, stats, [&](const RenameReq& r, EmptyRsp*) {
     return store.Rename(r.caller(), r.parent(), r.name(), r.new_parent(), r.new_name(), r.no_replace());
   });
-  Serve<ReadlinkReq, ReadlinkRsp>(server, META_READLINK, cluster, [&](const ReadlinkReq& r, ReadlinkRsp* o) {
+  Serve<ReadlinkReq, ReadlinkRsp>(server, META_READLINK, cluster, stats, [&](const ReadlinkReq& r, ReadlinkRsp* o) {
     auto t = store.Readlink(r.ino());
     if (!t.ok()) return t.status();
     o->set_target(*t);
     return Status::OK();
   });
-  Serve<ReadDirReq, ReadDirRsp>(server, META_READDIR, cluster, [&](const ReadDirReq& r, ReadDirRsp* o) {
+  Serve<ReadDirReq, ReadDirRsp>(server, META_READDIR, cluster, stats, [&](const ReadDirReq& r, ReadDirRsp* o) {
     bool eof = false;
     auto rows = store.ReadDir(r.caller(), r.ino(), r.start_after(), r.limit() ? r.limit() : 1024, r.plus(), &eof);
     if (!rows.ok()) return rows.status();
@@ -81,7 +90,7 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
     o->set_eof(eof);
     return Status::OK();
   });
-  Serve<StatFsReq, StatFsRsp>(server, META_STATFS, cluster, [&](const StatFsReq&, StatFsRsp* o) {
+  Serve<StatFsReq, StatFsRsp>(server, META_STATFS, cluster, stats, [&](const StatFsReq&, StatFsRsp* o) {
     uint64_t total, free;
     cluster.Capacity(&total, &free);
     o->set_total_bytes(total);
@@ -89,30 +98,56 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
     o->set_files(store.CountInodes());
     return Status::OK();
   });
-  Serve<OpenReq, AttrRsp>(server, META_OPEN, cluster, [&](const OpenReq& r, AttrRsp* o) {
+  Serve<OpenReq, AttrRsp>(server, META_OPEN, cluster, stats, [&](const OpenReq& r, AttrRsp* o) {
     return AttrInto(store.Open(r.caller(), r.ino(), r.flags()), o->mutable_attr());
   });
-  Serve<UpdateLengthReq, AttrRsp>(server, META_UPDATE_LENGTH, cluster, [&](const UpdateLengthReq& r, AttrRsp* o) {
+  Serve<UpdateLengthReq, AttrRsp>(server, META_UPDATE_LENGTH, cluster, stats, [&](const UpdateLengthReq& r, AttrRsp* o) {
     return AttrInto(store.UpdateLength(r.ino(), r.length()), o->mutable_attr());
   });
-  Serve<SetLayoutReq, AttrRsp>(server, META_SET_LAYOUT, cluster, [&](const SetLayoutReq& r, AttrRsp* o) {
+  Serve<SetLayoutReq, AttrRsp>(server, META_SET_LAYOUT, cluster, stats, [&](const SetLayoutReq& r, AttrRsp* o) {
     return AttrInto(store.SetLayout(r.caller(), r.ino(), r.chunk_size(), r.stripe_width()), o->mutable_attr());
   });
 
-  Serve<RegisterReq, RegisterRsp>(server, CLUSTER_REGISTER, cluster, [&](const RegisterReq& r, RegisterRsp* o) {
+  Serve<RegisterReq, RegisterRsp>(server, CLUSTER_REGISTER, cluster, stats, [&](const RegisterReq& r, RegisterRsp* o) {
     auto v = cluster.Register(r);
     if (!v.ok()) return v.status();
     o->set_table_version(*v);
     return Status::OK();
   });
-  Serve<HeartbeatReq, HeartbeatRsp>(server, CLUSTER_HEARTBEAT, cluster, [&](const HeartbeatReq& r, HeartbeatRsp* o) {
+  Serve<HeartbeatReq, HeartbeatRsp>(server, CLUSTER_HEARTBEAT, cluster, stats, [&](const HeartbeatReq& r, HeartbeatRsp* o) {
     *o = cluster.Heartbeat(r);
     return Status::OK();
   });
-  Serve<GetTableReq, ClusterTable>(server, CLUSTER_GET_TABLE, cluster, [&](const GetTableReq&, ClusterTable* o) {
+  Serve<GetTableReq, ClusterTable>(server, CLUSTER_GET_TABLE, cluster, stats, [&](const GetTableReq&, ClusterTable* o) {
     *o = cluster.Table();
     return Status::OK();
   });
+}
+
+std::string RenderMetaMetrics(const MetaStore& store, const ClusterManager& cluster, const MetaServiceStats& stats) {
+  std::string out;
+  bool first = true;
+  for (int m = 0; m < 256; ++m) {
+    uint64_t n = stats.requests[m].load(std::memory_order_relaxed);
+    if (n == 0) continue;
+    std::string method = MethodName(m);
+    RenderMetric(&out, "shoal_meta_requests_total", "counter", first ? "metadata requests by method" : "",
+                 static_cast<double>(n), "method=\"" + method + "\"");
+    RenderMetric(&out, "shoal_meta_errors_total", "counter", first ? "requests answered with an error" : "",
+                 static_cast<double>(stats.errors[m].load(std::memory_order_relaxed)), "method=\"" + method + "\"");
+    first = false;
+  }
+  RenderMetric(&out, "shoal_meta_inodes", "gauge", "live inodes", static_cast<double>(store.CountInodes()));
+  proto::ClusterTable t = cluster.Table();
+  RenderMetric(&out, "shoal_meta_table_version", "gauge", "cluster table version", static_cast<double>(t.version()));
+  int online = 0, serving = 0;
+  for (const auto& n : t.nodes()) online += n.state() == proto::NODE_ONLINE;
+  for (const auto& tg : t.targets()) serving += tg.state() == proto::TARGET_SERVING;
+  RenderMetric(&out, "shoal_meta_nodes", "gauge", "storage nodes by state", online, "state=\"online\"");
+  RenderMetric(&out, "shoal_meta_nodes", "gauge", "", t.nodes_size() - online, "state=\"offline\"");
+  RenderMetric(&out, "shoal_meta_targets", "gauge", "targets by state", serving, "state=\"serving\"");
+  RenderMetric(&out, "shoal_meta_targets", "gauge", "", t.targets_size() - serving, "state=\"offline\"");
+  return out;
 }
 
 }  // namespace shoal::meta

@@ -67,7 +67,7 @@ class MetaStore {
   Result<Attr> UpdateLength(uint64_t ino, uint64_t length);
   Result<Attr> SetLayout(const Caller& c, uint64_t ino, uint32_t chunk_size, uint32_t stripe_width);
   // Live inodes, kept as a counter in the same batches that create and free them.
-  uint64_t CountInodes();
+  uint64_t CountInodes() const;
 
   // The background reclaimer's queue: files whose last link is gone.
   struct Reclaim {

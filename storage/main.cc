@@ -5,6 +5,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/process.h"
 #include "common/rpc/client.h"
 #include "common/rpc/server.h"
@@ -28,6 +29,7 @@ struct StorageConfig {
   uint32_t chunk_cache_entries = 16384;
   int64_t max_frame_bytes = 64 << 20;
   int64_t max_read_bytes = 32 << 20;
+  std::string metrics_listen;
 };
 
 int Fail(const Status& st) { return ExitWithError("shoal-storage", st); }
@@ -48,6 +50,7 @@ int main(int argc, char** argv) {
   spec.Add("chunk_cache_entries", &cfg.chunk_cache_entries, "open chunk files (with CRCs) cached per target");
   spec.Add("max_frame_bytes", &cfg.max_frame_bytes, "largest accepted RPC frame");
   spec.Add("max_read_bytes", &cfg.max_read_bytes, "largest batched read answered in one response");
+  spec.Add("metrics_listen", &cfg.metrics_listen, "host:port for Prometheus metrics (GET /metrics); empty: off");
   bool exit_now = false;
   Status st = spec.Parse(argc, argv, &exit_now);
   if (!st.ok()) return Fail(st);
@@ -89,6 +92,12 @@ int main(int argc, char** argv) {
   rpc::RpcServer server(opts, rpc::TcpTransport());
   service.Register(server);
   if (st = server.Start(); !st.ok()) return Fail(st);
+
+  std::unique_ptr<MetricsServer> metrics;
+  if (!cfg.metrics_listen.empty()) {
+    metrics = std::make_unique<MetricsServer>(cfg.metrics_listen, [&] { return service.RenderMetrics(); });
+    if (st = metrics->Start(); !st.ok()) return Fail(st);
+  }
 
   rpc::RpcChannel meta({cfg.meta_address, *creds}, rpc::TcpTransport());
   storage::NodeAgent agent(&meta, cfg.node_id, cfg.advertise_address, *targets, [&] { return service.Stats(); },

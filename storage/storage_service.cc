@@ -27,11 +27,43 @@ proto::NodeStats StorageService::Stats() const {
   return s;
 }
 
+std::string StorageService::RenderMetrics() const {
+  std::string out;
+  struct Counter {
+    const char* name;
+    const char* help;
+    std::atomic<uint64_t> StoreStats::*field;
+  };
+  const Counter counters[] = {
+      {"shoal_storage_reads_total", "chunk reads served", &StoreStats::reads},
+      {"shoal_storage_read_bytes_total", "bytes read", &StoreStats::read_bytes},
+      {"shoal_storage_writes_total", "chunk writes committed", &StoreStats::writes},
+      {"shoal_storage_write_bytes_total", "bytes written", &StoreStats::write_bytes},
+      {"shoal_storage_checksum_errors_total", "blocks that failed their CRC32C", &StoreStats::checksum_errors},
+      {"shoal_storage_io_errors_total", "disk I/O errors", &StoreStats::io_errors},
+  };
+  for (const auto& c : counters) {
+    bool first = true;
+    for (const auto& [id, store] : targets_) {
+      RenderMetric(&out, c.name, "counter", first ? c.help : "", (store->stats().*c.field).load(),
+                   "target=\"" + std::to_string(id) + "\"");
+      first = false;
+    }
+  }
+  RenderMetric(&out, "shoal_storage_reads_in_flight", "gauge", "batched read requests being served",
+               static_cast<double>(reads_in_flight_.load()));
+  read_latency_.Render(&out, "shoal_storage_read_seconds", "batched read latency, arrival to reply");
+  return out;
+}
+
 namespace {
 struct ReadCall {
   std::shared_ptr<rpc::ServerCall> call;
   std::vector<ReadOp> ops;
   std::atomic<int> groups{0};
+  std::chrono::steady_clock::time_point start;
+  std::atomic<int64_t>* in_flight;
+  Histogram* latency;
 
   void Respond() {
     proto::ReadRsp rsp;
@@ -47,6 +79,9 @@ struct ReadCall {
       }
     }
     call->Reply(rsp, payload.data(), static_cast<int>(payload.size()));
+    latency->Observe(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start)
+                         .count());
+    in_flight->fetch_sub(1, std::memory_order_relaxed);
   }
 };
 }  // namespace
@@ -61,6 +96,10 @@ void StorageService::HandleRead(std::shared_ptr<rpc::ServerCall> call) {
                                                         std::to_string(max_read_bytes_)));
   auto rc = std::make_shared<ReadCall>();
   rc->call = std::move(call);
+  rc->start = std::chrono::steady_clock::now();
+  rc->in_flight = &reads_in_flight_;
+  rc->latency = &read_latency_;
+  reads_in_flight_.fetch_add(1, std::memory_order_relaxed);
   rc->ops.resize(req.items_size());
   std::map<ChunkStore*, std::vector<ReadOp*>> groups;
   for (int i = 0; i < req.items_size(); ++i) {

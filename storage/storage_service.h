@@ -9,6 +9,7 @@
 
 #include <map>
 
+#include "common/metrics.h"
 #include "common/rpc/server.h"
 #include "proto/cluster.pb.h"
 #include "storage/chunk_store.h"
@@ -22,6 +23,8 @@ class StorageService {
 
   void Register(rpc::RpcServer& server);
   proto::NodeStats Stats() const;
+  // Prometheus text: per-target counters, reads in flight, read latency.
+  std::string RenderMetrics() const;
 
  private:
   void HandleRead(std::shared_ptr<rpc::ServerCall> call);
@@ -30,6 +33,8 @@ class StorageService {
 
   std::map<uint32_t, ChunkStore*> targets_;
   uint64_t max_read_bytes_;
+  std::atomic<int64_t> reads_in_flight_{0};
+  Histogram read_latency_;  // request arrival to reply
 };
 
 }  // namespace shoal::storage

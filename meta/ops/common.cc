@@ -264,6 +264,6 @@ Result<std::pair<Attr, Attr>> MetaStore::PrepareRemoval(const Caller& c, uint64_
   return std::make_pair(std::move(dir), std::move(victim));
 }
 
-uint64_t MetaStore::CountInodes() { return inode_count_.load(); }
+uint64_t MetaStore::CountInodes() const { return inode_count_.load(); }
 
 }  // namespace shoal::meta

@@ -28,7 +28,7 @@ class ClientTest : public ::testing::Test {
     store_ = std::make_unique<meta::MetaStore>(kv_.get(), [this] { return cluster_->PlacementChains(); });
     ASSERT_TRUE(store_->Init().ok());
     meta_server_ = Server("meta:0");
-    meta::RegisterMetaService(*meta_server_, *store_, *cluster_);
+    meta::RegisterMetaService(*meta_server_, *store_, *cluster_, meta_stats_);
     ASSERT_TRUE(meta_server_->Start().ok());
     for (uint32_t node = 1; node <= 3; ++node) {
       std::string addr = "storage" + std::to_string(node) + ":0";
@@ -95,6 +95,7 @@ class ClientTest : public ::testing::Test {
   std::unique_ptr<meta::Kv> kv_;
   std::unique_ptr<meta::ClusterManager> cluster_;
   std::unique_ptr<meta::MetaStore> store_;
+  meta::MetaServiceStats meta_stats_;
   std::unique_ptr<rpc::RpcServer> meta_server_;
   std::vector<std::unique_ptr<storage::ChunkStore>> chunks_;
   std::vector<std::unique_ptr<storage::StorageService>> services_;

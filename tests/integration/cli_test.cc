@@ -52,6 +52,11 @@ TEST(CliTest, PutGetLsStatLayoutAndStatus) {
   for (int node = 1; node <= LocalCluster::kNodes; ++node)
     EXPECT_NE(out.find("node " + std::to_string(node) + "  127.0.0.1:"), std::string::npos) << out;
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n') > 8, true) << out;
+  // The same state through the metrics endpoints.
+  EXPECT_EQ(c.Metric(0, "shoal_meta_nodes{state=\"online\"}"), 3);
+  EXPECT_GT(c.Metric(0, "shoal_meta_requests_total{method=\"META_CREATE\"}"), 0);
+  for (int node = 1; node <= LocalCluster::kNodes; ++node)
+    EXPECT_GT(c.Metric(node, "shoal_storage_read_seconds_count"), 0) << node;
 
   // Errors are clear and exit non-zero.
   out.clear();

@@ -74,6 +74,7 @@ LocalCluster::LocalCluster() {
   std::ofstream(key_file_) << hex << "\n";
   meta_port_ = FreePort();
   for (int i = 0; i < kNodes; ++i) storage_ports_.push_back(FreePort());
+  for (int i = 0; i <= kNodes; ++i) metrics_ports_.push_back(FreePort());
   storage_pids_.assign(kNodes, -1);
 }
 
@@ -133,7 +134,7 @@ void LocalCluster::StartMeta() {
   meta_pid_ = Spawn({std::string(SHOAL_BIN_DIR) + "/meta/shoal-meta", "--listen", meta_address(), "--data-dir",
                      dir_ + "/meta", "--cluster-id", "test", "--cluster-key-file", key_file_,
                      "--heartbeat-timeout-ms", "3000", "--reclaim-interval-ms", "200", "--reclaim-delay-ms",
-                     std::to_string(reclaim_delay_ms_)},
+                     std::to_string(reclaim_delay_ms_), "--metrics-listen", metrics_address(0)},
                     "meta");
 }
 
@@ -143,7 +144,7 @@ void LocalCluster::StartStorage(int node) {
       Spawn({std::string(SHOAL_BIN_DIR) + "/storage/shoal-storage", "--listen", storage_address(node), "--node-id",
              std::to_string(node), "--targets", std::to_string(target) + ":" + target_dir(target), "--meta-address",
              meta_address(), "--cluster-id", "test", "--cluster-key-file", key_file_, "--heartbeat-interval-ms",
-             "200"},
+             "200", "--metrics-listen", metrics_address(node)},
             "storage" + std::to_string(node));
 }
 
@@ -179,6 +180,20 @@ bool LocalCluster::Start(bool mount) {
     return false;
   }
   return !mount || StartFuse();
+}
+
+double LocalCluster::Metric(int node, const std::string& sample) const {
+  auto c = rpc::TcpTransport()->Connect(metrics_address(node), 2000);
+  if (!c.ok()) return -1;
+  (*c)->SetTimeouts(5000, 5000);
+  std::string req = "GET /metrics HTTP/1.1\r\n\r\n", out;
+  iovec v{req.data(), req.size()};
+  if (!(*c)->WriteV(&v, 1).ok()) return -1;
+  char buf[8192];
+  for (auto n = (*c)->ReadSome(buf, sizeof(buf)); n.ok(); n = (*c)->ReadSome(buf, sizeof(buf))) out.append(buf, *n);
+  auto at = out.find("\n" + sample + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(out.substr(at + sample.size() + 2));
 }
 
 client::ClientOptions LocalCluster::ClientOptions() const {

@@ -45,6 +45,10 @@ class LocalCluster {
   std::string meta_address() const { return "127.0.0.1:" + std::to_string(meta_port_); }
   std::string storage_address(int node) const { return "127.0.0.1:" + std::to_string(storage_ports_[node - 1]); }
   std::string target_dir(uint32_t target_id) const;
+  // Prometheus endpoints: node 0 is meta, 1..kNodes the storage nodes.
+  std::string metrics_address(int node) const { return "127.0.0.1:" + std::to_string(metrics_ports_[node]); }
+  // The value of one sample line (`name{labels}`) scraped from `node`, or -1.
+  double Metric(int node, const std::string& sample) const;
   std::string cli() const;  // "shoal --config ..." ready for system()
   const std::string& error() const { return error_; }
 
@@ -57,6 +61,7 @@ class LocalCluster {
   std::string dir_, mount_, key_file_, key_;
   int meta_port_;
   std::vector<int> storage_ports_;
+  std::vector<int> metrics_ports_;
   pid_t meta_pid_ = -1, fuse_pid_ = -1;
   int64_t reclaim_delay_ms_ = 0;
   std::vector<pid_t> storage_pids_;

@@ -100,6 +100,9 @@ TEST(FaultTest, FlippedByteOnDiskFailsThatReadOnly) {
     return s;
   };
   uint64_t errors_before = stats().checksum_errors();
+  const std::string sample = "shoal_storage_checksum_errors_total{target=\"" + std::to_string(where->target_id) + "\"}";
+  const int node = static_cast<int>(where->node_id);
+  EXPECT_EQ(c.Metric(node, sample), static_cast<double>(errors_before));
 
   std::string chunk = storage::ChunkFilePath(c.target_dir(where->target_id), attr->ino(), 0);
   int cfd = open(chunk.c_str(), O_RDWR);
@@ -118,6 +121,7 @@ TEST(FaultTest, FlippedByteOnDiskFailsThatReadOnly) {
   EXPECT_EQ(pread(fd, buf, sizeof(buf), 8192), -1);
   EXPECT_EQ(errno, EIO);
   EXPECT_GT(stats().checksum_errors(), errors_before);
+  EXPECT_GT(c.Metric(node, sample), static_cast<double>(errors_before));  // and Prometheus sees it
   // Other blocks of the chunk, and other chunks, still read.
   ASSERT_EQ(pread(fd, buf, sizeof(buf), 0), 4096);
   EXPECT_EQ(std::string(buf, 4096), data.substr(0, 4096));
