@@ -128,6 +128,7 @@ class Client {
   void SendRead(std::shared_ptr<Op> op, std::shared_ptr<Request> req);
   void SendWrite(std::shared_ptr<Op> op, std::shared_ptr<Request> req);
   void Retry(std::shared_ptr<Op> op, std::shared_ptr<Request> req, Status why, bool is_write);
+  std::shared_ptr<Op> NewOp(const Attr& file, size_t total, IoCallback done, int requests);
   void Finish(const std::shared_ptr<Op>& op);
 
   ClientOptions options_;

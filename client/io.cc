@@ -59,6 +59,15 @@ Status ForEachPiece(uint32_t chunk_size, uint64_t offset, uint64_t length, Fn fn
 }
 }  // namespace
 
+std::shared_ptr<Client::Op> Client::NewOp(const Attr& file, size_t total, IoCallback done, int requests) {
+  auto op = std::make_shared<Op>();
+  op->file = file;
+  op->total = total;
+  op->done = std::move(done);
+  op->pending = requests;
+  return op;
+}
+
 void Client::Finish(const std::shared_ptr<Op>& op) {
   Status err;
   {
@@ -168,13 +177,9 @@ void Client::ReadAsync(const Attr& file, uint64_t offset, size_t length, uint8_t
     return Status::OK();
   });
   if (!st.ok()) return done(st);
-  auto op = std::make_shared<Op>();
-  op->file = file;
-  op->total = length;
-  op->done = std::move(done);
   int count = 0;
   for (auto& [t, reqs] : by_target) count += static_cast<int>(reqs.size());
-  op->pending = count;
+  auto op = NewOp(file, length, std::move(done), count);
   for (auto& [t, reqs] : by_target)
     for (auto& r : reqs) SendRead(op, r);
 }
@@ -194,11 +199,7 @@ void Client::WriteAsync(const Attr& file, uint64_t offset, size_t length, const 
     return Status::OK();
   });
   if (!st.ok()) return done(st);
-  auto op = std::make_shared<Op>();
-  op->file = file;
-  op->total = length;
-  op->done = std::move(done);
-  op->pending = static_cast<int>(reqs.size());
+  auto op = NewOp(file, length, std::move(done), static_cast<int>(reqs.size()));
   for (auto& r : reqs) SendWrite(op, r);
 }
 
