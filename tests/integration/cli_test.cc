@@ -76,8 +76,10 @@ TEST(CliTest, MountShowsAsShoal) {
 TEST(LocalClusterScriptTest, UpStatusDown) {
   const std::string home = "/tmp/shoal-lc-" + std::to_string(getpid());
   std::filesystem::remove_all(home);
-  // Fresh ports, away from the default 9000 of a developer's own cluster.
-  int port = 20000 + getpid() % 20000;
+  // Fresh ports (the script uses port..port+3 and port+100..port+103), away
+  // from the default 9000 of a developer's own cluster.
+  int port = FreePort();
+  while (port > 30000) port = FreePort();
   std::string env = "SHOAL_HOME=" + home + " SHOAL_PORT=" + std::to_string(port) + " SHOAL_BUILD=" SHOAL_BIN_DIR " ";
   std::string script = std::string(SHOAL_SOURCE_DIR) + "/deploy/local-cluster.sh";
   std::string out;

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "common/rpc/handshake.h"
@@ -20,17 +21,33 @@
 namespace shoal::testing {
 
 namespace {
-int FreePort() {
+bool Bindable(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
-  socklen_t len = sizeof(sa);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0;
   close(fd);
-  return ntohs(sa.sin_port);
+  return ok;
 }
+}  // namespace
+
+// Below the kernel's ephemeral range (32768+), so that no outgoing connection
+// can take a port between picking it and a server binding it.
+int FreePort() {
+  static std::mt19937 rng(std::random_device{}());
+  static std::set<int> handed_out;
+  for (;;) {
+    int port = 10000 + static_cast<int>(rng() % 20000);
+    if (!handed_out.count(port) && Bindable(port)) {
+      handed_out.insert(port);
+      return port;
+    }
+  }
+}
+
+namespace {
 
 bool Mounted(const std::string& mnt) {
   std::ifstream in("/proc/mounts");

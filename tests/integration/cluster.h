@@ -68,6 +68,10 @@ class LocalCluster {
   std::string error_;
 };
 
+// A loopback port nobody listens on, outside the ephemeral range, never the
+// same twice in one process.
+int FreePort();
+
 // Runs a shell command; returns its exit status and (optionally) stdout.
 int Shell(const std::string& cmd, std::string* out = nullptr);
 
