@@ -11,6 +11,29 @@
 
 namespace shoal::fuse {
 
+void WrittenSizes::Extend(uint64_t ino, uint64_t end) {
+  std::lock_guard<std::mutex> l(mu_);
+  uint64_t& e = ends_[ino];
+  e = std::max(e, end);
+}
+
+void WrittenSizes::Reported(uint64_t ino, uint64_t length) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = ends_.find(ino);
+  if (it != ends_.end() && it->second <= length) ends_.erase(it);
+}
+
+void WrittenSizes::Truncated(uint64_t ino) {
+  std::lock_guard<std::mutex> l(mu_);
+  ends_.erase(ino);
+}
+
+uint64_t WrittenSizes::Get(uint64_t ino) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = ends_.find(ino);
+  return it == ends_.end() ? 0 : it->second;
+}
+
 namespace {
 
 FuseContext* Ctx(fuse_req_t req) { return static_cast<FuseContext*>(fuse_req_userdata(req)); }
@@ -26,7 +49,10 @@ proto::Caller CallerOf(fuse_req_t req) {
   return c;
 }
 
-struct stat ToStat(const proto::Attr& a) {
+// `a` as this mount sees it: with the lengths of its own unreported writes.
+struct stat ToStat(fuse_req_t req, const proto::Attr& attr) {
+  proto::Attr a = attr;
+  if (a.type() == proto::REGULAR) a.set_size(std::max<uint64_t>(a.size(), Ctx(req)->written.Get(a.ino())));
   struct stat st;
   std::memset(&st, 0, sizeof(st));
   st.st_ino = a.ino();
@@ -49,7 +75,7 @@ fuse_entry_param ToEntry(fuse_req_t req, const proto::Attr& a) {
   std::memset(&e, 0, sizeof(e));
   e.ino = a.ino();
   e.generation = 1;
-  e.attr = ToStat(a);
+  e.attr = ToStat(req, a);
   e.attr_timeout = Ctx(req)->options.attr_timeout_s;
   e.entry_timeout = Ctx(req)->options.entry_timeout_s;
   return e;
@@ -63,7 +89,7 @@ void ReplyEntry(fuse_req_t req, const Result<proto::Attr>& r) {
 
 void ReplyAttr(fuse_req_t req, const Result<proto::Attr>& r) {
   if (!r.ok()) return (void)fuse_reply_err(req, r.status().ToErrno());
-  struct stat st = ToStat(*r);
+  struct stat st = ToStat(req, *r);
   fuse_reply_attr(req, &st, Ctx(req)->options.attr_timeout_s);
 }
 
@@ -119,6 +145,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     h->reported_end = std::min<uint64_t>(h->reported_end, attr->st_size);
   }
   auto res = Ctx(req)->client->SetAttr(r);
+  if (res.ok() && (to_set & FUSE_SET_ATTR_SIZE)) Ctx(req)->written.Truncated(ino);
   if (res.ok() && h) h->attr.set_size(res->size());
   ReplyAttr(req, res);
 }
@@ -191,7 +218,8 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
   FileHandle* h = Handle(fi);
   proto::Attr attr = h->attr;
-  attr.set_size(std::max<uint64_t>(attr.size(), h->written_end));  // our own writes extend what we may read
+  // This mount's own writes extend what may be read.
+  attr.set_size(std::max({attr.size(), h->written_end.load(), Ctx(req)->written.Get(attr.ino())}));
   auto* buf = static_cast<uint8_t*>(malloc(size ? size : 1));
   if (!buf) return (void)fuse_reply_err(req, ENOMEM);
   Ctx(req)->client->ReadAsync(attr, off, size, buf, [req, buf](Result<size_t> n) {
@@ -213,6 +241,7 @@ void OpWrite(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t of
     uint64_t end = off + *n, cur = h->written_end.load();
     while (end > cur && !h->written_end.compare_exchange_weak(cur, end)) {
     }
+    Ctx(req)->written.Extend(h->attr.ino(), end);
     fuse_reply_write(req, *n);
   });
 }
@@ -224,6 +253,7 @@ Status ReportLength(fuse_req_t req, FileHandle* h) {
   auto a = Ctx(req)->client->UpdateLength(h->attr.ino(), end);
   if (!a.ok()) return a.status();
   h->reported_end = end;
+  Ctx(req)->written.Reported(h->attr.ino(), a->size());
   return Status::OK();
 }
 

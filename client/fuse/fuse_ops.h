@@ -6,6 +6,9 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
+#include <mutex>
+#include <unordered_map>
+
 #include "client/client.h"
 
 namespace shoal::fuse {
@@ -17,10 +20,27 @@ struct MountOptions {
   uint32_t max_read = 1u << 20;
 };
 
+// How far this mount has written each file beyond the length meta knows
+// (lengths reach meta on flush/fsync/close). Attributes this mount returns
+// include it, so a writer's fstat sees its own writes. Thread-safe.
+class WrittenSizes {
+ public:
+  void Extend(uint64_t ino, uint64_t end);
+  // meta now knows `length`: forget what it covers.
+  void Reported(uint64_t ino, uint64_t length);
+  void Truncated(uint64_t ino);
+  uint64_t Get(uint64_t ino) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<uint64_t, uint64_t> ends_;
+};
+
 // State shared by every handler; passed to libfuse as userdata.
 struct FuseContext {
   client::Client* client;
   MountOptions options;
+  WrittenSizes written;
 };
 
 const fuse_lowlevel_ops* Operations();

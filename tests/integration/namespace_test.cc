@@ -202,5 +202,38 @@ TEST(NamespaceTest, BadNamesAndEndOfFile) {
   close(fd);
 }
 
+TEST(NamespaceTest, AWriterSeesItsOwnLengthBeforeClose) {
+  LocalCluster c;
+  ASSERT_TRUE(c.Start()) << c.error();
+  const std::string f = c.mount() + "/grow";
+  int fd = open(f.c_str(), O_CREAT | O_RDWR, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, "hello", 5, 3 << 20), 5);
+  struct stat st;
+  ASSERT_EQ(fstat(fd, &st), 0);
+  EXPECT_EQ(st.st_size, (3 << 20) + 5);
+  ASSERT_EQ(stat(f.c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, (3 << 20) + 5);
+  int other = open(f.c_str(), O_RDONLY);  // another handle of the same mount reads it
+  ASSERT_GE(other, 0);
+  char buf[8];
+  EXPECT_EQ(pread(other, buf, sizeof(buf), (3 << 20) - 3), 8);
+  EXPECT_EQ(std::string(buf, 8), std::string("\0\0\0hello", 8));
+  close(other);
+  // Appends land at the end this mount knows.
+  int app = open(f.c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(app, 0);
+  ASSERT_EQ(write(app, "!", 1), 1);
+  close(app);
+  ASSERT_EQ(ftruncate(fd, 2), 0);
+  ASSERT_EQ(fstat(fd, &st), 0);
+  EXPECT_EQ(st.st_size, 2);
+  close(fd);
+  // After close the length is meta's: a fresh client sees the same.
+  auto client = c.NewClient();
+  ASSERT_TRUE(client);
+  EXPECT_EQ(client->Resolve(client::ProcessCaller(), "/grow")->size(), 2u);
+}
+
 }  // namespace
 }  // namespace shoal::testing
