@@ -125,11 +125,22 @@ class Client {
   struct Piece;
   struct Request;
   struct Op;
-  void SendRead(std::shared_ptr<Op> op, std::shared_ptr<Request> req);
-  void SendWrite(std::shared_ptr<Op> op, std::shared_ptr<Request> req);
-  void Retry(std::shared_ptr<Op> op, std::shared_ptr<Request> req, Status why, bool is_write);
-  std::shared_ptr<Op> NewOp(const Attr& file, size_t total, IoCallback done, int requests);
-  void Finish(const std::shared_ptr<Op>& op);
+  struct ReadSpec {
+    const Attr* file;
+    uint64_t offset;
+    size_t length;
+    uint8_t* buf;
+    IoCallback done;
+  };
+  // Starts many reads at once: their chunk pieces are grouped per server into
+  // shared requests; each read completes through its own callback.
+  void ReadMany(std::vector<ReadSpec> reads);
+  void SendRead(std::shared_ptr<Request> req);
+  void SendWrite(std::shared_ptr<Request> req);
+  void Retry(std::shared_ptr<Request> req, Status why, bool is_write);
+  // Counts a piece of its op as done (with `st`); the op's last piece finishes it.
+  void CompletePiece(const Piece& piece, const Status& st);
+  void CompletePieces(const Request& req, const Status& st);
 
   ClientOptions options_;
   rpc::ChannelPool channels_;

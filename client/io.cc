@@ -8,7 +8,19 @@
 
 namespace shoal::client {
 
+// One logical read or write: done when all of its pieces are.
+struct Client::Op {
+  Attr file;
+  size_t total = 0;
+  IoCallback done;
+  std::atomic<int> pending{0};  // pieces not yet completed
+  std::mutex mu;
+  Status error;  // the first failure, guarded by mu
+};
+
+// A contiguous part of an op inside one chunk.
 struct Client::Piece {
+  std::shared_ptr<Op> op;
   uint64_t index;
   uint32_t offset;  // within the chunk
   uint32_t length;
@@ -16,20 +28,11 @@ struct Client::Piece {
   const uint8_t* src;  // writes
 };
 
-// One RPC's worth of pieces, all on one server.
+// One RPC's worth of pieces, all on one server (possibly of several ops).
 struct Client::Request {
   Placement where;
   std::vector<Piece> pieces;
   int attempts = 0;
-};
-
-struct Client::Op {
-  Attr file;
-  size_t total = 0;
-  IoCallback done;
-  std::atomic<int> pending{0};
-  std::mutex mu;
-  Status error;  // the first failure, guarded by mu
 };
 
 namespace {
@@ -57,46 +60,54 @@ Status ForEachPiece(uint32_t chunk_size, uint64_t offset, uint64_t length, Fn fn
   }
   return Status::OK();
 }
+
+Status CheckRegular(const Attr& file) {
+  if (file.type() == proto::DIRECTORY) return Error(proto::IS_DIRECTORY, "is a directory");
+  if (file.type() != proto::REGULAR) return Error(proto::INVALID_ARGUMENT, "not a regular file");
+  if (file.layout().chunk_size() == 0) return Error(proto::INTERNAL, "file has no chunk size");
+  return Status::OK();
+}
 }  // namespace
 
-std::shared_ptr<Client::Op> Client::NewOp(const Attr& file, size_t total, IoCallback done, int requests) {
-  auto op = std::make_shared<Op>();
-  op->file = file;
-  op->total = total;
-  op->done = std::move(done);
-  op->pending = requests;
-  return op;
-}
-
-void Client::Finish(const std::shared_ptr<Op>& op) {
-  Status err;
-  {
-    std::lock_guard<std::mutex> l(op->mu);
-    err = op->error;
+void Client::CompletePiece(const Piece& p, const Status& st) {
+  Op& op = *p.op;
+  if (!st.ok()) {
+    std::lock_guard<std::mutex> l(op.mu);
+    if (op.error.ok()) op.error = st;
   }
-  if (err.ok()) op->done(op->total);
-  else op->done(err);
+  if (--op.pending == 0) {
+    Status err;
+    {
+      std::lock_guard<std::mutex> l(op.mu);
+      err = op.error;
+    }
+    if (err.ok()) op.done(op.total);
+    else op.done(err);
+  }
 }
 
-void Client::Retry(std::shared_ptr<Op> op, std::shared_ptr<Request> req, Status why, bool is_write) {
+void Client::CompletePieces(const Request& req, const Status& st) {
+  for (const Piece& p : req.pieces) CompletePiece(p, st);
+}
+
+void Client::Retry(std::shared_ptr<Request> req, Status why, bool is_write) {
   if (Retryable(why) && ++req->attempts < options_.io_attempts) {
     int backoff_ms = 20 << std::min(req->attempts, 6);
-    timer_->After(backoff_ms, [this, op, req, is_write] {
-      auto where = Place(op->file.layout(), req->pieces.front().index);
+    timer_->After(backoff_ms, [this, req, is_write] {
+      // Every piece of a request is on one target; with one replica per chain,
+      // the first piece's placement is the whole request's.
+      const Piece& first = req->pieces.front();
+      auto where = Place(first.op->file.layout(), first.index);
       if (where.ok()) req->where = *where;
-      if (is_write) SendWrite(op, req);
-      else SendRead(op, req);
+      if (is_write) SendWrite(req);
+      else SendRead(req);
     });
     return;
   }
-  {
-    std::lock_guard<std::mutex> l(op->mu);
-    if (op->error.ok()) op->error = why;
-  }
-  if (--op->pending == 0) Finish(op);
+  CompletePieces(*req, why);
 }
 
-void Client::SendRead(std::shared_ptr<Op> op, std::shared_ptr<Request> req) {
+void Client::SendRead(std::shared_ptr<Request> req) {
   proto::ReadReq rr;
   std::vector<iovec> sink;
   sink.reserve(req->pieces.size());
@@ -104,103 +115,139 @@ void Client::SendRead(std::shared_ptr<Op> op, std::shared_ptr<Request> req) {
   for (const Piece& p : req->pieces) {
     proto::ReadItem* item = rr.add_items();
     item->mutable_chunk()->set_target_id(req->where.target_id);
-    item->mutable_chunk()->set_inode(op->file.ino());
+    item->mutable_chunk()->set_inode(p.op->file.ino());
     item->mutable_chunk()->set_index(p.index);
     item->set_offset(p.offset);
     item->set_length(p.length);
-    item->set_chunk_size(op->file.layout().chunk_size());
+    item->set_chunk_size(p.op->file.layout().chunk_size());
     sink.push_back({p.dst, p.length});
     expected += p.length;
   }
   channels_.Get(req->where.address)
       ->Call(proto::STORAGE_READ, rr, nullptr, 0, std::move(sink), options_.io_timeout_ms,
-             [this, op, req, expected](Status st, const std::string& msg, uint32_t payload_len) {
-               if (st.ok()) {
-                 proto::ReadRsp rsp;
-                 if (!rsp.ParseFromString(msg) || rsp.results_size() != static_cast<int>(req->pieces.size())) {
-                   st = Error(proto::PROTOCOL_ERROR, "malformed read response");
-                 } else {
-                   for (const auto& r : rsp.results())
-                     if (r.code() != proto::OK) {
-                       st = Error(r.code(), r.message());
-                       break;
-                     }
-                   if (st.ok() && payload_len != expected) st = Error(proto::PROTOCOL_ERROR, "short read payload");
+             [this, req, expected](Status st, const std::string& msg, uint32_t payload_len) {
+               proto::ReadRsp rsp;
+               if (st.ok() && (!rsp.ParseFromString(msg) || rsp.results_size() != static_cast<int>(req->pieces.size())))
+                 st = Error(proto::PROTOCOL_ERROR, "malformed read response");
+               if (!st.ok()) return Retry(req, st, false);
+               if (payload_len == expected) return CompletePieces(*req, Status::OK());
+               // Some items failed. The payload holds only the OK items, so their
+               // bytes sit out of place: items that failed for good fail alone,
+               // the rest are read again.
+               auto again = std::make_shared<Request>();
+               again->where = req->where;
+               again->attempts = req->attempts;
+               Status retry_why;
+               for (int i = 0; i < rsp.results_size(); ++i) {
+                 const auto& r = rsp.results(i);
+                 Status item = r.code() == proto::OK ? Status::OK() : Error(r.code(), r.message());
+                 if (!item.ok() && !Retryable(item)) {
+                   CompletePiece(req->pieces[i], item);
+                   continue;
                  }
+                 if (!item.ok()) retry_why = item;
+                 again->pieces.push_back(req->pieces[i]);
                }
-               if (!st.ok()) return Retry(op, req, st, false);
-               if (--op->pending == 0) Finish(op);
+               if (again->pieces.size() == req->pieces.size() && retry_why.ok())
+                 return Retry(req, Error(proto::PROTOCOL_ERROR, "read payload does not match the results"), false);
+               if (again->pieces.empty()) return;
+               Retry(again, retry_why.ok() ? Error(proto::UNAVAILABLE, "items re-read after a failed neighbour") : retry_why,
+                     false);
              });
 }
 
-void Client::SendWrite(std::shared_ptr<Op> op, std::shared_ptr<Request> req) {
+void Client::SendWrite(std::shared_ptr<Request> req) {
   const Piece& p = req->pieces.front();  // writes carry one chunk piece each
   proto::WriteReq wr;
   wr.mutable_chunk()->set_target_id(req->where.target_id);
-  wr.mutable_chunk()->set_inode(op->file.ino());
+  wr.mutable_chunk()->set_inode(p.op->file.ino());
   wr.mutable_chunk()->set_index(p.index);
   wr.set_offset(p.offset);
   wr.set_length(p.length);
-  wr.set_chunk_size(op->file.layout().chunk_size());
+  wr.set_chunk_size(p.op->file.layout().chunk_size());
   wr.set_payload_crc32c(Crc32c(p.src, p.length));
   iovec payload{const_cast<uint8_t*>(p.src), p.length};
   channels_.Get(req->where.address)
       ->Call(proto::STORAGE_WRITE, wr, &payload, 1, {}, options_.io_timeout_ms,
-             [this, op, req](Status st, const std::string&, uint32_t) {
-               if (!st.ok()) return Retry(op, req, st, true);
-               if (--op->pending == 0) Finish(op);
+             [this, req](Status st, const std::string&, uint32_t) {
+               if (!st.ok()) return Retry(req, st, true);
+               CompletePieces(*req, Status::OK());
              });
 }
 
-void Client::ReadAsync(const Attr& file, uint64_t offset, size_t length, uint8_t* buf, IoCallback done) {
-  if (file.type() == proto::DIRECTORY) return done(Error(proto::IS_DIRECTORY, "is a directory"));
-  if (file.type() != proto::REGULAR) return done(Error(proto::INVALID_ARGUMENT, "not a regular file"));
-  if (offset >= file.size() || length == 0) return done(size_t{0});
-  length = std::min<uint64_t>(length, file.size() - offset);
-  const uint32_t cs = file.layout().chunk_size();
-  if (cs == 0) return done(Error(proto::INTERNAL, "file has no chunk size"));
-
-  // Group the chunk pieces by server, capping each request's size.
+void Client::ReadMany(std::vector<ReadSpec> reads) {
   std::map<uint32_t, std::vector<std::shared_ptr<Request>>> by_target;
   std::map<uint32_t, uint64_t> open_bytes;  // bytes in each target's last request
-  Status st = ForEachPiece(cs, offset, length, [&](uint64_t index, uint32_t coff, uint32_t n, uint64_t at) {
-    ASSIGN_OR_RETURN(Placement where, Place(file.layout(), index));
-    auto& reqs = by_target[where.target_id];
-    uint64_t& bytes = open_bytes[where.target_id];
-    if (reqs.empty() || bytes + n > options_.max_request_bytes) {
-      reqs.push_back(std::make_shared<Request>());
-      reqs.back()->where = where;
-      bytes = 0;
+  for (ReadSpec& r : reads) {
+    const Attr& file = *r.file;
+    if (Status st = CheckRegular(file); !st.ok()) {
+      r.done(st);
+      continue;
     }
-    reqs.back()->pieces.push_back(Piece{index, coff, n, buf + at, nullptr});
-    bytes += n;
-    return Status::OK();
-  });
-  if (!st.ok()) return done(st);
-  int count = 0;
-  for (auto& [t, reqs] : by_target) count += static_cast<int>(reqs.size());
-  auto op = NewOp(file, length, std::move(done), count);
+    if (r.offset >= file.size() || r.length == 0) {
+      r.done(size_t{0});
+      continue;
+    }
+    size_t length = std::min<uint64_t>(r.length, file.size() - r.offset);
+    auto op = std::make_shared<Op>();
+    op->file = file;
+    op->total = length;
+    op->done = std::move(r.done);
+    // Place every piece before queuing any, so a failure leaves no half-read behind.
+    std::vector<std::pair<Placement, Piece>> placed;
+    Status st = ForEachPiece(file.layout().chunk_size(), r.offset, length,
+                             [&](uint64_t index, uint32_t coff, uint32_t n, uint64_t at) {
+                               ASSIGN_OR_RETURN(Placement where, Place(file.layout(), index));
+                               placed.emplace_back(where, Piece{op, index, coff, n, r.buf + at, nullptr});
+                               return Status::OK();
+                             });
+    if (!st.ok()) {
+      op->done(st);
+      continue;
+    }
+    op->pending = static_cast<int>(placed.size());
+    for (auto& [where, piece] : placed) {
+      auto& reqs = by_target[where.target_id];
+      uint64_t& bytes = open_bytes[where.target_id];
+      if (reqs.empty() || bytes + piece.length > options_.max_request_bytes) {
+        reqs.push_back(std::make_shared<Request>());
+        reqs.back()->where = where;
+        bytes = 0;
+      }
+      bytes += piece.length;
+      reqs.back()->pieces.push_back(std::move(piece));
+    }
+  }
   for (auto& [t, reqs] : by_target)
-    for (auto& r : reqs) SendRead(op, r);
+    for (auto& req : reqs) SendRead(req);
+}
+
+void Client::ReadAsync(const Attr& file, uint64_t offset, size_t length, uint8_t* buf, IoCallback done) {
+  std::vector<ReadSpec> one;
+  one.push_back(ReadSpec{&file, offset, length, buf, std::move(done)});
+  ReadMany(std::move(one));
 }
 
 void Client::WriteAsync(const Attr& file, uint64_t offset, size_t length, const uint8_t* data, IoCallback done) {
-  if (file.type() != proto::REGULAR) return done(Error(proto::INVALID_ARGUMENT, "not a regular file"));
+  if (Status st = CheckRegular(file); !st.ok()) return done(st);
   if (length == 0) return done(size_t{0});
-  const uint32_t cs = file.layout().chunk_size();
-  if (cs == 0) return done(Error(proto::INTERNAL, "file has no chunk size"));
+  auto op = std::make_shared<Op>();
+  op->file = file;
+  op->total = length;
+  op->done = std::move(done);
   std::vector<std::shared_ptr<Request>> reqs;
-  Status st = ForEachPiece(cs, offset, length, [&](uint64_t index, uint32_t coff, uint32_t n, uint64_t at) {
-    ASSIGN_OR_RETURN(Placement where, Place(file.layout(), index));
-    auto r = std::make_shared<Request>();
-    r->where = where;
-    r->pieces.push_back(Piece{index, coff, n, nullptr, data + at});
-    reqs.push_back(std::move(r));
-    return Status::OK();
-  });
-  if (!st.ok()) return done(st);
-  auto op = NewOp(file, length, std::move(done), static_cast<int>(reqs.size()));
-  for (auto& r : reqs) SendWrite(op, r);
+  Status st = ForEachPiece(file.layout().chunk_size(), offset, length,
+                           [&](uint64_t index, uint32_t coff, uint32_t n, uint64_t at) {
+                             ASSIGN_OR_RETURN(Placement where, Place(file.layout(), index));
+                             auto r = std::make_shared<Request>();
+                             r->where = where;
+                             r->pieces.push_back(Piece{op, index, coff, n, nullptr, data + at});
+                             reqs.push_back(std::move(r));
+                             return Status::OK();
+                           });
+  if (!st.ok()) return op->done(st);
+  op->pending = static_cast<int>(reqs.size());
+  for (auto& r : reqs) SendWrite(r);
 }
 
 namespace {
@@ -221,6 +268,7 @@ Result<size_t> Client::Write(const Attr& file, uint64_t offset, size_t length, c
 }
 
 Status Client::ReadBatch(std::vector<BatchReadItem>& items) {
+  if (items.empty()) return Status::OK();
   auto now = std::chrono::steady_clock::now().time_since_epoch() / std::chrono::milliseconds(1);
   std::map<uint64_t, Result<Attr>> files;
   for (const auto& it : items) {
@@ -242,17 +290,19 @@ Status Client::ReadBatch(std::vector<BatchReadItem>& items) {
   }
   std::promise<void> all;
   std::atomic<size_t> left{items.size()};
-  if (items.empty()) return Status::OK();
+  std::vector<ReadSpec> specs;
   for (auto& it : items) {
-    auto& f = files.at(it.ino);
     auto finish = [&all, &left, &it](Result<size_t> r) {
       if (r.ok()) it.bytes = *r;
       else it.status = r.status();
       if (--left == 0) all.set_value();
     };
+    const auto& f = files.at(it.ino);
     if (!f.ok()) finish(f.status());
-    else ReadAsync(*f, it.offset, it.length, it.buf, finish);
+    else specs.push_back(ReadSpec{&f.value(), it.offset, it.length, it.buf, finish});
   }
+  // One request per server (up to max_request_bytes) for the whole batch.
+  ReadMany(std::move(specs));
   all.get_future().wait();
   return Status::OK();
 }

@@ -189,6 +189,30 @@ TEST_F(ClientTest, TruncateCutsChunksOnEveryTarget) {
   EXPECT_EQ(got->substr(kChunk + 10), std::string(3 * kChunk - 10, '\0'));
 }
 
+TEST_F(ClientTest, BatchItemsFailAloneWhenTheirChunkIsDamaged) {
+  std::string a = Data(6 * kChunk, 10);
+  ASSERT_TRUE(Write(0, a).ok());
+  // Chunks 0 and 3 share a chain (stripe 3), so both items travel in one request.
+  auto p0 = client_->Place(file_.layout(), 0), p3 = client_->Place(file_.layout(), 3);
+  ASSERT_EQ(p0->target_id, p3->target_id);
+  ASSERT_TRUE(storage::FlipStoredByte(chunks_[p0->node_id - 1].get(), file_.ino(), 0, 100).ok());
+  std::vector<BatchReadItem> items(3);
+  std::vector<std::string> bufs(3, std::string(4096, '\0'));
+  uint64_t offsets[3] = {0, 3 * kChunk, kChunk};
+  for (int i = 0; i < 3; ++i) {
+    items[i].ino = file_.ino();
+    items[i].offset = offsets[i];
+    items[i].length = 4096;
+    items[i].buf = reinterpret_cast<uint8_t*>(bufs[i].data());
+  }
+  ASSERT_TRUE(client_->ReadBatch(items).ok());
+  EXPECT_EQ(items[0].status.code(), proto::CHECKSUM_MISMATCH);
+  for (int i = 1; i < 3; ++i) {
+    ASSERT_TRUE(items[i].status.ok()) << i << ": " << items[i].status.ToString();
+    EXPECT_EQ(bufs[i], a.substr(offsets[i], 4096)) << i;
+  }
+}
+
 TEST_F(ClientTest, ANewNodeReachesTheClientThroughTheTableVersion) {
   auto before = client_->ClusterTable(false);
   ASSERT_EQ(before->chains_size(), 3);
