@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Random reads on Shoal's FUSE mount next to the same reads on the local disk,
-# in one run, printed as ratios (the performance issue adds NFS-Ganesha).
+# Random reads on Shoal's FUSE mount and through libshoal's batch API, next to
+# the same reads on the local disk, in one run, printed as ratios (the
+# performance issue adds NFS-Ganesha).
 #
 #   bench/randread.sh [--size-gib N] [--runtime S]
 #
 # Brings the local cluster up if it is not (deploy/local-cluster.sh), writes a
 # dataset file of N GiB (default 4) into the mount and one on the local disk,
-# then runs fio (O_DIRECT, libaio) at 4 KiB QD64 and 1 MiB QD16 on both.
+# then runs fio (O_DIRECT, libaio) at 4 KiB QD64 and 1 MiB QD16 on both, and
+# shoal-bench-randread with the same number of reads in flight (2 batches).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 size_gib=4
@@ -39,12 +41,19 @@ run() {  # file bs depth
     | /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]["read"]; print("%.0f %.0f" % (j["iops"], j["bw_bytes"]/1e6))'
 }
 
-printf "%-14s %-10s %12s %10s\n" workload target IOPS MB/s
-for spec in "4k 64" "1m 16"; do
+bench_bin=${SHOAL_BUILD:-$root/build}/bench/shoal-bench-randread
+ratio() { /usr/bin/python3 -c "print('%-14s %-14s %12.2f %10.2f' % ('', '$1', $2 / $3, $4 / max($5, 1)))"; }
+
+printf "%-14s %-14s %12s %10s\n" workload target IOPS MB/s
+for spec in "4k 4096 64" "1m 1048576 16"; do
   set -- $spec
-  read -r d_iops d_bw < <(run "$disk_file" "$1" "$2")
-  read -r s_iops s_bw < <(run "$shoal_file" "$1" "$2")
-  printf "%-14s %-10s %12s %10s\n" "randread $1 QD$2" disk "$d_iops" "$d_bw"
-  printf "%-14s %-10s %12s %10s\n" "" shoal-fuse "$s_iops" "$s_bw"
-  /usr/bin/python3 -c "print('%-14s %-10s %12.2f %10.2f' % ('', 'ratio', $s_iops / $d_iops, $s_bw / max($d_bw, 1)))"
+  read -r d_iops d_bw < <(run "$disk_file" "$1" "$3")
+  read -r s_iops s_bw < <(run "$shoal_file" "$1" "$3")
+  read -r b_iops b_bw _ < <("$bench_bin" --config "$home/conf/client.toml" --path /bench.dat --block "$2" \
+                              --batch $(($3 / 2)) --inflight 2 --seconds "$runtime")
+  printf "%-14s %-14s %12s %10s\n" "randread $1 QD$3" disk "$d_iops" "$d_bw"
+  printf "%-14s %-14s %12s %10s\n" "" shoal-fuse "$s_iops" "$s_bw"
+  printf "%-14s %-14s %12s %10s\n" "" libshoal-batch "$b_iops" "$b_bw"
+  ratio "fuse/disk" "$s_iops" "$d_iops" "$s_bw" "$d_bw"
+  ratio "batch/disk" "$b_iops" "$d_iops" "$b_bw" "$d_bw"
 done
