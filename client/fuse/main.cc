@@ -16,7 +16,7 @@ struct FuseConfig {
   std::string meta_address = "127.0.0.1:9000";
   ClusterConfig cluster;
   std::string cache = "none";
-  uint32_t threads = 8;
+  uint32_t threads = 4;
   uint32_t max_read = 1u << 20;
   int64_t entry_timeout_ms = 1000;
   int64_t attr_timeout_ms = 1000;
@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   spec.Add("meta_address", &cfg.meta_address, "host:port of shoal-meta");
   cfg.cluster.AddTo(spec);
   spec.Add("cache", &cfg.cache, "client page cache: none (direct I/O) or page; O_DIRECT opens always bypass it");
-  spec.Add("threads", &cfg.threads, "FUSE worker threads (reads do not hold one while in flight)");
+  spec.Add("threads", &cfg.threads, "FUSE worker threads; reads do not hold one while in flight, so a few suffice (more cost context switches)");
   spec.Add("max_read", &cfg.max_read, "largest FUSE read request in bytes (kernel cap: 1 MiB)");
   spec.Add("entry_timeout_ms", &cfg.entry_timeout_ms, "how long the kernel caches names");
   spec.Add("attr_timeout_ms", &cfg.attr_timeout_ms, "how long the kernel caches attributes");
