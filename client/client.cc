@@ -32,7 +32,15 @@ Client::Client(const ClientOptions& options, rpc::Transport* transport)
       meta_(channels_.Get(options.meta_address)),
       timer_(std::make_unique<Timer>()) {}
 
-Client::~Client() = default;
+Client::~Client() {
+  {
+    std::unique_lock<std::shared_mutex> l(closing_mu_);
+    closing_ = true;
+  }
+  timer_.reset();  // runs due retries, which now end instead of resending
+  // The channels go next (members): their outstanding calls fail, and the
+  // failures end without retrying.
+}
 
 Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   ASSIGN_OR_RETURN(rpc::Transport * transport, rpc::SelectTransport(options.transport));

@@ -64,6 +64,7 @@ class Client {
   static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options);
   // The same over a given transport (tests use the in-process one).
   static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options, rpc::Transport* transport);
+  // Outstanding async calls complete (CANCELLED where they would retry) before it returns.
   ~Client();
 
   // ---- metadata (by inode) ----
@@ -163,6 +164,10 @@ class Client {
 
   class Timer;
   std::unique_ptr<Timer> timer_;
+  // Set by the destructor (under closing_mu_ held exclusively) so that no retry
+  // is scheduled on a timer that is going away; retries end with CANCELLED.
+  std::shared_mutex closing_mu_;
+  bool closing_ = false;
 };
 
 }  // namespace shoal::client

@@ -91,9 +91,21 @@ void Client::CompletePieces(const Request& req, const Status& st) {
 }
 
 void Client::Retry(std::shared_ptr<Request> req, Status why, bool is_write) {
+  std::shared_lock<std::shared_mutex> l(closing_mu_);
+  if (closing_) {
+    l.unlock();
+    return CompletePieces(*req, Error(proto::CANCELLED, "client closed: " + why.ToString()));
+  }
   if (Retryable(why) && ++req->attempts < options_.io_attempts) {
     int backoff_ms = 20 << std::min(req->attempts, 6);
     timer_->After(backoff_ms, [this, req, is_write] {
+      {
+        std::shared_lock<std::shared_mutex> cl(closing_mu_);
+        if (closing_) {
+          cl.unlock();
+          return CompletePieces(*req, Error(proto::CANCELLED, "client closed"));
+        }
+      }
       // Every piece of a request is on one target; with one replica per chain,
       // the first piece's placement is the whole request's.
       const Piece& first = req->pieces.front();
@@ -104,6 +116,7 @@ void Client::Retry(std::shared_ptr<Request> req, Status why, bool is_write) {
     });
     return;
   }
+  l.unlock();
   CompletePieces(*req, why);
 }
 

@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
   int rc = fuse_session_loop_mt(se, lc);
   fuse_loop_cfg_destroy(lc);
   fuse_session_unmount(se);
+  cl->reset();  // completes outstanding reads and writes while the session still exists
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   LOG_INFO("unmounted {}", cfg.mountpoint);

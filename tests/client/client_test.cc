@@ -213,6 +213,22 @@ TEST_F(ClientTest, BatchItemsFailAloneWhenTheirChunkIsDamaged) {
   }
 }
 
+TEST_F(ClientTest, ClosingTheClientCompletesEveryOutstandingRead) {
+  std::string a = Data(3 * kChunk, 11);
+  ASSERT_TRUE(Write(0, a).ok());
+  transport_.FaultsFor(AddressOf(0)).drop_next_frames = 100;  // these reads never get an answer
+  std::atomic<int> calls{0}, cancelled{0};
+  std::vector<std::string> bufs(20, std::string(3 * kChunk, '\0'));
+  for (auto& b : bufs)
+    client_->ReadAsync(file_, 0, b.size(), reinterpret_cast<uint8_t*>(b.data()), [&](Result<size_t> r) {
+      ++calls;
+      if (r.status().code() == proto::CANCELLED) ++cancelled;
+    });
+  client_.reset();  // returns only after every callback ran
+  EXPECT_EQ(calls.load(), 20);
+  EXPECT_EQ(cancelled.load(), 20);
+}
+
 TEST_F(ClientTest, ANewNodeReachesTheClientThroughTheTableVersion) {
   auto before = client_->ClusterTable(false);
   ASSERT_EQ(before->chains_size(), 3);
