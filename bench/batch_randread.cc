@@ -1,8 +1,7 @@
 // shoal-bench-randread: random reads of one file through libshoal's batch
 // API (no FUSE), to put next to fio on the mount and on the disk.
 //
-//   shoal-bench-randread --config client.toml --path /bench.dat --block 4096 \
-//       --batch 64 --seconds 10
+//   shoal-bench-randread --config client.toml --path /bench.dat --block 4096 --batch 64 --seconds 10
 //
 // Keeps `inflight` batches of `batch` reads each in flight; prints IOPS and MB/s.
 #include <atomic>

@@ -106,8 +106,8 @@ struct IoTag {
 };
 
 struct OpState {
-  ReadOp* op;
-  BatchState* batch;
+  ReadOp* op = nullptr;
+  BatchState* batch = nullptr;
   std::shared_ptr<ChunkFile> file;  // hit: the cached file
   int miss_fd = -1;                 // miss: opened here, header still unread
   uint64_t mutations_at_open = 0;
@@ -155,7 +155,9 @@ class UringChunkStore : public ChunkStore {
     auto* batch = new BatchState{ops.size(), std::move(done)};
     std::vector<std::tuple<int, uint8_t*, uint32_t, uint64_t, IoTag*>> ios;  // fd, buf, len, offset, tag
     for (ReadOp* op : ops) {
-      auto* st = new OpState{op, batch};
+      auto* st = new OpState;
+      st->op = op;
+      st->batch = batch;
       Status v = Prepare(st, &ios);
       if (!v.ok() || st->pending == 0) {
         if (!v.ok()) op->status = v;

@@ -38,7 +38,7 @@ class WrittenSizes {
 
 // State shared by every handler; passed to libfuse as userdata.
 struct FuseContext {
-  client::Client* client;
+  client::Client* client = nullptr;
   MountOptions options;
   WrittenSizes written;
 };

@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
   auto cl = client::Client::Connect(co);
   if (!cl.ok()) return Fail(cl.status());
 
-  fuse::FuseContext ctx{cl->get(), {}};
+  fuse::FuseContext ctx;
+  ctx.client = cl->get();
   ctx.options.page_cache = cfg.cache == "page";
   ctx.options.entry_timeout_s = cfg.entry_timeout_ms / 1000.0;
   ctx.options.attr_timeout_s = cfg.attr_timeout_ms / 1000.0;

@@ -89,7 +89,7 @@ std::map<std::string, Node> Snapshot(const std::string& root) {
     struct stat st;
     lstat(entry.path().c_str(), &st);
     Node n{S_ISDIR(st.st_mode) ? 'd' : S_ISLNK(st.st_mode) ? 'l' : 'f', st.st_mode & 07777u, st.st_uid, st.st_gid,
-           S_ISDIR(st.st_mode) ? 0 : static_cast<long>(st.st_size), S_ISDIR(st.st_mode) ? 0 : st.st_nlink, ""};
+           S_ISDIR(st.st_mode) ? 0 : static_cast<long>(st.st_size), S_ISDIR(st.st_mode) ? 0u : static_cast<unsigned>(st.st_nlink), ""};
     if (n.type == 'f') {
       FILE* f = fopen(entry.path().c_str(), "rb");
       char buf[65536];
