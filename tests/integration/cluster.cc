@@ -165,11 +165,15 @@ void LocalCluster::StartStorage(int node) {
             "storage" + std::to_string(node));
 }
 
-bool LocalCluster::StartFuse() {
-  fuse_pid_ = Spawn({std::string(SHOAL_BIN_DIR) + "/client/fuse/shoal-fuse", "--mountpoint", mount_,
-                     "--meta-address", meta_address(), "--cluster-id", "test", "--cluster-key-file", key_file_,
-                     "--io-timeout-ms", "3000"},
-                    "fuse");
+bool LocalCluster::StartFuse(const std::vector<std::string>& extra_args) {
+  std::vector<std::string> args = {std::string(SHOAL_BIN_DIR) + "/client/fuse/shoal-fuse",
+                                   "--mountpoint", mount_,
+                                   "--meta-address", meta_address(),
+                                   "--cluster-id", "test",
+                                   "--cluster-key-file", key_file_,
+                                   "--io-timeout-ms", "3000"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  fuse_pid_ = Spawn(args, "fuse");
   if (!WaitFor([&] { return Mounted(mount_); })) {
     error_ = "mount did not appear; see " + dir_ + "/fuse.log";
     return false;

@@ -33,7 +33,7 @@ class LocalCluster {
   void StartMeta();
   void set_reclaim_delay_ms(int64_t ms) { reclaim_delay_ms_ = ms; }
   void StartStorage(int node);  // node in 1..kNodes
-  bool StartFuse();
+  bool StartFuse(const std::vector<std::string>& extra_args = {});
   void Kill(pid_t& pid, int sig);  // signals and reaps
   pid_t& meta_pid() { return meta_pid_; }
   pid_t& storage_pid(int node) { return storage_pids_[node - 1]; }

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -233,6 +234,31 @@ TEST(NamespaceTest, AWriterSeesItsOwnLengthBeforeClose) {
   auto client = c.NewClient();
   ASSERT_TRUE(client);
   EXPECT_EQ(client->Resolve(client::ProcessCaller(), "/grow")->size(), 2u);
+}
+
+TEST(NamespaceTest, PageCacheMountServesMmapAndDirectIo) {
+  LocalCluster c;
+  ASSERT_TRUE(c.Start(false)) << c.error();
+  ASSERT_TRUE(c.StartFuse({"--cache", "page"})) << c.error();
+  const std::string f = c.mount() + "/mapped";
+  std::string data(3 << 20, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + i / 4096);
+  ASSERT_EQ(WriteAll(f, data), 0);
+  int fd = open(f.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  void* m = mmap(nullptr, data.size(), PROT_READ, MAP_SHARED, fd, 0);
+  ASSERT_NE(m, MAP_FAILED) << strerror(errno);
+  EXPECT_EQ(memcmp(m, data.data(), data.size()), 0);
+  munmap(m, data.size());
+  close(fd);
+  fd = open(f.c_str(), O_RDONLY | O_DIRECT);  // bypasses the page cache, same bytes
+  ASSERT_GE(fd, 0);
+  void* buf = nullptr;
+  ASSERT_EQ(posix_memalign(&buf, 4096, 1 << 20), 0);
+  EXPECT_EQ(pread(fd, buf, 1 << 20, 1 << 20), 1 << 20);
+  EXPECT_EQ(memcmp(buf, data.data() + (1 << 20), 1 << 20), 0);
+  free(buf);
+  close(fd);
 }
 
 }  // namespace
