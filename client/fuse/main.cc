@@ -17,6 +17,7 @@ struct FuseConfig {
   ClusterConfig cluster;
   std::string cache = "none";
   uint32_t threads = 4;
+  uint32_t max_threads = 16;
   uint32_t max_read = 1u << 20;
   int64_t entry_timeout_ms = 1000;
   int64_t attr_timeout_ms = 1000;
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   cfg.cluster.AddTo(spec);
   spec.Add("cache", &cfg.cache, "client page cache: none (direct I/O) or page; O_DIRECT opens always bypass it");
   spec.Add("threads", &cfg.threads, "FUSE worker threads; reads do not hold one while in flight, so a few suffice (more cost context switches)");
+  spec.Add("max_threads", &cfg.max_threads, "FUSE worker threads at most, while metadata calls block the others");
   spec.Add("max_read", &cfg.max_read, "largest FUSE read request in bytes (kernel cap: 1 MiB)");
   spec.Add("entry_timeout_ms", &cfg.entry_timeout_ms, "how long the kernel caches names");
   spec.Add("attr_timeout_ms", &cfg.attr_timeout_ms, "how long the kernel caches attributes");
@@ -86,8 +88,10 @@ int main(int argc, char** argv) {
 
   fuse_loop_config* lc = fuse_loop_cfg_create();
   fuse_loop_cfg_set_clone_fd(lc, 1);
-  fuse_loop_cfg_set_max_threads(lc, cfg.threads);
+  // `threads` stay ready; when metadata calls block all of them (meta slow or
+  // restarting), libfuse starts more up to max_threads so reads keep flowing.
   fuse_loop_cfg_set_idle_threads(lc, cfg.threads);
+  fuse_loop_cfg_set_max_threads(lc, std::max(cfg.threads, cfg.max_threads));
   int rc = fuse_session_loop_mt(se, lc);
   fuse_loop_cfg_destroy(lc);
   fuse_session_unmount(se);
