@@ -126,6 +126,7 @@ class UringChunkStore : public ChunkStore {
     std::error_code ec;
     std::filesystem::create_directories(dir_ + "/chunks", ec);
     if (ec) return Error(proto::IO_ERROR, "create " + dir_ + "/chunks: " + ec.message());
+    RETURN_IF_ERROR(ProbeDirectIo());
     io_uring_params p{};
     p.flags = IORING_SETUP_CQSIZE;
     p.cq_entries = opts_.ring_entries * 4;
@@ -230,6 +231,25 @@ class UringChunkStore : public ChunkStore {
   }
 
  private:
+  // A target must take O_DIRECT reads and writes of 4 KiB blocks; say so
+  // plainly at startup instead of failing every later I/O.
+  Status ProbeDirectIo() {
+    std::string probe = dir_ + "/.direct-io-probe";
+    int fd = ::open(probe.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0600);
+    if (fd < 0)
+      return Status::FromErrno(errno, "target " + dir_ + " cannot open files with O_DIRECT (tmpfs or a network fs?)");
+    AlignedBuffer block(kBlockSize);
+    std::memset(block.data(), 0x5a, kBlockSize);
+    size_t got = 0;
+    Status st = PwriteFull(fd, block.data(), kBlockSize, 0);
+    if (st.ok()) st = PreadFull(fd, block.data(), kBlockSize, 0, &got);
+    ::close(fd);
+    ::unlink(probe.c_str());
+    if (!st.ok()) return Error(st.code(), "target " + dir_ + " fails O_DIRECT I/O: " + st.message());
+    if (got != kBlockSize) return Error(proto::IO_ERROR, "target " + dir_ + " returned a short O_DIRECT read");
+    return Status::OK();
+  }
+
   io_uring_sqe* GetSqe() {  // requires sq_mu_
     io_uring_sqe* sqe;
     while (!(sqe = io_uring_get_sqe(&ring_))) io_uring_submit(&ring_);
