@@ -226,14 +226,18 @@ Result<Attr> Client::SetLayout(const Caller& c, uint64_t ino, uint32_t chunk_siz
 }
 #undef SHOAL_ATTR_CALL
 
+void Client::ForgetDentry(uint64_t parent, const std::string& name) {
+  std::lock_guard<std::mutex> l(dentry_mu_);
+  dentries_.erase({parent, name});
+}
+
 Status Client::Unlink(const Caller& c, uint64_t parent, const std::string& name) {
   proto::UnlinkReq req;
   *req.mutable_caller() = c;
   req.set_parent(parent);
   req.set_name(name);
   proto::EmptyRsp rsp;
-  std::lock_guard<std::mutex> l(dentry_mu_);
-  dentries_.erase({parent, name});
+  ForgetDentry(parent, name);
   return MetaCall(proto::META_UNLINK, req, &rsp);
 }
 
@@ -243,10 +247,7 @@ Status Client::Rmdir(const Caller& c, uint64_t parent, const std::string& name) 
   req.set_parent(parent);
   req.set_name(name);
   proto::EmptyRsp rsp;
-  {
-    std::lock_guard<std::mutex> l(dentry_mu_);
-    dentries_.erase({parent, name});
-  }
+  ForgetDentry(parent, name);
   return MetaCall(proto::META_RMDIR, req, &rsp);
 }
 
@@ -259,11 +260,8 @@ Status Client::Rename(const Caller& c, uint64_t parent, const std::string& name,
   req.set_new_parent(new_parent);
   req.set_new_name(new_name);
   req.set_no_replace(no_replace);
-  {
-    std::lock_guard<std::mutex> l(dentry_mu_);
-    dentries_.erase({parent, name});
-    dentries_.erase({new_parent, new_name});
-  }
+  ForgetDentry(parent, name);
+  ForgetDentry(new_parent, new_name);
   proto::EmptyRsp rsp;
   return MetaCall(proto::META_RENAME, req, &rsp);
 }

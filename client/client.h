@@ -121,6 +121,7 @@ class Client {
   template <typename Rsp>
   Status MetaCall(proto::Method m, const google::protobuf::Message& req, Rsp* rsp);
   Status RefreshTable();
+  void ForgetDentry(uint64_t parent, const std::string& name);
   void NoteTableVersion(uint64_t v);
 
   struct Piece;

@@ -93,6 +93,8 @@ class MetaStore {
   Result<Attr> LoadDir(uint64_t ino);  // NOT_DIRECTORY when not a directory
   Result<uint64_t> FindEntry(uint64_t parent, const std::string& name);  // NOT_FOUND
   void PutInode(KvBatch& b, const Attr& a);
+  // Stores `a` alone, durably, and returns it (attribute-only changes).
+  Result<Attr> CommitInode(const Attr& a);
   Result<uint64_t> AllocateIno(KvBatch& b);
   Attr NewAttr(uint64_t ino, proto::FileType type, uint32_t mode, const Caller& c);
   // Drops one link of `victim` (already loaded) into `b`; frees it at zero.

@@ -162,6 +162,13 @@ Result<uint64_t> MetaStore::FindEntry(uint64_t parent, const std::string& name) 
 
 void MetaStore::PutInode(KvBatch& b, const Attr& a) { b.Put(Cf::kInodes, InodeKey(a.ino()), a.SerializeAsString()); }
 
+Result<Attr> MetaStore::CommitInode(const Attr& a) {
+  KvBatch b;
+  PutInode(b, a);
+  RETURN_IF_ERROR(kv_->Write(b));
+  return a;
+}
+
 void MetaStore::AdjustInodeCount(KvBatch& b, int64_t delta) {
   // A batch that then fails to commit leaves the in-memory count off by one
   // until restart: statfs is advisory, and the persisted value stays exact.

@@ -18,10 +18,7 @@ Result<Attr> MetaStore::SetLayout(const Caller& c, uint64_t ino, uint32_t chunk_
   a.mutable_dir_layout()->set_chunk_size(chunk_size);
   a.mutable_dir_layout()->set_stripe_width(stripe_width);
   a.set_ctime_ns(NowNs());
-  KvBatch b;
-  PutInode(b, a);
-  RETURN_IF_ERROR(kv_->Write(b));
-  return a;
+  return CommitInode(a);
 }
 
 }  // namespace shoal::meta

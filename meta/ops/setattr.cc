@@ -53,10 +53,7 @@ Result<Attr> MetaStore::SetAttr(const proto::SetAttrReq& req) {
     else a.set_mtime_ns(value);
   }
   a.set_ctime_ns(now);
-  KvBatch b;
-  PutInode(b, a);
-  RETURN_IF_ERROR(kv_->Write(b));
-  return a;
+  return CommitInode(a);
 }
 
 

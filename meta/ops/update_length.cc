@@ -16,10 +16,7 @@ Result<Attr> MetaStore::UpdateLength(uint64_t ino, uint64_t length) {
   int64_t now = NowNs();
   a.set_mtime_ns(now);
   a.set_ctime_ns(now);
-  KvBatch b;
-  PutInode(b, a);
-  RETURN_IF_ERROR(kv_->Write(b));
-  return a;
+  return CommitInode(a);
 }
 
 }  // namespace shoal::meta
