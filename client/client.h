@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -97,8 +98,11 @@ class Client {
   Result<std::pair<Attr, std::string>> ResolveParent(const Caller& c, const std::string& path);
 
   // ---- data ----
-  // Reads up to `length` bytes at `offset` (clamped to file.size()).
-  void ReadAsync(const Attr& file, uint64_t offset, size_t length, uint8_t* buf, IoCallback done);
+  // Reads up to `length` bytes at `offset`, clamped to the file's end:
+  // file.size(), or `end` when the caller knows better (its own unreported
+  // writes, its own truncate).
+  void ReadAsync(const Attr& file, uint64_t offset, size_t length, uint8_t* buf, IoCallback done,
+                 std::optional<uint64_t> end = std::nullopt);
   Result<size_t> Read(const Attr& file, uint64_t offset, size_t length, uint8_t* buf);
   // Many reads at once; each item gets its own status. Files are found by inode.
   Status ReadBatch(std::vector<BatchReadItem>& items);
@@ -129,6 +133,7 @@ class Client {
   struct Op;
   struct ReadSpec {
     const Attr* file;
+    uint64_t end;  // the file's end for this read
     uint64_t offset;
     size_t length;
     uint8_t* buf;

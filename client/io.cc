@@ -197,11 +197,11 @@ void Client::ReadMany(std::vector<ReadSpec> reads) {
       r.done(st);
       continue;
     }
-    if (r.offset >= file.size() || r.length == 0) {
+    if (r.offset >= r.end || r.length == 0) {
       r.done(size_t{0});
       continue;
     }
-    size_t length = std::min<uint64_t>(r.length, file.size() - r.offset);
+    size_t length = std::min<uint64_t>(r.length, r.end - r.offset);
     auto op = std::make_shared<Op>();
     op->file = file;
     op->total = length;
@@ -235,9 +235,10 @@ void Client::ReadMany(std::vector<ReadSpec> reads) {
     for (auto& req : reqs) SendRead(req);
 }
 
-void Client::ReadAsync(const Attr& file, uint64_t offset, size_t length, uint8_t* buf, IoCallback done) {
+void Client::ReadAsync(const Attr& file, uint64_t offset, size_t length, uint8_t* buf, IoCallback done,
+                       std::optional<uint64_t> end) {
   std::vector<ReadSpec> one;
-  one.push_back(ReadSpec{&file, offset, length, buf, std::move(done)});
+  one.push_back(ReadSpec{&file, end.value_or(file.size()), offset, length, buf, std::move(done)});
   ReadMany(std::move(one));
 }
 
@@ -312,7 +313,7 @@ Status Client::ReadBatch(std::vector<BatchReadItem>& items) {
     };
     const auto& f = files.at(it.ino);
     if (!f.ok()) finish(f.status());
-    else specs.push_back(ReadSpec{&f.value(), it.offset, it.length, it.buf, finish});
+    else specs.push_back(ReadSpec{&f.value(), f->size(), it.offset, it.length, it.buf, finish});
   }
   // One request per server (up to max_request_bytes) for the whole batch.
   ReadMany(std::move(specs));

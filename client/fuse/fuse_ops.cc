@@ -98,7 +98,8 @@ void ReplyStatus(fuse_req_t req, const Status& st) { fuse_reply_err(req, st.ToEr
 // An open file: its attributes from open (close-to-open) and how far this
 // handle has written, reported to meta on flush/fsync/release.
 struct FileHandle {
-  proto::Attr attr;
+  const proto::Attr attr;  // from open; its size is `size` below
+  std::atomic<uint64_t> size{0};  // meta's length as of open or this handle's truncate
   std::atomic<uint64_t> written_end{0};
   std::atomic<uint64_t> reported_end{0};
 };
@@ -146,7 +147,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   }
   auto res = Ctx(req)->client->SetAttr(r);
   if (res.ok() && (to_set & FUSE_SET_ATTR_SIZE)) Ctx(req)->written.Truncated(ino);
-  if (res.ok() && h) h->attr.set_size(res->size());
+  if (res.ok() && h) h->size = res->size();
   ReplyAttr(req, res);
 }
 
@@ -197,7 +198,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto a = Ctx(req)->client->Open(CallerOf(req), ino, fi->flags);
   if (!a.ok()) return ReplyStatus(req, a.status());
   auto* h = new FileHandle{*a};
-  h->written_end = h->reported_end = a->size();
+  h->size = h->written_end = h->reported_end = a->size();
   fi->fh = reinterpret_cast<uint64_t>(h);
   SetOpenFlags(req, fi);
   if (fuse_reply_open(req, fi) != 0) delete h;  // the open was interrupted
@@ -208,7 +209,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
                                     fi->flags & O_EXCL);
   if (!a.ok()) return ReplyStatus(req, a.status());
   auto* h = new FileHandle{*a};
-  h->written_end = h->reported_end = a->size();
+  h->size = h->written_end = h->reported_end = a->size();
   fi->fh = reinterpret_cast<uint64_t>(h);
   SetOpenFlags(req, fi);
   fuse_entry_param e = ToEntry(req, *a);
@@ -217,16 +218,18 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
 
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
   FileHandle* h = Handle(fi);
-  proto::Attr attr = h->attr;
   // This mount's own writes extend what may be read.
-  attr.set_size(std::max({attr.size(), h->written_end.load(), Ctx(req)->written.Get(attr.ino())}));
+  uint64_t end = std::max({h->size.load(), h->written_end.load(), Ctx(req)->written.Get(h->attr.ino())});
   auto* buf = static_cast<uint8_t*>(malloc(size ? size : 1));
   if (!buf) return (void)fuse_reply_err(req, ENOMEM);
-  Ctx(req)->client->ReadAsync(attr, off, size, buf, [req, buf](Result<size_t> n) {
-    if (n.ok()) fuse_reply_buf(req, reinterpret_cast<const char*>(buf), *n);
-    else fuse_reply_err(req, n.status().ToErrno());
-    free(buf);
-  });
+  Ctx(req)->client->ReadAsync(
+      h->attr, off, size, buf,
+      [req, buf](Result<size_t> n) {
+        if (n.ok()) fuse_reply_buf(req, reinterpret_cast<const char*>(buf), *n);
+        else fuse_reply_err(req, n.status().ToErrno());
+        free(buf);
+      },
+      end);
 }
 
 void OpWrite(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off, fuse_file_info* fi) {
