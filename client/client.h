@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "client/write_lanes.h"
 #include "common/rpc/channel_pool.h"
 #include "common/status.h"
 #include "proto/cluster.pb.h"
@@ -148,8 +149,13 @@ class Client {
   // Counts a piece of its op as done (with `st`); the op's last piece finishes it.
   void CompletePiece(const Piece& piece, const Status& st);
   void CompletePieces(const Request& req, const Status& st);
+  // The request is done for good: completes its pieces, frees its write lane.
+  void FinishRequest(const Request& req, const Status& st, bool is_write);
 
   ClientOptions options_;
+  // Declared before channels_: the pool's destructor fails calls in flight,
+  // whose callbacks release write lanes.
+  WriteLanes lanes_;
   rpc::ChannelPool channels_;
   rpc::RpcChannel* meta_;
 

@@ -33,6 +33,10 @@ struct Client::Request {
   Placement where;
   std::vector<Piece> pieces;
   int attempts = 0;
+  // Writes: the write lane and sequence number (write_lanes.h), the same on
+  // every attempt.
+  uint32_t lane = 0;
+  uint64_t seq = 0;
 };
 
 namespace {
@@ -90,11 +94,16 @@ void Client::CompletePieces(const Request& req, const Status& st) {
   for (const Piece& p : req.pieces) CompletePiece(p, st);
 }
 
+void Client::FinishRequest(const Request& req, const Status& st, bool is_write) {
+  CompletePieces(req, st);
+  if (is_write) lanes_.Release(req.lane);
+}
+
 void Client::Retry(std::shared_ptr<Request> req, Status why, bool is_write) {
   std::shared_lock<std::shared_mutex> l(closing_mu_);
   if (closing_) {
     l.unlock();
-    return CompletePieces(*req, Error(proto::CANCELLED, "client closed: " + why.ToString()));
+    return FinishRequest(*req, Error(proto::CANCELLED, "client closed: " + why.ToString()), is_write);
   }
   if (Retryable(why) && ++req->attempts < options_.io_attempts) {
     int backoff_ms = 20 << std::min(req->attempts, 6);
@@ -103,7 +112,7 @@ void Client::Retry(std::shared_ptr<Request> req, Status why, bool is_write) {
         std::shared_lock<std::shared_mutex> cl(closing_mu_);
         if (closing_) {
           cl.unlock();
-          return CompletePieces(*req, Error(proto::CANCELLED, "client closed"));
+          return FinishRequest(*req, Error(proto::CANCELLED, "client closed"), is_write);
         }
       }
       // Every piece of a request is on one target; with one replica per chain,
@@ -117,7 +126,7 @@ void Client::Retry(std::shared_ptr<Request> req, Status why, bool is_write) {
     return;
   }
   l.unlock();
-  CompletePieces(*req, why);
+  FinishRequest(*req, why, is_write);
 }
 
 void Client::SendRead(std::shared_ptr<Request> req) {
@@ -179,12 +188,15 @@ void Client::SendWrite(std::shared_ptr<Request> req) {
   wr.set_length(p.length);
   wr.set_chunk_size(p.op->file.layout().chunk_size());
   wr.set_payload_crc32c(Crc32c(p.src, p.length));
+  wr.set_client_id(lanes_.client_id());
+  wr.set_lane(req->lane);
+  wr.set_seq(req->seq);
   iovec payload{const_cast<uint8_t*>(p.src), p.length};
   channels_.Get(req->where.address)
       ->Call(proto::STORAGE_WRITE, wr, &payload, 1, {}, options_.io_timeout_ms,
              [this, req](Status st, const std::string&, uint32_t) {
                if (!st.ok()) return Retry(req, st, true);
-               CompletePieces(*req, Status::OK());
+               FinishRequest(*req, Status::OK(), true);
              });
 }
 
@@ -261,7 +273,14 @@ void Client::WriteAsync(const Attr& file, uint64_t offset, size_t length, const 
                            });
   if (!st.ok()) return op->done(st);
   op->pending = static_cast<int>(reqs.size());
-  for (auto& r : reqs) SendWrite(r);
+  for (auto& r : reqs) {
+    const Piece& p = r->pieces.front();
+    lanes_.Acquire(WriteLanes::LaneOf(file.ino(), p.index), [this, r](uint32_t lane, uint64_t seq) {
+      r->lane = lane;
+      r->seq = seq;
+      SendWrite(r);
+    });
+  }
 }
 
 namespace {

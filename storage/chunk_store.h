@@ -1,7 +1,17 @@
 // The chunk store seam: the chunks of one target.
 //
 // A chunk is identified by (inode, index) and holds up to `chunk_size` bytes.
-// A chunk never written, and any byte past what was written, reads as zeros.
+// A chunk never written, and any byte past what was written, reads as zeros —
+// except a missing chunk of an inode below the lost-below mark (SetLostBelow:
+// the target was re-formatted after that inode was written), which fails with
+// DATA_LOST rather than pass off lost bytes as a hole.
+//
+// Versions: every chunk has a committed version, 1 after its first write and
+// one more with every write or cut. A write in progress builds the next
+// (pending) version beside the committed one and commits it atomically; a
+// crash leaves the committed one. A write may name the version it must commit
+// as (for chains, where the head picks it): the store refuses it with
+// STALE_VERSION unless the committed version is exactly one less.
 // Every stored 4 KiB block carries a CRC32C; a read verifies the blocks it
 // touches and fails that op with CHECKSUM_MISMATCH (counted) instead of
 // returning bad bytes.
@@ -18,6 +28,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "common/aligned_buffer.h"
@@ -45,6 +56,16 @@ struct ReadOp {
   AlignedBuffer buffer;
 };
 
+struct ChunkWrite {
+  uint64_t inode = 0;
+  uint64_t index = 0;
+  uint32_t offset = 0;
+  const uint8_t* data = nullptr;
+  uint32_t length = 0;
+  uint32_t chunk_size = 0;
+  uint64_t version = 0;  // the version to commit as; 0: the next one
+};
+
 struct StoreStats {
   std::atomic<uint64_t> reads{0}, read_bytes{0}, writes{0}, write_bytes{0}, checksum_errors{0}, io_errors{0};
 };
@@ -57,22 +78,34 @@ class ChunkStore {
   // `done` once, after all of them finished, on an internal thread or inline.
   virtual void Read(std::vector<ReadOp*> ops, std::function<void()> done) = 0;
 
-  // Stores data at `offset` of the chunk; durable when it returns OK.
-  // INVALID_ARGUMENT when the range leaves the chunk or chunk_size is invalid.
-  virtual Status Write(uint64_t inode, uint64_t index, uint32_t offset, const uint8_t* data, uint32_t length,
-                       uint32_t chunk_size) = 0;
+  // Stores the bytes at `offset` of the chunk and returns the new committed
+  // version; durable when it returns OK. On error nothing is acknowledged and
+  // the chunk holds either its old version or (when the commit itself could
+  // not be made durable) the new one — never a mix. INVALID_ARGUMENT when the
+  // range leaves the chunk or chunk_size is invalid; STALE_VERSION (see
+  // above); DATA_LOST for a missing chunk below the lost-below mark;
+  // NO_SPACE / IO_ERROR from the disk.
+  virtual Result<uint64_t> Write(const ChunkWrite& w) = 0;
 
   // Cuts the inode's chunks to a file of `length` bytes: later chunks are
   // removed, the boundary chunk is shortened (its tail reads as zeros).
+  // Atomic with respect to writes of the same inode.
   virtual Status Truncate(uint64_t inode, uint64_t length, uint32_t chunk_size) = 0;
 
-  // Removes every chunk of the inode. OK when there were none.
+  // Removes every chunk of the inode. OK when there were none. Atomic with
+  // respect to writes of the same inode.
   virtual Status Remove(uint64_t inode) = 0;
+
+  // Missing chunks of inodes below `inode` read (and partially write) as
+  // DATA_LOST from now on. Called at start-up by the node agent.
+  void SetLostBelow(uint64_t inode) { lost_below_.store(inode); }
+  uint64_t lost_below() const { return lost_below_.load(); }
 
   StoreStats& stats() { return stats_; }
 
  protected:
   StoreStats stats_;
+  std::atomic<uint64_t> lost_below_{0};
 };
 
 // In-memory store. `alignment` emulates the device: reads are widened to it
@@ -82,12 +115,16 @@ std::unique_ptr<ChunkStore> NewMemoryChunkStore(uint32_t alignment = kBlockSize)
 // Test hook for the in-memory store: flips one stored byte without fixing its CRC.
 Status FlipStoredByte(ChunkStore* memory_store, uint64_t inode, uint64_t index, uint32_t offset);
 
+class FileEnv;
+
 struct UringOptions {
   unsigned ring_entries = 1024;
   size_t cache_entries = 16384;  // open chunk files with their CRCs kept in memory
+  FileEnv* env = nullptr;        // nullptr: the real one
 };
 
-// Opens the store of the target directory `dir` (created if missing).
+// Opens the store of the target directory `dir` (created if missing). Removes
+// the pending versions a crash left behind.
 Result<std::unique_ptr<ChunkStore>> OpenUringChunkStore(const std::string& dir, UringOptions options = {});
 
 // Where the O_DIRECT store keeps a chunk, and where its data starts in that file.

@@ -20,24 +20,31 @@ class MemoryChunkStore : public ChunkStore {
     done();
   }
 
-  Status Write(uint64_t inode, uint64_t index, uint32_t offset, const uint8_t* data, uint32_t length,
-               uint32_t chunk_size) override {
-    RETURN_IF_ERROR(CheckChunkSize(chunk_size));
-    if (uint64_t{offset} + length > chunk_size) return Error(proto::INVALID_ARGUMENT, "write leaves the chunk");
+  Result<uint64_t> Write(const ChunkWrite& w) override {
+    RETURN_IF_ERROR(CheckChunkSize(w.chunk_size));
+    if (uint64_t{w.offset} + w.length > w.chunk_size) return Error(proto::INVALID_ARGUMENT, "write leaves the chunk");
+    const bool replaces_all = w.offset == 0 && w.length == w.chunk_size;
     std::lock_guard<std::mutex> l(mu_);
-    Chunk& c = chunks_[{inode, index}];
-    if (c.header.chunk_size && c.header.chunk_size != chunk_size)
+    auto it = chunks_.find({w.inode, w.index});
+    if (it == chunks_.end() && w.inode < lost_below() && !replaces_all)
+      return Error(proto::DATA_LOST, "chunk " + std::to_string(w.index) + " of inode " + std::to_string(w.inode) +
+                                         " was lost with its disk");
+    Chunk& c = chunks_[{w.inode, w.index}];
+    if (c.header.chunk_size && c.header.chunk_size != w.chunk_size)
       return Error(proto::INVALID_ARGUMENT, "chunk size does not match the stored chunk");
-    RETURN_IF_ERROR(VerifyKept(c, offset == 0 && length >= c.header.data_len));
-    c.header.chunk_size = chunk_size;
-    c.header.data_len = std::max(c.header.data_len, offset + length);
+    if (w.version != 0 && w.version != c.header.version + 1)
+      return Error(proto::STALE_VERSION, "chunk is at version " + std::to_string(c.header.version) +
+                                             ", the write names " + std::to_string(w.version));
+    RETURN_IF_ERROR(VerifyKept(c, w.offset == 0 && w.length >= c.header.data_len));
+    c.header.chunk_size = w.chunk_size;
+    c.header.data_len = std::max(c.header.data_len, w.offset + w.length);
     c.blocks.resize(size_t{c.header.data_blocks()} * kBlockSize, 0);
-    std::memcpy(c.blocks.data() + offset, data, length);
+    if (w.length) std::memcpy(c.blocks.data() + w.offset, w.data, w.length);
     Reseal(c);
     c.header.version++;
     stats_.writes++;
-    stats_.write_bytes += length;
-    return Status::OK();
+    stats_.write_bytes += w.length;
+    return c.header.version;
   }
 
   Status Truncate(uint64_t inode, uint64_t length, uint32_t chunk_size) override {
@@ -110,6 +117,11 @@ class MemoryChunkStore : public ChunkStore {
     {
       std::lock_guard<std::mutex> l(mu_);
       auto it = chunks_.find({op->inode, op->index});
+      if (it == chunks_.end() && op->inode < lost_below()) {
+        op->status = Error(proto::DATA_LOST, "chunk " + std::to_string(op->index) + " of inode " +
+                                                 std::to_string(op->inode) + " was lost with its disk");
+        return;
+      }
       if (it != chunks_.end()) {
         const Chunk& c = it->second;
         if (c.header.chunk_size != op->chunk_size) {

@@ -134,10 +134,20 @@ void StorageService::HandleWrite(std::shared_ptr<rpc::ServerCall> call) {
     return call->ReplyError(Error(proto::CHECKSUM_MISMATCH, "write payload damaged in transit"));
   ChunkStore* store = Find(req.chunk().target_id());
   if (!store) return call->ReplyError(Error(proto::NOT_FOUND, "no target " + std::to_string(req.chunk().target_id())));
-  Status st = store->Write(req.chunk().inode(), req.chunk().index(), req.offset(), call->payload(), req.length(),
-                           req.chunk_size());
-  if (!st.ok()) return call->ReplyError(st);
-  call->Reply(proto::WriteRsp());
+  ChunkWrite w;
+  w.inode = req.chunk().inode();
+  w.index = req.chunk().index();
+  w.offset = req.offset();
+  w.data = call->payload();
+  w.length = req.length();
+  w.chunk_size = req.chunk_size();
+  w.version = req.version();
+  Result<uint64_t> version = ledger_.Apply(WriteLedger::Writer{req.client_id(), req.lane(), req.seq()},
+                                           [&] { return store->Write(w); });
+  if (!version.ok()) return call->ReplyError(version.status());
+  proto::WriteRsp rsp;
+  rsp.set_version(*version);
+  call->Reply(rsp);
 }
 
 void StorageService::Register(rpc::RpcServer& server) {

@@ -4,7 +4,8 @@
 // reads; the reply (results + the bytes of every OK item as payload) is sent
 // from the store's completion. Writes, truncates and removes block on the disk
 // and run on the worker pool. Requests name targets by id; an unknown target
-// fails that item (or call) with NOT_FOUND.
+// fails that item (or call) with NOT_FOUND. Writes pass the WriteLedger, so a
+// retried write lands once and an overtaken attempt not at all.
 #pragma once
 
 #include <map>
@@ -13,6 +14,7 @@
 #include "common/rpc/server.h"
 #include "proto/cluster.pb.h"
 #include "storage/chunk_store.h"
+#include "storage/write_ledger.h"
 
 namespace shoal::storage {
 
@@ -35,6 +37,7 @@ class StorageService {
   uint64_t max_read_bytes_;
   std::atomic<int64_t> reads_in_flight_{0};
   Histogram read_latency_;  // request arrival to reply
+  WriteLedger ledger_;
 };
 
 }  // namespace shoal::storage

@@ -75,8 +75,20 @@ class ChunkStoreTest : public ::testing::Test {
     if (!ops[0].status.ok()) return ops[0].status;
     return std::string(reinterpret_cast<const char*>(ops[0].data), len);
   }
+  Result<uint64_t> WriteV(uint64_t ino, uint64_t idx, uint32_t off, const std::string& data,
+                          uint32_t chunk = kChunk, uint64_t version = 0) {
+    ChunkWrite w;
+    w.inode = ino;
+    w.index = idx;
+    w.offset = off;
+    w.data = reinterpret_cast<const uint8_t*>(data.data());
+    w.length = static_cast<uint32_t>(data.size());
+    w.chunk_size = chunk;
+    w.version = version;
+    return store_->Write(w);
+  }
   Status Write(uint64_t ino, uint64_t idx, uint32_t off, const std::string& data) {
-    return store_->Write(ino, idx, off, reinterpret_cast<const uint8_t*>(data.data()), data.size(), kChunk);
+    return WriteV(ino, idx, off, data).status();
   }
 
   std::string dir_;
@@ -178,7 +190,7 @@ TYPED_TEST(ChunkStoreTest, TruncateAndRemove) {
 
 TYPED_TEST(ChunkStoreTest, RejectsBadRanges) {
   EXPECT_EQ(this->Write(1, 0, kChunk - 1, "ab").code(), proto::INVALID_ARGUMENT);
-  EXPECT_EQ(this->store_->Write(1, 0, 0, nullptr, 0, 1000).code(), proto::INVALID_ARGUMENT);
+  EXPECT_EQ(this->WriteV(1, 0, 0, "", 1000).status().code(), proto::INVALID_ARGUMENT);
   EXPECT_EQ(this->Read(1, 0, kChunk - 1, 2).status().code(), proto::INVALID_ARGUMENT);
   ASSERT_TRUE(this->Write(1, 0, 0, "abc").ok());
   std::vector<ReadOp> ops(1);

@@ -1,0 +1,54 @@
+// Where a target keeps its chunks on disk.
+//
+//   <dir>/chunks/<ino % 256, 2 hex digits>/<ino, 16 hex digits>/<index>
+//
+// holds the committed version of a chunk (chunk_format.h: header, then data
+// blocks). A write builds the pending version in <dir>/pending/<ino>.<index>
+// and renames it over the committed one (one directory to clean after a crash,
+// however many inodes the target holds). Names are made durable by syncing their
+// directory; everything goes through a FileEnv.
+//
+// Thread-safety: const methods are safe from any thread; the caller serialises
+// mutations of one inode (see ChunkLocks).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "storage/file_env.h"
+
+namespace shoal::storage {
+
+class ChunkLayout {
+ public:
+  ChunkLayout(FileEnv* env, std::string dir) : env_(env), dir_(std::move(dir)) {}
+
+  FileEnv* env() const { return env_; }
+  const std::string& dir() const { return dir_; }
+
+  std::string ChunkPath(uint64_t inode, uint64_t index) const;
+  std::string PendingPath(uint64_t inode, uint64_t index) const;
+  std::string InodeDir(uint64_t inode) const;
+  std::string ShardDir(uint64_t inode) const;
+
+  // Creates <dir>/chunks and its 256 shard directories durably, checks that the
+  // target takes O_DIRECT I/O, and removes pending versions a crash left.
+  Status Prepare() const;
+  // Creates the inode's directory durably (no-op when present).
+  Status EnsureInodeDir(uint64_t inode) const;
+  // Indexes of the inode's committed chunks (empty when it has none).
+  Result<std::vector<uint64_t>> ListChunks(uint64_t inode) const;
+  // Removes the inode's directory and everything in it, durably.
+  Status RemoveInode(uint64_t inode) const;
+
+ private:
+  Status ProbeDirectIo() const;
+  Status RemovePendingVersions() const;
+
+  FileEnv* env_;
+  std::string dir_;
+};
+
+}  // namespace shoal::storage

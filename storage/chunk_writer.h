@@ -1,0 +1,45 @@
+// The write path of the O_DIRECT store: builds a chunk's next version (old
+// bytes kept and verified, new bytes applied, every block resealed under a
+// fresh CRC32C) as a pending file, makes it durable, and commits it by a
+// rename made durable in turn. Nothing is acknowledged before the commit is.
+//
+// Thread-safety: the caller holds the chunk's locks (ChunkLocks) for the
+// duration of every call; different chunks may be written concurrently.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "storage/chunk_file_cache.h"
+#include "storage/chunk_layout.h"
+#include "storage/chunk_store.h"
+
+namespace shoal::storage {
+
+class ChunkWriter {
+ public:
+  ChunkWriter(const ChunkLayout* layout, ChunkFileCache* cache, StoreStats* stats, const ChunkStore* store)
+      : layout_(layout), cache_(cache), stats_(stats), store_(store) {}
+
+  // A write (ChunkStore::Write's contract). Returns the committed version.
+  Result<uint64_t> Apply(const ChunkWrite& w);
+  // Shortens the chunk to `keep` bytes (no-op when missing or not longer).
+  Status Cut(uint64_t inode, uint64_t index, uint32_t chunk_size, uint32_t keep);
+  // Unlinks the committed chunk; the caller syncs the inode directory.
+  Status Delete(uint64_t inode, uint64_t index);
+
+ private:
+  // The committed version, or nullptr when the chunk does not exist.
+  Result<std::shared_ptr<const ChunkFile>> LoadCommitted(uint64_t inode, uint64_t index, uint32_t chunk_size);
+  // Builds and commits the next version from `cur` (may be null): its first
+  // `new_len` bytes, with `length` bytes of `data` at `offset` laid over them.
+  Result<uint64_t> Rewrite(uint64_t inode, uint64_t index, uint32_t chunk_size, const ChunkFile* cur,
+                           uint32_t new_len, uint32_t offset, const uint8_t* data, uint32_t length, uint64_t version);
+
+  const ChunkLayout* layout_;
+  ChunkFileCache* cache_;
+  StoreStats* stats_;
+  const ChunkStore* store_;  // for the lost-below mark
+};
+
+}  // namespace shoal::storage

@@ -1,0 +1,65 @@
+// The disk read engine of the O_DIRECT store: one io_uring, submitted to by
+// any thread, reaped by one completion thread.
+//
+// Contract: Submit() starts every I/O it is given or completes it (inline,
+// with a negative errno) — an I/O is never silently dropped. Each I/O's
+// `done(ctx, res)` runs exactly once, on the completion thread or inline in
+// Submit, with res = bytes read or -errno. The destructor stops accepting
+// I/O, waits for every submitted one to complete (running its callback) and
+// only then tears the ring down.
+//
+// Thread-safety: Submit may be called concurrently from any thread; callbacks
+// must not call Submit on a reader that is being destroyed.
+#pragma once
+
+#include <liburing.h>
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+
+namespace shoal::storage {
+
+struct UringRead {
+  int fd = -1;
+  void* buf = nullptr;
+  uint32_t len = 0;
+  uint64_t offset = 0;
+  void (*done)(void* ctx, int32_t res) = nullptr;
+  void* ctx = nullptr;
+};
+
+class UringReader {
+ public:
+  UringReader() = default;
+  ~UringReader();
+  UringReader(const UringReader&) = delete;
+  UringReader& operator=(const UringReader&) = delete;
+
+  Status Init(unsigned entries, const std::string& name);
+  void Submit(const std::vector<UringRead>& ios);
+
+ private:
+  struct Pending;  // one submitted read, the SQE's user data
+  void CompletionLoop();
+  // Pushes prepared SQEs to the kernel; bounded retries on transient errors.
+  // Requires mu_. False when some SQEs are still waiting in the ring.
+  bool SubmitPrepared();
+  io_uring_sqe* NextSqe();  // requires mu_; nullptr when the ring stays full
+  void FailStranded();      // requires mu_
+
+  std::string name_;
+  io_uring ring_{};
+  bool ring_ok_ = false;
+  std::mutex mu_;  // guards the submission side of the ring and stopping_
+  bool stopping_ = false;
+  std::atomic<uint64_t> in_flight_{0};  // SQEs prepared and not yet completed
+  std::thread reaper_;
+};
+
+}  // namespace shoal::storage
