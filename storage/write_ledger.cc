@@ -28,9 +28,11 @@ Result<uint64_t> WriteLedger::Apply(const Writer& w, const std::function<Result<
   if (w.client_id == 0) return apply();
   std::shared_ptr<Lane> lane = Find(Key{w.client_id, w.lane});
   std::lock_guard<std::mutex> l(lane->mu);
-  if (w.seq < lane->seq)
+  if (w.seq < lane->seq) {
+    superseded_++;
     return Error(proto::SUPERSEDED, "write " + std::to_string(w.seq) + " of lane " + std::to_string(w.lane) +
                                         " arrived after the lane's write " + std::to_string(lane->seq));
+  }
   if (w.seq == lane->seq && lane->status.ok()) return lane->version;  // a retry of a write that landed
   Result<uint64_t> r = apply();
   lane->seq = w.seq;

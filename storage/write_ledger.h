@@ -24,6 +24,7 @@
 // serialised, different lanes run concurrently.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -48,6 +49,7 @@ class WriteLedger {
   Result<uint64_t> Apply(const Writer& w, const std::function<Result<uint64_t>()>& apply);
 
   size_t lanes() const;
+  uint64_t superseded() const { return superseded_.load(); }  // attempts refused so far
 
  private:
   struct Lane {
@@ -67,6 +69,7 @@ class WriteLedger {
   std::shared_ptr<Lane> Find(const Key& k);
 
   size_t max_lanes_;
+  std::atomic<uint64_t> superseded_{0};
   mutable std::mutex mu_;
   std::list<Key> lru_;  // front: most recently used
   std::unordered_map<Key, std::pair<std::shared_ptr<Lane>, std::list<Key>::iterator>, KeyHash> lanes_;

@@ -2,108 +2,15 @@
 // in-memory store.
 #include "storage/chunk_store.h"
 
-#include <fcntl.h>
-#include <gtest/gtest.h>
-#include <unistd.h>
-
-#include <filesystem>
-#include <future>
-#include <random>
-
-#include "storage/chunk_format.h"
+#include "tests/storage/store_fixture.h"
 
 namespace shoal::storage {
 namespace {
 
-constexpr uint32_t kChunk = 256 << 10;
-
-struct MemoryBackend {
-  static std::unique_ptr<ChunkStore> Open(const std::string&) { return NewMemoryChunkStore(512); }
-  static Status Corrupt(ChunkStore* s, const std::string&, uint64_t ino, uint64_t idx, uint32_t off) {
-    return FlipStoredByte(s, ino, idx, off);
-  }
-  static constexpr bool kPersistent = false;
-};
-
-struct UringBackend {
-  static std::unique_ptr<ChunkStore> Open(const std::string& dir) { return std::move(OpenUringChunkStore(dir)).value(); }
-  static Status Corrupt(ChunkStore*, const std::string& dir, uint64_t ino, uint64_t idx, uint32_t off) {
-    int fd = ::open(ChunkFilePath(dir, ino, idx).c_str(), O_RDWR);
-    if (fd < 0) return Status::FromErrno(errno, "open");
-    off_t pos = ChunkHeaderSize(kChunk) + off;
-    uint8_t b;
-    if (pread(fd, &b, 1, pos) != 1) return Error(proto::IO_ERROR, "pread");
-    b ^= 0x5a;
-    if (pwrite(fd, &b, 1, pos) != 1) return Error(proto::IO_ERROR, "pwrite");
-    fsync(fd);
-    close(fd);
-    return Status::OK();
-  }
-  static constexpr bool kPersistent = true;
-};
-
-template <typename B>
-class ChunkStoreTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = ::testing::TempDir() + "/cs_" + std::to_string(getpid()) + "_" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::remove_all(dir_);
-    store_ = B::Open(dir_);
-  }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  // Reads a batch and waits (with a deadline) for its completion.
-  void ReadBatch(std::vector<ReadOp>& ops) {
-    std::vector<ReadOp*> ptrs;
-    for (auto& op : ops) ptrs.push_back(&op);
-    std::promise<void> p;
-    store_->Read(ptrs, [&] { p.set_value(); });
-    ASSERT_EQ(p.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
-  }
-  Result<std::string> Read(uint64_t ino, uint64_t idx, uint32_t off, uint32_t len) {
-    std::vector<ReadOp> ops(1);
-    ops[0].inode = ino;
-    ops[0].index = idx;
-    ops[0].offset = off;
-    ops[0].length = len;
-    ops[0].chunk_size = kChunk;
-    ReadBatch(ops);
-    if (!ops[0].status.ok()) return ops[0].status;
-    return std::string(reinterpret_cast<const char*>(ops[0].data), len);
-  }
-  Result<uint64_t> WriteV(uint64_t ino, uint64_t idx, uint32_t off, const std::string& data,
-                          uint32_t chunk = kChunk, uint64_t version = 0) {
-    ChunkWrite w;
-    w.inode = ino;
-    w.index = idx;
-    w.offset = off;
-    w.data = reinterpret_cast<const uint8_t*>(data.data());
-    w.length = static_cast<uint32_t>(data.size());
-    w.chunk_size = chunk;
-    w.version = version;
-    return store_->Write(w);
-  }
-  Status Write(uint64_t ino, uint64_t idx, uint32_t off, const std::string& data) {
-    return WriteV(ino, idx, off, data).status();
-  }
-
-  std::string dir_;
-  std::unique_ptr<ChunkStore> store_;
-};
-
-using Backends = ::testing::Types<MemoryBackend, UringBackend>;
-TYPED_TEST_SUITE(ChunkStoreTest, Backends);
-
-std::string Random(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
+using store_test::ChunkStoreTest;
+using store_test::Random;
+using store_test::kChunk;
+TYPED_TEST_SUITE(ChunkStoreTest, store_test::Backends);
 
 TYPED_TEST(ChunkStoreTest, UnwrittenChunksAndTailsReadAsZeros) {
   EXPECT_EQ(*this->Read(1, 0, 0, 100), std::string(100, '\0'));
@@ -208,6 +115,35 @@ TYPED_TEST(ChunkStoreTest, WritesSurviveReopen) {
   this->store_.reset();
   this->store_ = TypeParam::Open(this->dir_);
   EXPECT_EQ(*this->Read(4, 2, 300, data.size()), data);
+}
+
+TYPED_TEST(ChunkStoreTest, EveryWriteAndCutCommitsTheNextVersion) {
+  EXPECT_EQ(*this->WriteV(3, 0, 0, "abc"), 1u);
+  EXPECT_EQ(*this->WriteV(3, 0, 100, "def"), 2u);
+  ASSERT_TRUE(this->store_->Truncate(3, 50, kChunk).ok());  // shortens: version 3
+  EXPECT_EQ(*this->WriteV(3, 0, 10, "g"), 4u);
+  ASSERT_TRUE(this->store_->Truncate(3, kChunk, kChunk).ok());  // cuts nothing: no new version
+  // A write naming its version (a chain's head chose it) commits only as the
+  // very next one.
+  EXPECT_EQ(*this->WriteV(3, 0, 0, "h", kChunk, 5), 5u);
+  EXPECT_EQ(this->WriteV(3, 0, 0, "i", kChunk, 5).status().code(), proto::STALE_VERSION);
+  EXPECT_EQ(this->WriteV(3, 0, 0, "j", kChunk, 9).status().code(), proto::STALE_VERSION);
+  EXPECT_EQ(*this->Read(3, 0, 0, 3), "hbc");
+  EXPECT_EQ(*this->WriteV(3, 1, 0, "k", kChunk, 1), 1u);  // a new chunk starts at 1
+}
+
+TYPED_TEST(ChunkStoreTest, MissingChunksOfInodesBelowTheLostMarkAreErrorsNotZeros) {
+  ASSERT_TRUE(this->Write(200, 0, 0, "kept").ok());
+  this->store_->SetLostBelow(100);
+  // Inode 50 was written before the disk was lost: its chunks are gone.
+  EXPECT_EQ(this->Read(50, 0, 0, 10).status().code(), proto::DATA_LOST);
+  EXPECT_EQ(this->Write(50, 0, 10, "partial").code(), proto::DATA_LOST);
+  EXPECT_EQ(*this->Read(200, 0, 0, 4), "kept");                     // present chunks read
+  EXPECT_EQ(*this->Read(300, 0, 0, 3), std::string(3, '\0'));       // newer inodes have holes
+  // A write that replaces the whole chunk leaves nothing lost in it.
+  std::string whole = Random(kChunk, 9);
+  ASSERT_TRUE(this->Write(50, 1, 0, whole).ok());
+  EXPECT_EQ(*this->Read(50, 1, 0, kChunk), whole);
 }
 
 }  // namespace
