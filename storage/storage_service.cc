@@ -50,6 +50,9 @@ std::string StorageService::RenderMetrics() const {
       first = false;
     }
   }
+  RenderMetric(&out, "shoal_storage_writes_superseded_total", "counter",
+               "write attempts refused because a newer write of their lane had landed",
+               static_cast<double>(ledger_.superseded()));
   RenderMetric(&out, "shoal_storage_reads_in_flight", "gauge", "batched read requests being served",
                static_cast<double>(reads_in_flight_.load()));
   read_latency_.Render(&out, "shoal_storage_read_seconds", "batched read latency, arrival to reply");

@@ -27,6 +27,8 @@ class StorageService {
   proto::NodeStats Stats() const;
   // Prometheus text: per-target counters, reads in flight, read latency.
   std::string RenderMetrics() const;
+  // Write attempts refused because a newer write of their lane had landed.
+  uint64_t superseded_writes() const { return ledger_.superseded(); }
 
  private:
   void HandleRead(std::shared_ptr<rpc::ServerCall> call);

@@ -60,8 +60,27 @@ class InprocListener : public Listener {
 class FaultyConnection : public Connection {
  public:
   FaultyConnection(std::unique_ptr<Connection> inner, Faults* faults) : inner_(std::move(inner)), faults_(faults) {}
+  ~FaultyConnection() override {
+    {
+      std::lock_guard<std::mutex> l(hold_mu_);
+      closing_ = true;
+    }
+    hold_cv_.notify_all();
+    for (auto& t : holders_) t.join();
+  }
 
   Status WriteV(const iovec* iov, int n) override {
+    if (TakeOne(faults_->hold_next_frames)) {
+      std::string frame;
+      for (int i = 0; i < n; ++i) frame.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+      Hold(std::move(frame));
+      return Status::OK();
+    }
+    std::lock_guard<std::mutex> l(write_mu_);
+    return WriteLocked(iov, n);
+  }
+
+  Status WriteLocked(const iovec* iov, int n) {
     if (faults_->fail_writes) {
       inner_->Shutdown();
       return Error(proto::UNAVAILABLE, "injected write failure");
@@ -95,9 +114,28 @@ class FaultyConnection : public Connection {
       if (counter.compare_exchange_weak(v, v - 1)) return true;
     return false;
   }
+  void Hold(std::string frame) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(faults_->hold_ms.load());
+    std::lock_guard<std::mutex> l(hold_mu_);
+    holders_.emplace_back([this, until, frame = std::move(frame)] {
+      {
+        std::unique_lock<std::mutex> hl(hold_mu_);
+        if (hold_cv_.wait_until(hl, until, [this] { return closing_; })) return;  // closed first: lost
+      }
+      std::lock_guard<std::mutex> wl(write_mu_);
+      iovec v{const_cast<char*>(frame.data()), frame.size()};
+      if (inner_->WriteV(&v, 1).ok()) faults_->held_delivered++;
+    });
+  }
+
   std::unique_ptr<Connection> inner_;
   Faults* faults_;
   std::string scratch_;
+  std::mutex write_mu_;  // whole frames: a held frame never lands inside another
+  std::mutex hold_mu_;
+  std::condition_variable hold_cv_;
+  bool closing_ = false;
+  std::vector<std::thread> holders_;
 };
 
 }  // namespace

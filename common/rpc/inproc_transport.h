@@ -23,6 +23,12 @@ struct Faults {
   std::atomic<bool> refuse_connect{false};  // Connect() fails with UNAVAILABLE
   std::atomic<bool> fail_writes{false};     // writes fail with UNAVAILABLE (connection breaks)
   std::atomic<int> corrupt_next_frames{0};  // the next N frames get one payload byte flipped
+  // The next N frames are held back for hold_ms and then sent, after frames
+  // written in the meantime: a request that wanders while its retry overtakes
+  // it. Dropped if the connection closes first. held_delivered counts sends.
+  std::atomic<int> hold_next_frames{0};
+  std::atomic<int> hold_ms{0};
+  std::atomic<int> held_delivered{0};
 };
 
 class InprocTransport : public Transport {

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <random>
+#include <thread>
 
 #include "common/rpc/inproc_transport.h"
 #include "common/rpc/server.h"
@@ -158,6 +160,58 @@ TEST_F(ClientTest, ASlowServerTimesOutAndIsRetried) {
   EXPECT_EQ(Read(0, kChunk).status().code(), proto::TIMEOUT);
   f.delay_ms = 0;
   EXPECT_EQ(*Read(0, kChunk), a);
+}
+
+// Polls `cond` every millisecond until it holds or `deadline` passes.
+bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds deadline = std::chrono::seconds(10)) {
+  auto until = std::chrono::steady_clock::now() + deadline;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+TEST_F(ClientTest, AWriteRetriedAfterATimeoutIsNotOvertakenByItsFirstAttempt) {
+  std::string a = Data(5000, 11), b = Data(5000, 12);
+  ASSERT_TRUE(Write(0, Data(100, 10)).ok());  // connected: the held frame is a request, not the handshake
+  auto& f = transport_.FaultsFor(AddressOf(0));
+  f.hold_ms = 900;  // the first attempt wanders past the 300 ms deadline...
+  f.hold_next_frames = 1;
+  ASSERT_TRUE(Write(100, a).ok());  // ...so the retry lands and is acknowledged
+  ASSERT_TRUE(Write(100, b).ok());  // then a newer write of the same bytes
+  // Now the first attempt of `a` arrives; it must not land over `b`.
+  ASSERT_TRUE(WaitFor([&] { return f.held_delivered.load() == 1; }));
+  uint64_t superseded = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    superseded = 0;
+    for (auto& s : services_) superseded += s->superseded_writes();
+    return superseded == 1;
+  })) << "the late attempt was not refused";
+  EXPECT_EQ(*Read(100, b.size()), b);
+}
+
+TEST_F(ClientTest, ConcurrentWritesOfOneChunkAllLand) {
+  // Writes of one chunk share a lane and leave one at a time; none is refused
+  // as stale and each lands whole, however they were issued.
+  transport_.FaultsFor(AddressOf(0)).delay_ms = 5;
+  constexpr int kWrites = 16;
+  constexpr uint32_t kPiece = kChunk / kWrites;
+  std::string all = Data(kChunk, 13);
+  std::atomic<int> left{kWrites};
+  std::vector<Status> results(kWrites);
+  for (int i = 0; i < kWrites; ++i)
+    client_->WriteAsync(file_, i * kPiece, kPiece, reinterpret_cast<const uint8_t*>(all.data()) + i * kPiece,
+                        [&, i](Result<size_t> r) {
+                          results[i] = r.status();
+                          --left;
+                        });
+  ASSERT_TRUE(WaitFor([&] { return left.load() == 0; }, std::chrono::seconds(30)));
+  for (int i = 0; i < kWrites; ++i) EXPECT_TRUE(results[i].ok()) << i << ": " << results[i].ToString();
+  auto attr = client_->UpdateLength(file_.ino(), kChunk);
+  ASSERT_TRUE(attr.ok());
+  file_ = *attr;
+  EXPECT_EQ(*Read(0, kChunk), all);
 }
 
 TEST_F(ClientTest, DamagedWritePayloadIsRejectedAndStoresNothing) {
