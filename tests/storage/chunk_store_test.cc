@@ -117,6 +117,31 @@ TYPED_TEST(ChunkStoreTest, WritesSurviveReopen) {
   EXPECT_EQ(*this->Read(4, 2, 300, data.size()), data);
 }
 
+TYPED_TEST(ChunkStoreTest, ClosingTheStoreCompletesEveryReadInFlight) {
+  for (uint64_t idx = 0; idx < 4; ++idx) ASSERT_TRUE(this->Write(6, idx, 0, Random(kChunk, idx)).ok());
+  constexpr int kBatches = 200;
+  std::vector<std::vector<ReadOp>> batches(kBatches);
+  for (auto& b : batches) b.resize(8);
+  std::atomic<int> completed{0};
+  std::mt19937 rng(3);
+  for (auto& b : batches) {
+    std::vector<ReadOp*> ptrs;
+    for (auto& op : b) {
+      op.inode = 6;
+      op.index = rng() % 4;
+      op.offset = rng() % (kChunk / 2);
+      op.length = 1 + rng() % (kChunk / 2);
+      op.chunk_size = kChunk;
+      ptrs.push_back(&op);
+    }
+    this->store_->Read(ptrs, [&] { completed++; });
+  }
+  this->store_.reset();  // with reads still in flight
+  EXPECT_EQ(completed.load(), kBatches);
+  for (auto& b : batches)
+    for (auto& op : b) EXPECT_TRUE(op.status.ok()) << op.status.ToString();
+}
+
 TYPED_TEST(ChunkStoreTest, EveryWriteAndCutCommitsTheNextVersion) {
   EXPECT_EQ(*this->WriteV(3, 0, 0, "abc"), 1u);
   EXPECT_EQ(*this->WriteV(3, 0, 100, "def"), 2u);
