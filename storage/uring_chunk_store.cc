@@ -25,6 +25,12 @@ struct BatchState {
   std::function<void()> done;
 };
 
+struct OpState;
+struct IoSlot : UringTag {
+  OpState* st = nullptr;
+  int32_t res = 0;
+};
+
 // One ReadOp in flight: a hit reads the data of a cached file; a miss reads
 // header and data of a file it just opened.
 struct OpState {
@@ -38,7 +44,7 @@ struct OpState {
   uint32_t start = 0;  // aligned range [start, end) of the chunk's data in op->buffer
   uint32_t end = 0;
   std::atomic<int> pending{0};
-  int32_t header_res = 0, data_res = 0;
+  IoSlot header_io, data_io;
 };
 
 class UringChunkStore : public ChunkStore {
@@ -104,18 +110,19 @@ class UringChunkStore : public ChunkStore {
     return st;
   }
 
-  static void OnIo(void* ctx, int32_t res) {
-    auto* tag = static_cast<std::pair<OpState*, int32_t*>*>(ctx);
-    OpState* st = tag->first;
-    *tag->second = res;
-    delete tag;
+  static void OnIo(UringTag* tag, int32_t res) {
+    auto* slot = static_cast<IoSlot*>(tag);
+    slot->res = res;
+    OpState* st = slot->st;
     if (--st->pending == 0) st->store->Finish(st);
   }
 
  private:
-  static void AddIo(std::vector<UringRead>* ios, OpState* st, int fd, void* buf, uint32_t len, uint64_t off,
-                    int32_t* res) {
-    ios->push_back(UringRead{fd, buf, len, off, &OnIo, new std::pair<OpState*, int32_t*>(st, res)});
+  static void AddIo(std::vector<UringRead>* ios, OpState* st, IoSlot* slot, int fd, void* buf, uint32_t len,
+                    uint64_t off) {
+    slot->done = &OnIo;
+    slot->st = st;
+    ios->push_back(UringRead{fd, buf, len, off, slot});
   }
 
   // Sets up the op's buffer and the I/O it needs (none when it can finish now).
@@ -134,8 +141,8 @@ class UringChunkStore : public ChunkStore {
       uint32_t stored_end = std::min(st->end, RoundUp(st->file->header.data_len));
       if (stored_end > st->start) {
         st->pending = 1;
-        AddIo(ios, st, st->file->file->fd(), op->buffer.data(), stored_end - st->start, hsize + st->start,
-              &st->data_res);
+        AddIo(ios, st, &st->data_io, st->file->file->fd(), op->buffer.data(), stored_end - st->start,
+              hsize + st->start);
       }
       return Status::OK();
     }
@@ -152,8 +159,8 @@ class UringChunkStore : public ChunkStore {
     st->header_buf = AlignedBuffer(hsize);
     st->pending = 2;
     int fd = st->opened->fd();
-    AddIo(ios, st, fd, st->header_buf.data(), hsize, 0, &st->header_res);
-    AddIo(ios, st, fd, op->buffer.data(), st->end - st->start, hsize + st->start, &st->data_res);
+    AddIo(ios, st, &st->header_io, fd, st->header_buf.data(), hsize, 0);
+    AddIo(ios, st, &st->data_io, fd, op->buffer.data(), st->end - st->start, hsize + st->start);
     return Status::OK();
   }
 
@@ -190,9 +197,9 @@ class UringChunkStore : public ChunkStore {
       return Status::OK();
     }
     if (!st->file) {
-      if (st->header_res < 0) return Status::FromErrno(-st->header_res, "read chunk header");
+      if (st->header_io.res < 0) return Status::FromErrno(-st->header_io.res, "read chunk header");
       auto file = std::make_shared<ChunkFile>();
-      RETURN_IF_ERROR(DecodeChunkHeader(st->header_buf.data(), st->header_res, op->chunk_size, &file->header));
+      RETURN_IF_ERROR(DecodeChunkHeader(st->header_buf.data(), st->header_io.res, op->chunk_size, &file->header));
       file->file = std::move(st->opened);
       st->file = file;
       cache_.InsertIfCurrent(op->inode, op->index, st->ticket, file);
@@ -201,8 +208,8 @@ class UringChunkStore : public ChunkStore {
     uint32_t stored_end = std::min(st->end, RoundUp(h.data_len));
     uint32_t stored = stored_end > st->start ? stored_end - st->start : 0;
     if (stored > 0) {
-      if (st->data_res < 0) return Status::FromErrno(-st->data_res, "read chunk data");
-      if (static_cast<uint32_t>(st->data_res) < stored)
+      if (st->data_io.res < 0) return Status::FromErrno(-st->data_io.res, "read chunk data");
+      if (static_cast<uint32_t>(st->data_io.res) < stored)
         return Error(proto::IO_ERROR, "chunk " + std::to_string(op->index) + " of inode " +
                                           std::to_string(op->inode) + " is shorter than its header says");
       RETURN_IF_ERROR(VerifyBlocks(h, st->start / kBlockSize, op->buffer.data(), stored));

@@ -8,11 +8,6 @@
 
 namespace shoal::storage {
 
-struct UringReader::Pending {
-  void (*done)(void* ctx, int32_t res);
-  void* ctx;
-};
-
 namespace {
 // Transient io_uring_enter failures: the CQ is full (the reaper is draining
 // it) or the kernel is short of memory for a moment.
@@ -90,12 +85,12 @@ void UringReader::Submit(const std::vector<UringRead>& ios) {
         continue;
       }
       io_uring_prep_read(sqe, io.fd, io.buf, io.len, io.offset);
-      io_uring_sqe_set_data(sqe, new Pending{io.done, io.ctx});
+      io_uring_sqe_set_data(sqe, io.tag);
       in_flight_.fetch_add(1, std::memory_order_relaxed);
     }
     SubmitPrepared();
   }
-  for (const UringRead* io : refused) io->done(io->ctx, stopping_ ? -ECANCELED : -EAGAIN);
+  for (const UringRead* io : refused) io->tag->done(io->tag, stopping_ ? -ECANCELED : -EAGAIN);
 }
 
 void UringReader::CompletionLoop() {
@@ -108,10 +103,9 @@ void UringReader::CompletionLoop() {
     unsigned head, seen = 0;
     io_uring_for_each_cqe(&ring_, head, cqe) {
       ++seen;
-      auto* p = static_cast<Pending*>(io_uring_cqe_get_data(cqe));
-      if (!p) continue;  // the shutdown NOP
-      p->done(p->ctx, cqe->res);
-      delete p;
+      auto* tag = static_cast<UringTag*>(io_uring_cqe_get_data(cqe));
+      if (!tag) continue;  // the shutdown NOP
+      tag->done(tag, cqe->res);
       in_flight_.fetch_sub(1, std::memory_order_relaxed);
     }
     io_uring_cq_advance(&ring_, seen);
@@ -133,12 +127,11 @@ void UringReader::FailStranded() {
   unsigned mask = ring_.sq.ring_mask;
   for (unsigned i = io_uring_smp_load_acquire(ring_.sq.khead); i != ring_.sq.sqe_tail; ++i) {
     io_uring_sqe* sqe = &ring_.sq.sqes[i & mask];
-    auto* p = reinterpret_cast<Pending*>(static_cast<uintptr_t>(sqe->user_data));
+    auto* tag = reinterpret_cast<UringTag*>(static_cast<uintptr_t>(sqe->user_data));
     io_uring_prep_nop(sqe);  // harmless should the kernel ever take it after all
     io_uring_sqe_set_data(sqe, nullptr);
-    if (!p) continue;
-    p->done(p->ctx, -ECANCELED);
-    delete p;
+    if (!tag) continue;
+    tag->done(tag, -ECANCELED);
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
   }
   LOG_ERROR("{}: the ring refused to take some reads at shutdown; they failed with ECANCELED", name_);

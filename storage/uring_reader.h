@@ -3,7 +3,7 @@
 //
 // Contract: Submit() starts every I/O it is given or completes it (inline,
 // with a negative errno) — an I/O is never silently dropped. Each I/O's
-// `done(ctx, res)` runs exactly once, on the completion thread or inline in
+// `tag->done(tag, res)` runs exactly once, on the completion thread or inline in
 // Submit, with res = bytes read or -errno. The destructor stops accepting
 // I/O, waits for every submitted one to complete (running its callback) and
 // only then tears the ring down.
@@ -25,13 +25,18 @@
 
 namespace shoal::storage {
 
+// Completion of one read, embedded by the caller in its own state (no
+// allocation per I/O): done(tag, res) runs exactly once.
+struct UringTag {
+  void (*done)(UringTag* tag, int32_t res) = nullptr;
+};
+
 struct UringRead {
   int fd = -1;
   void* buf = nullptr;
   uint32_t len = 0;
   uint64_t offset = 0;
-  void (*done)(void* ctx, int32_t res) = nullptr;
-  void* ctx = nullptr;
+  UringTag* tag = nullptr;
 };
 
 class UringReader {
@@ -45,7 +50,6 @@ class UringReader {
   void Submit(const std::vector<UringRead>& ios);
 
  private:
-  struct Pending;  // one submitted read, the SQE's user data
   void CompletionLoop();
   // Pushes prepared SQEs to the kernel; bounded retries on transient errors.
   // Requires mu_. False when some SQEs are still waiting in the ring.
