@@ -28,9 +28,9 @@ Caller ProcessCaller() {
 
 Client::Client(const ClientOptions& options, rpc::Transport* transport)
     : options_(options),
+      timer_(std::make_unique<Timer>()),
       channels_(rpc::Credentials{options.cluster_id, options.cluster_key, 5000}, transport),
-      meta_(channels_.Get(options.meta_address)),
-      timer_(std::make_unique<Timer>()) {}
+      meta_(channels_.Get(options.meta_address)) {}
 
 Client::~Client() {
   {
@@ -38,8 +38,9 @@ Client::~Client() {
     closing_ = true;
   }
   timer_.reset();  // runs due retries, which now end instead of resending
-  // The channels go next (members): their outstanding calls fail, and the
-  // failures end without retrying.
+  // The channels go next (the last members, so destroyed first): their
+  // outstanding calls fail, and the failures end without retrying, while
+  // closing_mu_ and everything else they touch still exist.
 }
 
 Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
@@ -143,10 +144,18 @@ Result<Attr> Client::GetAttr(uint64_t ino) {
 
 Result<Attr> Client::SetAttr(proto::SetAttrReq req) {
   if (req.set_size()) {
-    ASSIGN_OR_RETURN(Attr cur, GetAttr(req.ino()));
+    // Authorise at meta first (every check, nothing committed): storage
+    // servers do not check permissions, so cutting chunks for a caller meta
+    // would refuse destroys data it was never allowed to touch.
+    proto::SetAttrReq ask = req;
+    ask.set_check_only(true);
+    proto::AttrRsp authorised;
+    RETURN_IF_ERROR(MetaCall(proto::META_SETATTR, ask, &authorised));
+    const Attr& cur = authorised.attr();
     if (cur.type() == proto::REGULAR) {
-      // Cut the chunks first: if this fails, meta still has the old size and
-      // no stale bytes can reappear past a new, shorter end.
+      // Then cut the chunks, before meta commits the new size: if this fails,
+      // meta still has the old size and no stale bytes can reappear past a
+      // new, shorter end.
       std::set<uint32_t> done;
       for (int i = 0; i < cur.layout().chains_size(); ++i) {
         ASSIGN_OR_RETURN(Placement p, Place(cur.layout(), i));
@@ -161,6 +170,7 @@ Result<Attr> Client::SetAttr(proto::SetAttrReq req) {
       }
     }
   }
+  // Commit: meta checks again (the caller's rights may have changed since).
   SHOAL_ATTR_CALL(proto::META_SETATTR, SetAttrReq, req);
 }
 

@@ -72,7 +72,8 @@ class Client {
   // ---- metadata (by inode) ----
   Result<Attr> Lookup(const Caller& c, uint64_t parent, const std::string& name);
   Result<Attr> GetAttr(uint64_t ino);
-  // A size change first cuts the chunks on every target of the layout.
+  // A size change is authorised at meta (check_only), then cuts the chunks on
+  // every target of the layout, then commits at meta: a refused change cuts nothing.
   Result<Attr> SetAttr(proto::SetAttrReq req);
   Result<Attr> Create(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode, bool exclusive);
   Result<Attr> Mkdir(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode);
@@ -152,12 +153,13 @@ class Client {
   // The request is done for good: completes its pieces, frees its write lane.
   void FinishRequest(const Request& req, const Status& st, bool is_write);
 
+  // Member order matters: members are destroyed in reverse order, and the
+  // channels (declared last, destroyed first) fail their outstanding calls
+  // from their destructor, running callbacks that use closing_mu_, closing_,
+  // options_, timer_ and the tables. Everything a callback may touch is
+  // therefore declared before channels_.
   ClientOptions options_;
-  // Declared before channels_: the pool's destructor fails calls in flight,
-  // whose callbacks release write lanes.
-  WriteLanes lanes_;
-  rpc::ChannelPool channels_;
-  rpc::RpcChannel* meta_;
+  WriteLanes lanes_;  // callbacks release write lanes
 
   std::shared_mutex table_mu_;
   proto::ClusterTable table_;                      // guarded by table_mu_
@@ -180,6 +182,9 @@ class Client {
   // is scheduled on a timer that is going away; retries end with CANCELLED.
   std::shared_mutex closing_mu_;
   bool closing_ = false;
+
+  rpc::ChannelPool channels_;  // keep last but for meta_ (see above)
+  rpc::RpcChannel* meta_;      // owned by channels_
 };
 
 }  // namespace shoal::client

@@ -104,6 +104,10 @@ Status ConfigSpec::Parse(int argc, char** argv, bool* exit_now) {
     }
     return Error(proto::INVALID_ARGUMENT, e.what());
   }
+  if (config_finder_) {
+    ASSIGN_OR_RETURN(std::string found, config_finder_(config_path_));
+    config_path_ = std::move(found);
+  }
   if (!config_path_.empty()) {
     toml::table table;
     try {

@@ -39,6 +39,15 @@ class ConfigSpec {
 
   std::string Render() const;  // every key as TOML with help comments
 
+  // Decides which file Parse reads, given --config ("" when not given): a
+  // program that looks in well-known places when no file is named. Returns ""
+  // to read none; an error ends Parse. Without a finder, exactly --config is read.
+  void set_config_finder(std::function<Result<std::string>(const std::string& flag)> finder) {
+    config_finder_ = std::move(finder);
+  }
+  // The file Parse read ("" for none).
+  const std::string& config_path() const { return config_path_; }
+
   // The underlying parser, for programs that add subcommands or positionals.
   CLI::App& app() { return *app_; }
 
@@ -52,6 +61,7 @@ class ConfigSpec {
   };
   std::unique_ptr<CLI::App> app_;
   std::string config_path_;
+  std::function<Result<std::string>(const std::string&)> config_finder_;
   bool print_config_ = false;
   std::vector<Key> keys_;
 };

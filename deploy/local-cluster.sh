@@ -10,7 +10,11 @@
 # Environment: SHOAL_HOME (state, default /var/tmp/shoal-local), SHOAL_MOUNT
 # (default $SHOAL_HOME/mnt), SHOAL_PORT (meta port, default 9000; storage
 # uses the next three; Prometheus metrics on port+100 (meta) and port+101..103),
-# SHOAL_BUILD (build directory, default ./build).
+# SHOAL_BUILD (build directory, default ./build), SHOAL_LINK_DIR (where `up`
+# links the shoal CLI, default /usr/local/bin).
+#
+# The CLI finds this cluster's config by itself: $SHOAL_HOME/conf/client.toml
+# when SHOAL_HOME is set, else /var/tmp/shoal-local/conf/client.toml.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 home=${SHOAL_HOME:-/var/tmp/shoal-local}
@@ -21,6 +25,7 @@ bin_meta=$build/meta/shoal-meta
 bin_storage=$build/storage/shoal-storage
 bin_fuse=$build/client/fuse/shoal-fuse
 bin_cli=$build/client/cli/shoal
+link_dir=${SHOAL_LINK_DIR:-/usr/local/bin}
 nodes=3
 
 log() { echo "local-cluster: $*" >&2; }
@@ -58,6 +63,20 @@ start() {  # name, command...
 
 cli() { "$bin_cli" --config "$home/conf/client.toml" "$@"; }
 
+# Puts `shoal` on the PATH: a symlink to this build's CLI. A file there that
+# is not a symlink (an installed shoal) is left alone.
+link_cli() {
+  local link="$link_dir/shoal"
+  mkdir -p "$link_dir"
+  if [ -e "$link" ] && [ ! -L "$link" ]; then
+    log "$link exists and is not a symlink; leaving it (this build's CLI: $bin_cli)"
+    return
+  fi
+  ln -sfn "$bin_cli" "$link"
+  if [ "$home" = /var/tmp/shoal-local ]; then log "CLI: $link (try: shoal status)"
+  else log "CLI: $link (export SHOAL_HOME=$home so that it finds this cluster)"; fi
+}
+
 mounted() { grep -q " $mnt fuse.shoal " /proc/mounts; }
 
 nodes_online() { [ "$(cli status 2>/dev/null | grep -c ' online ')" -ge "$nodes" ]; }
@@ -88,6 +107,7 @@ cluster_key_file = '$home/conf/cluster.key'"
     wait_for 30 mounted || die "mount did not appear; see $home/log/fuse.log"
   fi
   wait_for 10 stat "$mnt/." || die "mount does not answer"
+  link_cli
   log "cluster up; logs in $home/log"
   echo "$mnt"
 }

@@ -50,6 +50,7 @@ class MetaStore {
 
   Result<Attr> Lookup(const Caller& c, uint64_t parent, const std::string& name);
   Result<Attr> GetAttr(uint64_t ino);
+  // With req.check_only(): every check, no commit; answers the stored attributes.
   Result<Attr> SetAttr(const proto::SetAttrReq& req);
   Result<Attr> Create(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode, bool exclusive);
   Result<Attr> Mkdir(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode);

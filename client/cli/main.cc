@@ -1,16 +1,15 @@
-// shoal: the command line. Cluster status, listing, striped parallel put/get,
-// a file's chunk placement, and directory layouts.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <condition_variable>
+// shoal: the command line. Cluster status, listing, striped parallel put/get
+// (with a progress line and --verify), a file's chunk placement, and
+// directory layouts. The config file is found by client/cli/config_discovery.h.
+#include <chrono>
 #include <cstdio>
-#include <iostream>
-#include <mutex>
+#include <optional>
 
+#include "client/cli/config_discovery.h"
+#include "client/cli/copy.h"
+#include "client/cli/placement.h"
+#include "client/cli/progress.h"
 #include "client/client.h"
-#include "common/aligned_buffer.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/process.h"
@@ -90,7 +89,7 @@ int Ls(Client& c, const std::string& path, bool longfmt) {
   return 0;
 }
 
-int Stat(Client& c, const std::string& path) {
+int Stat(Client& c, const std::string& path, bool list_chunks) {
   auto a = c.Resolve(client::ProcessCaller(), path);
   if (!a.ok()) return Fail(a.status());
   std::printf("path:   %s\ninode:  %lu\ntype:   %s\nmode:   %04o\nowner:  %u:%u\nsize:   %lu\nlinks:  %u\n",
@@ -103,9 +102,14 @@ int Stat(Client& c, const std::string& path) {
   const auto& l = a->layout();
   std::printf("layout: chunk %u, stripe %u, chains", l.chunk_size(), l.stripe_width());
   for (auto ch : l.chains()) std::printf(" %u", ch);
-  std::printf("\nchunks:\n");
-  uint64_t chunks = (a->size() + l.chunk_size() - 1) / l.chunk_size();
-  for (uint64_t i = 0; i < chunks; ++i) {
+  std::printf("\n");
+  auto place = [&](uint64_t i) { return c.Place(l, i); };
+  auto summary = cli::SummarisePlacement(l, a->size(), place);
+  if (!summary.ok()) return Fail(summary.status());
+  std::fputs(cli::FormatPlacement(*summary).c_str(), stdout);
+  if (!list_chunks) return 0;
+  std::printf("chunks:\n");
+  for (uint64_t i = 0; i < summary->chunks; ++i) {
     auto p = c.Place(l, i);
     if (!p.ok()) return Fail(p.status());
     std::printf("  %lu  chain %u  target %u  node %u  %s\n", i, p->chain_id, p->target_id, p->node_id,
@@ -114,107 +118,49 @@ int Stat(Client& c, const std::string& path) {
   return 0;
 }
 
-// Keeps up to `window` async I/Os in flight over a file, `block` bytes each.
-class Pipeline {
+// Draws one progress line per phase of a copy on a terminal (nothing otherwise).
+class CopyProgress {
  public:
-  explicit Pipeline(int window) : window_(window) {}
-  // Waits for a free slot; returns the first error seen so far.
-  Status Acquire() {
-    std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [this] { return inflight_ < window_; });
-    ++inflight_;
-    return error_;
+  explicit CopyProgress(std::string name) : name_(std::move(name)) {}
+  ~CopyProgress() { Finish(); }
+  void operator()(const std::string& phase, uint64_t done, uint64_t total) {
+    if (!line_ || phase != phase_) {
+      Finish();
+      phase_ = phase;
+      line_.emplace(cli::ProgressLine::ForStderr(phase + " " + name_, total));
+    }
+    line_->set_total(total);
+    line_->Update(done);
   }
-  void Release(const Status& st) {
-    std::lock_guard<std::mutex> l(mu_);
-    if (!st.ok() && error_.ok()) error_ = st;
-    --inflight_;
-    cv_.notify_all();
-  }
-  Status Drain() {
-    std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [this] { return inflight_ == 0; });
-    return error_;
+  void Finish() {
+    if (line_) line_->Finish();
+    line_.reset();
   }
 
  private:
-  int window_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int inflight_ = 0;
-  Status error_;
+  std::string name_, phase_;
+  std::optional<cli::ProgressLine> line_;
 };
 
-int Put(Client& c, const std::string& local, const std::string& remote) {
-  auto caller = client::ProcessCaller();
-  int fd = ::open(local.c_str(), O_RDONLY);
-  if (fd < 0) return Fail(Status::FromErrno(errno, local));
-  struct stat st;
-  fstat(fd, &st);
-  auto parent = c.ResolveParent(caller, remote);
-  if (!parent.ok()) return Fail(parent.status());
-  auto file = c.Create(caller, parent->first.ino(), parent->second, st.st_mode & 0777, false);
-  if (!file.ok()) return Fail(file.status());
-  proto::SetAttrReq trunc;
-  *trunc.mutable_caller() = caller;
-  trunc.set_ino(file->ino());
-  trunc.set_set_size(true);
-  trunc.set_size(0);
-  if (auto t = c.SetAttr(trunc); !t.ok()) return Fail(t.status());
-  const size_t block = std::max<size_t>(file->layout().chunk_size(), 1 << 20);
-  const int window = 2 * std::max(1u, file->layout().stripe_width());
-  std::vector<AlignedBuffer> bufs;
-  for (int i = 0; i < window; ++i) bufs.emplace_back(block);
-  Pipeline pipe(window);
-  uint64_t off = 0;
-  for (int slot = 0;; slot = (slot + 1) % window) {
-    if (Status s = pipe.Acquire(); !s.ok()) {
-      pipe.Release(Status::OK());
-      break;
-    }
-    ssize_t n = ::pread(fd, bufs[slot].data(), block, off);
-    if (n <= 0) {
-      pipe.Release(n < 0 ? Status::FromErrno(errno, local) : Status::OK());
-      break;
-    }
-    c.WriteAsync(*file, off, n, bufs[slot].data(), [&pipe](Result<size_t> r) { pipe.Release(r.status()); });
-    off += n;
-  }
-  ::close(fd);
-  if (Status s = pipe.Drain(); !s.ok()) return Fail(s);
-  if (auto a = c.UpdateLength(file->ino(), off); !a.ok()) return Fail(a.status());
-  std::printf("put %s -> %s: %lu bytes\n", local.c_str(), remote.c_str(), off);
-  return 0;
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-int Get(Client& c, const std::string& remote, const std::string& local) {
-  auto file = c.Resolve(client::ProcessCaller(), remote);
-  if (!file.ok()) return Fail(file.status());
-  if (file->type() != proto::REGULAR) return Fail(Error(proto::INVALID_ARGUMENT, remote + " is not a regular file"));
-  int fd = ::open(local.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) return Fail(Status::FromErrno(errno, local));
-  const size_t block = std::max<size_t>(file->layout().chunk_size(), 1 << 20);
-  const int window = 2 * std::max(1u, file->layout().stripe_width());
-  std::vector<AlignedBuffer> bufs;
-  for (int i = 0; i < window; ++i) bufs.emplace_back(block);
-  Pipeline pipe(window);
-  int slot = 0;
-  for (uint64_t off = 0; off < file->size(); off += block, slot = (slot + 1) % window) {
-    if (!pipe.Acquire().ok()) {
-      pipe.Release(Status::OK());
-      break;
-    }
-    uint8_t* buf = bufs[slot].data();
-    c.ReadAsync(*file, off, block, buf, [&pipe, fd, buf, off](Result<size_t> r) {
-      Status st = r.status();
-      if (r.ok() && ::pwrite(fd, buf, *r, off) != static_cast<ssize_t>(*r)) st = Status::FromErrno(errno, "write");
-      pipe.Release(st);
-    });
-  }
-  Status s = pipe.Drain();
-  ::close(fd);
-  if (!s.ok()) return Fail(s);
-  std::printf("get %s -> %s: %lu bytes\n", remote.c_str(), local.c_str(), file->size());
+int Copy(Client& c, bool put, const std::string& from, const std::string& to, bool verify) {
+  auto start = std::chrono::steady_clock::now();
+  CopyProgress progress(put ? to : from);
+  cli::CopyOptions o;
+  o.verify = verify;
+  o.progress = [&progress](const std::string& phase, uint64_t done, uint64_t total) { progress(phase, done, total); };
+  auto caller = client::ProcessCaller();
+  auto n = put ? cli::PutFile(c, caller, from, to, o) : cli::GetFile(c, caller, from, to, o);
+  progress.Finish();
+  if (!n.ok()) return Fail(n.status());
+  double secs = SecondsSince(start);
+  // With get to standard output the summary would mix with the data: stderr then.
+  FILE* out = !put && to == "-" ? stderr : stdout;
+  std::fprintf(out, "%s %s -> %s: %lu bytes in %.1f s (%s/s)%s\n", put ? "put" : "get", from.c_str(), to.c_str(), *n,
+               secs, cli::HumanBytes(secs > 0 ? *n / secs : 0).c_str(), verify ? ", verified" : "");
   return 0;
 }
 
@@ -245,21 +191,31 @@ int main(int argc, char** argv) {
   cluster.AddTo(spec);
   CLI::App& app = spec.app();
   app.require_subcommand(1);
+  app.footer(
+      "Config: --config FILE, else $SHOAL_CONFIG, else $SHOAL_HOME/conf/client.toml, else " +
+      std::string(cli::kLocalClusterConfig) + " (deploy/local-cluster.sh), else " + cli::kInstalledConfig + ".");
+  // No config file is needed when the command line names the cluster itself.
+  spec.set_config_finder([&app](const std::string& flag) {
+    return cli::FindClientConfig(cli::ProcessConfigSources(flag), app.get_option("--meta-address")->count() > 0);
+  });
   std::string a1, a2, chunk = "1M";
   uint32_t stripe = 0;
-  bool longfmt = false;
+  bool longfmt = false, verify = false, list_chunks = false;
   auto* status = app.add_subcommand("status", "nodes, targets, chains and their states");
   auto* ls = app.add_subcommand("ls", "list a directory");
   ls->add_option("path", a1)->required();
   ls->add_flag("-l", longfmt, "with attributes (one readdir-plus round trip per page)");
-  auto* put = app.add_subcommand("put", "copy a local file in (striped, parallel)");
+  auto* put = app.add_subcommand("put", "copy a local file in (striped, parallel; '-' reads standard input)");
   put->add_option("local", a1)->required();
   put->add_option("remote", a2)->required();
-  auto* get = app.add_subcommand("get", "copy a file out (striped, parallel)");
+  put->add_flag("--verify", verify, "read the file back and compare it with the local file");
+  auto* get = app.add_subcommand("get", "copy a file out (striped, parallel; '-' writes standard output)");
   get->add_option("remote", a1)->required();
   get->add_option("local", a2)->required();
-  auto* stat = app.add_subcommand("stat", "attributes, layout and where each chunk lives");
+  get->add_flag("--verify", verify, "read the file again and compare it with what was written locally");
+  auto* stat = app.add_subcommand("stat", "attributes, layout, and chunk placement per node and target");
   stat->add_option("path", a1)->required();
+  stat->add_flag("--chunks", list_chunks, "also list every chunk and where it lives");
   auto* layout = app.add_subcommand("layout", "a directory's default layout for new files");
   layout->require_subcommand(1);
   auto* lget = layout->add_subcommand("get", "show");
@@ -284,9 +240,9 @@ int main(int argc, char** argv) {
   if (!c.ok()) return Fail(c.status());
   if (*status) return Status_(**c);
   if (*ls) return Ls(**c, a1, longfmt);
-  if (*put) return Put(**c, a1, a2);
-  if (*get) return Get(**c, a1, a2);
-  if (*stat) return Stat(**c, a1);
+  if (*put) return Copy(**c, true, a1, a2, verify);
+  if (*get) return Copy(**c, false, a1, a2, verify);
+  if (*stat) return Stat(**c, a1, list_chunks);
   if (*lget) return Layout(**c, a1, false, chunk, stripe);
   if (*lset) return Layout(**c, a1, true, chunk, stripe);
   return 1;

@@ -12,6 +12,7 @@ Result<Attr> MetaStore::SetAttr(const proto::SetAttrReq& req) {
   std::lock_guard<std::mutex> l(write_mu_);
   const Caller& c = req.caller();
   ASSIGN_OR_RETURN(Attr a, LoadInode(req.ino()));
+  const Attr stored = a;  // what check_only answers
   bool owner = c.uid() == 0 || c.uid() == a.uid();
   int64_t now = NowNs();
   if (req.set_mode()) {
@@ -52,9 +53,9 @@ Result<Attr> MetaStore::SetAttr(const proto::SetAttrReq& req) {
     if (field == 0) a.set_atime_ns(value);
     else a.set_mtime_ns(value);
   }
+  if (req.check_only()) return stored;  // every check above passed; nothing changes
   a.set_ctime_ns(now);
   return CommitInode(a);
 }
-
 
 }  // namespace shoal::meta

@@ -243,6 +243,27 @@ TEST_F(ClientTest, TruncateCutsChunksOnEveryTarget) {
   EXPECT_EQ(got->substr(kChunk + 10), std::string(3 * kChunk - 10, '\0'));
 }
 
+TEST_F(ClientTest, ATruncateMetaRefusesCutsNoByteOnStorage) {
+  std::string a = Data(4 * kChunk + 99, 12);
+  ASSERT_TRUE(Write(0, a).ok());
+  Caller stranger;  // not the owner, not in the group: no write permission on a 0644 file
+  stranger.set_uid(4321);
+  stranger.set_gid(4321);
+  proto::SetAttrReq r;
+  *r.mutable_caller() = stranger;
+  r.set_ino(file_.ino());
+  r.set_set_size(true);
+  for (uint64_t size : {uint64_t{0}, uint64_t{kChunk + 10}}) {
+    r.set_size(size);
+    EXPECT_EQ(client_->SetAttr(r).status().code(), proto::PERMISSION_DENIED) << size;
+  }
+  EXPECT_EQ(client_->GetAttr(file_.ino())->size(), a.size());
+  // Every byte is still on storage (a cut chunk would read back as a hole).
+  auto got = Read(0, a.size());
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(*got == a) << "bytes on storage changed";
+}
+
 TEST_F(ClientTest, BatchItemsFailAloneWhenTheirChunkIsDamaged) {
   std::string a = Data(6 * kChunk, 10);
   ASSERT_TRUE(Write(0, a).ok());

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -41,6 +42,12 @@ TEST(CliTest, PutGetLsStatLayoutAndStatus) {
   out.clear();
   ASSERT_EQ(Shell(cli + " stat /wide/f", &out), 0);
   EXPECT_NE(out.find("layout: chunk 262144, stripe 2"), std::string::npos) << out;
+  // Placement per node and target: 4 chunks, 2 on each of the 2 chains' targets.
+  EXPECT_NE(out.find("placement: 4 chunks on 2 targets, 2 nodes"), std::string::npos) << out;
+  EXPECT_NE(out.find("     2 chunks        524288 bytes (512.0 KiB)"), std::string::npos) << out;
+  EXPECT_EQ(out.find("  3  chain "), std::string::npos) << out;  // the full list only with --chunks
+  out.clear();
+  ASSERT_EQ(Shell(cli + " stat --chunks /wide/f", &out), 0);
   EXPECT_NE(out.find("  3  chain "), std::string::npos) << out;  // 4 chunks listed
 
   out.clear();
@@ -65,6 +72,49 @@ TEST(CliTest, PutGetLsStatLayoutAndStatus) {
   EXPECT_NE(Shell(cli + " --cluster-key-file /nonexistent status 2>/dev/null"), 0);
 }
 
+TEST(CliTest, VerifyProgressStreamsAndConfigDiscovery) {
+  LocalCluster c;
+  ASSERT_TRUE(c.Start(/*mount=*/false)) << c.error();
+  const std::string cli = c.cli();
+  const std::string src = c.dir() + "/src.bin", back = c.dir() + "/back.bin";
+  WriteRandom(src, (21 << 20) + 5, 9);
+
+  // Piped: no progress line, only the summary.
+  std::string out;
+  ASSERT_EQ(Shell(cli + " put --verify " + src + " /v.bin 2>&1", &out), 0) << out;
+  EXPECT_NE(out.find(", verified"), std::string::npos) << out;
+  EXPECT_EQ(out.find('\r'), std::string::npos) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  out.clear();
+  ASSERT_EQ(Shell(cli + " get --verify /v.bin " + back + " 2>&1", &out), 0) << out;
+  EXPECT_NE(out.find(", verified"), std::string::npos) << out;
+  EXPECT_EQ(Shell("cmp " + src + " " + back), 0);
+
+  // On a terminal (script(1) gives it one): a progress line redrawn in place.
+  out.clear();
+  ASSERT_EQ(Shell("script -qec '" + cli + " get /v.bin " + back + "' /dev/null", &out), 0) << out;
+  EXPECT_NE(out.find("\rget /v.bin: "), std::string::npos) << out;
+  EXPECT_NE(out.find("/s"), std::string::npos) << out;
+  EXPECT_EQ(Shell("cmp " + src + " " + back), 0);
+
+  // Standard input and output.
+  ASSERT_EQ(Shell("cat " + src + " | " + cli + " put - /stdin.bin >/dev/null"), 0);
+  EXPECT_EQ(Shell(cli + " get /stdin.bin - 2>/dev/null | cmp - " + src), 0);
+  EXPECT_NE(Shell(cli + " get --verify /stdin.bin - >/dev/null 2>&1"), 0);
+
+  // The config through SHOAL_CONFIG, no flags; a named file that is missing is an error that says so.
+  const std::string conf = c.dir() + "/client.toml";
+  std::ofstream(conf) << "meta_address = '" << c.meta_address() << "'\ncluster_id = 'test'\ncluster_key_file = '"
+                      << c.key_file() << "'\n";
+  const std::string bare = std::string(SHOAL_BIN_DIR) + "/client/cli/shoal";
+  out.clear();
+  ASSERT_EQ(Shell("SHOAL_CONFIG=" + conf + " " + bare + " ls /", &out), 0) << out;
+  EXPECT_NE(out.find("stdin.bin"), std::string::npos) << out;
+  out.clear();
+  EXPECT_NE(Shell("SHOAL_CONFIG=" + c.dir() + "/nope.toml " + bare + " ls / 2>&1", &out), 0);
+  EXPECT_NE(out.find("SHOAL_CONFIG=" + c.dir() + "/nope.toml: no such file"), std::string::npos) << out;
+}
+
 TEST(CliTest, MountShowsAsShoal) {
   LocalCluster c;
   ASSERT_TRUE(c.Start()) << c.error();
@@ -80,7 +130,9 @@ TEST(LocalClusterScriptTest, UpStatusDown) {
   // from the default 9000 of a developer's own cluster.
   int port = FreePort();
   while (port > 30000) port = FreePort();
-  std::string env = "SHOAL_HOME=" + home + " SHOAL_PORT=" + std::to_string(port) + " SHOAL_BUILD=" SHOAL_BIN_DIR " ";
+  // SHOAL_LINK_DIR: where `up` links the shoal CLI (default /usr/local/bin; not touched here).
+  std::string env = "SHOAL_HOME=" + home + " SHOAL_PORT=" + std::to_string(port) + " SHOAL_BUILD=" SHOAL_BIN_DIR
+                    " SHOAL_LINK_DIR=" + home + "/bin ";
   std::string script = std::string(SHOAL_SOURCE_DIR) + "/deploy/local-cluster.sh";
   std::string out;
   int rc = Shell(env + script + " up 2>&1", &out);
@@ -92,6 +144,10 @@ TEST(LocalClusterScriptTest, UpStatusDown) {
   EXPECT_NE(out.find(home + "/mnt"), std::string::npos) << out;
   WriteRandom(home + "/local.bin", 3 << 20, 8);
   EXPECT_EQ(Shell("cp " + home + "/local.bin " + home + "/mnt/ && cmp " + home + "/local.bin " + home + "/mnt/local.bin"), 0);
+  // `shoal` is on the PATH (the link `up` made) and finds this cluster's config through SHOAL_HOME.
+  out.clear();
+  EXPECT_EQ(Shell("SHOAL_HOME=" + home + " PATH=" + home + "/bin:$PATH shoal ls / 2>&1", &out), 0) << out;
+  EXPECT_NE(out.find("local.bin"), std::string::npos) << out;
   out.clear();
   EXPECT_EQ(Shell(env + script + " status 2>&1", &out), 0);
   EXPECT_NE(out.find("meta: running"), std::string::npos) << out;

@@ -260,6 +260,44 @@ TYPED_TEST(MetaStoreTest, TruncateSymlinkAndLength) {
   EXPECT_EQ(s.Readlink(f).status().code(), proto::INVALID_ARGUMENT);
 }
 
+TYPED_TEST(MetaStoreTest, CheckOnlyRunsEveryCheckOfASizeChangeAndCommitsNothing) {
+  auto& s = *this->store_;
+  uint64_t f = this->Create(kRootIno, "f");  // root's, 0644
+  ASSERT_EQ(s.UpdateLength(f, 100)->size(), 100u);
+  const int64_t mtime = s.GetAttr(f)->mtime_ns(), ctime = s.GetAttr(f)->ctime_ns();
+  proto::SetAttrReq req;
+  req.set_ino(f);
+  req.set_set_size(true);
+  req.set_size(0);
+  req.set_check_only(true);
+  // A caller without write permission is refused, as the real change would be.
+  *req.mutable_caller() = User(1000, 1000);
+  EXPECT_EQ(s.SetAttr(req).status().code(), proto::PERMISSION_DENIED);
+  // An allowed change is answered with the stored attributes; nothing changes.
+  *req.mutable_caller() = Root();
+  auto ok = s.SetAttr(req);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->size(), 100u);
+  EXPECT_EQ(ok->layout().chains_size(), 3);
+  auto after = s.GetAttr(f);
+  EXPECT_EQ(after->size(), 100u);
+  EXPECT_EQ(after->mtime_ns(), mtime);
+  EXPECT_EQ(after->ctime_ns(), ctime);
+  // Validity checks run too: directories and symlinks have no size to change.
+  req.set_ino(kRootIno);
+  EXPECT_EQ(s.SetAttr(req).status().code(), proto::IS_DIRECTORY);
+  auto l = s.Symlink(Root(), kRootIno, "link", "f");
+  req.set_ino(l->ino());
+  EXPECT_EQ(s.SetAttr(req).status().code(), proto::INVALID_ARGUMENT);
+  req.set_ino(987654);
+  EXPECT_EQ(s.SetAttr(req).status().code(), proto::NOT_FOUND);
+  // The same request without check_only commits.
+  req.set_ino(f);
+  req.set_check_only(false);
+  EXPECT_EQ(s.SetAttr(req)->size(), 0u);
+  EXPECT_EQ(s.GetAttr(f)->size(), 0u);
+}
+
 TYPED_TEST(MetaStoreTest, NoChainsMeansNoFiles) {
   this->chains_.clear();
   EXPECT_EQ(this->store_->Create(Root(), kRootIno, "f", 0644, true).status().code(), proto::UNAVAILABLE);
