@@ -69,6 +69,8 @@ class ChunkStore {
   // Removes every chunk of the inode. OK when there were none.
   virtual Status Remove(uint64_t inode) = 0;
 
+  virtual void SetLostBelow(uint64_t inode) { (void)inode; }
+
   StoreStats& stats() { return stats_; }
 
  protected:

@@ -3,10 +3,16 @@
 // heartbeats every interval with the node's counters and free space. Every
 // RPC has a deadline; failures are logged once per outage and retried on the
 // next tick.
+//
+// Each target registers with its stamp (cluster UUID, incarnation), so that
+// meta refuses a foreign disk and notices a re-formatted one. The first
+// registration is made by the server itself, before it serves, through
+// Register(); Start() then heartbeats.
 #pragma once
 
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -25,11 +31,19 @@ class NodeAgent {
   NodeAgent(rpc::RpcChannel* meta, uint32_t node_id, std::string address, std::vector<TargetConfig> targets,
             std::function<proto::NodeStats()> stats, int64_t interval_ms);
   ~NodeAgent();
+  // The stamp a target registers with (an empty UUID: being formatted).
+  void SetTargetStamp(uint32_t target_id, std::string cluster_uuid, uint64_t incarnation);
+  // Registers once, now. After an OK, Start() begins with heartbeats.
+  Result<proto::RegisterRsp> Register();
   void Start();
 
  private:
+  struct Stamp {
+    std::string cluster_uuid;
+    uint64_t incarnation = 0;
+  };
   void Loop();
-  std::vector<proto::TargetInfo> TargetInfos() const;
+  std::vector<proto::TargetInfo> TargetInfos();
 
   rpc::RpcChannel* meta_;
   uint32_t node_id_;
@@ -40,13 +54,12 @@ class NodeAgent {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  bool registered_ = false;  // by Register() before Start()
+  std::map<uint32_t, Stamp> stamps_;  // by target id
   std::thread thread_;
 };
 
 // Parses "ID:PATH" target specs. INVALID_ARGUMENT on a malformed one.
 Result<std::vector<TargetConfig>> ParseTargets(const std::vector<std::string>& specs);
-// Stamps a target directory with its id on first use; refuses a directory
-// stamped with another id (a swapped disk).
-Status ClaimTargetDir(const TargetConfig& t);
 
 }  // namespace shoal::storage
