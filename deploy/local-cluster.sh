@@ -7,6 +7,11 @@
 #   deploy/local-cluster.sh down     unmount and stop exactly the processes `up` started
 #   deploy/local-cluster.sh status   processes and the cluster table
 #
+# The first `up` creates the cluster (shoal-meta --init) and formats the
+# targets (shoal-storage --format); it leaves $SHOAL_HOME/state/ markers so
+# that later ones never do either again: a lost database or an emptied target
+# is then refused, as it would be in production.
+#
 # Environment: SHOAL_HOME (state, default /var/tmp/shoal-local), SHOAL_MOUNT
 # (default $SHOAL_HOME/mnt), SHOAL_PORT (meta port, default 9000; storage
 # uses the next three; Prometheus metrics on port+100 (meta) and port+101..103),
@@ -66,7 +71,7 @@ up() {
   "$root/deploy/install-deps.sh"
   if [ ! -d "$build" ]; then cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null; fi
   cmake --build "$build" >/dev/null
-  mkdir -p "$home"/{conf,log,run,meta} "$mnt"
+  mkdir -p "$home"/{conf,log,run,meta,state} "$mnt"
   [ -f "$home/conf/cluster.key" ] || (umask 077; openssl rand -hex 32 >"$home/conf/cluster.key")
   local common="cluster_id = 'local'
 cluster_key_file = '$home/conf/cluster.key'"
@@ -79,10 +84,18 @@ cluster_key_file = '$home/conf/cluster.key'"
       "$common" "$port" $((port + i)) "$i" $((i * 100 + 1)) "$home" "$i" $((port + 100 + i)) >"$home/conf/storage$i.toml"
   done
 
-  start meta "$bin_meta" --config "$home/conf/meta.toml"
+  local init=() format=()
+  [ -f "$home/state/initialised" ] || init=(--init)
+  start meta "$bin_meta" --config "$home/conf/meta.toml" "${init[@]}"
   wait_for 30 cli status || die "shoal-meta did not come up; see $home/log/meta.log"
-  for i in $(seq 1 $nodes); do start "storage$i" "$bin_storage" --config "$home/conf/storage$i.toml"; done
+  touch "$home/state/initialised"
+  for i in $(seq 1 $nodes); do
+    format=()
+    [ -f "$home/state/formatted$i" ] || format=(--format)
+    start "storage$i" "$bin_storage" --config "$home/conf/storage$i.toml" "${format[@]}"
+  done
   wait_for 30 nodes_online || die "storage nodes did not register; see $home/log/storage*.log"
+  for i in $(seq 1 $nodes); do touch "$home/state/formatted$i"; done
   if ! mounted; then
     start fuse "$bin_fuse" --config "$home/conf/fuse.toml"
     wait_for 30 mounted || die "mount did not appear; see $home/log/fuse.log"
