@@ -95,8 +95,12 @@ Result<TargetStamp> SettleTarget(FileEnv* env, TargetClaim& claim, const std::st
     RETURN_IF_ERROR(WipeTarget(env, t.path));
     TargetStamp s{cluster_uuid, t.id, claim.incarnation, lost_below_inode};
     RETURN_IF_ERROR(WriteTargetStamp(env, t.path, s));
-    LOG_WARN("{}: formatted for cluster {} (incarnation {:016x}); chunks of inodes below {} read as lost", Where(t),
-             cluster_uuid, claim.incarnation, lost_below_inode);
+    if (lost_below_inode > 0) {
+      LOG_WARN("{}: formatted for cluster {} (incarnation {:016x}); chunks it held of inodes below {} read as lost",
+               Where(t), cluster_uuid, claim.incarnation, lost_below_inode);
+    } else {
+      LOG_INFO("{}: formatted for cluster {} (incarnation {:016x})", Where(t), cluster_uuid, claim.incarnation);
+    }
     claim.format = false;
     claim.stamp = s;
     return s;
