@@ -104,6 +104,22 @@ Result<proto::RegisterRsp> ClusterManager::Register(const proto::RegisterReq& re
   }
   proto::RegisterRsp rsp;
   rsp.set_cluster_uuid(cluster_uuid_);
+  if (req.before_serving()) {
+    // A target never seen lost nothing; it is recorded when it registers to serve.
+    bool changed = false;
+    for (const auto& ti : req.targets()) {
+      proto::Target* t = FindTarget(ti.target_id());
+      proto::TargetVerdict* v = rsp.add_targets();
+      v->set_target_id(ti.target_id());
+      if (!t) continue;
+      uint64_t before = t->incarnation();
+      v->set_lost_below_inode(NoteIncarnation(t, /*is_new=*/false, ti.incarnation(), next_ino));
+      changed |= t->incarnation() != before;
+    }
+    if (changed) RETURN_IF_ERROR(Persist());
+    rsp.set_table_version(table_.version());
+    return rsp;
+  }
   proto::Node* n = FindNode(req.node_id());
   if (!n) {
     n = table_.add_nodes();

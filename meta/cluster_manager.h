@@ -14,7 +14,8 @@
 // disk was formatted or swapped), every inode that exists may have lost
 // chunks there, so the answer carries `lost_below_inode` = the next inode
 // number, remembered with the incarnation and repeated on every later
-// registration of it.
+// registration of it. A server asks this (before_serving) before it listens,
+// so that it is never listed as online while it cannot serve.
 #pragma once
 
 #include <functional>
@@ -37,7 +38,8 @@ class ClusterManager {
   // without it targets' stamps are not checked and nothing is reported lost.
   void SetIdentity(std::string cluster_uuid, std::function<uint64_t()> next_inode);
   // INVALID_ARGUMENT when a target id is claimed by another node or a
-  // target is stamped for another cluster.
+  // target is stamped for another cluster. With `before_serving` only the
+  // identities are checked and recorded; the node's state is left alone.
   Result<proto::RegisterRsp> Register(const proto::RegisterReq& req);
   proto::HeartbeatRsp Heartbeat(const proto::HeartbeatReq& req);
   Status CheckLiveness();

@@ -46,18 +46,18 @@ bool StopSignalWithin(int64_t ms) {
   return sigtimedwait(&s, nullptr, &ts) > 0;
 }
 
-// The first registration, before serving: its answer (the cluster UUID, what
-// was lost) decides which targets may be served. Waits for meta as long as
-// it takes; a refusal (or a stop signal) ends the start.
-Result<proto::RegisterRsp> RegisterBeforeServing(storage::NodeAgent& agent, const std::string& meta_address) {
+// Identity before serving: meta's answer (the cluster UUID, what was lost)
+// decides which targets may be served. Waits for meta as long as it takes; a
+// refusal (or a stop signal) ends the start.
+Result<proto::RegisterRsp> IdentifyBeforeServing(storage::NodeAgent& agent, const std::string& meta_address) {
   bool warned = false;
   for (;;) {
-    auto rsp = agent.Register();
+    auto rsp = agent.Identify();
     if (rsp.ok()) return rsp;
     auto code = rsp.status().code();
     if (code == proto::INVALID_ARGUMENT || code == proto::AUTH_FAILED || code == proto::PROTOCOL_ERROR)
       return Error(code, "meta at " + meta_address + " refused this node: " + rsp.status().message());
-    if (!warned) LOG_WARN("waiting for meta at {} to register: {}", meta_address, rsp.status().ToString());
+    if (!warned) LOG_WARN("waiting for meta at {}: {}", meta_address, rsp.status().ToString());
     warned = true;
     if (StopSignalWithin(1000)) return Error(proto::CANCELLED, "stopped while waiting for meta at " + meta_address);
   }
@@ -131,16 +131,16 @@ int main(int argc, char** argv) {
                                                     [&] { return node_stats(); }, cfg.heartbeat_interval_ms);
   for (const auto& c : claims)
     agent->SetTargetStamp(c.config.id, c.stamp ? c.stamp->cluster_uuid : "", c.incarnation);
-  auto registration = RegisterBeforeServing(*agent, cfg.meta_address);
-  if (!registration.ok()) return Fail(registration.status());
+  auto identity = IdentifyBeforeServing(*agent, cfg.meta_address);
+  if (!identity.ok()) return Fail(identity.status());
 
   std::vector<std::unique_ptr<storage::ChunkStore>> stores;
   std::map<uint32_t, storage::ChunkStore*> by_id;
   for (auto& c : claims) {
     uint64_t lost_below = 0;
-    for (const auto& v : registration->targets())
+    for (const auto& v : identity->targets())
       if (v.target_id() == c.config.id) lost_below = v.lost_below_inode();
-    auto stamp = storage::SettleTarget(env, c, registration->cluster_uuid(), lost_below);
+    auto stamp = storage::SettleTarget(env, c, identity->cluster_uuid(), lost_below);
     if (!stamp.ok()) return Fail(stamp.status());
     agent->SetTargetStamp(c.config.id, stamp->cluster_uuid, stamp->incarnation);
     storage::UringOptions uo;
@@ -175,7 +175,7 @@ int main(int argc, char** argv) {
 
   agent->Start();
   LOG_INFO("shoal-storage node {} serving {} targets of cluster {} on {}", cfg.node_id, targets->size(),
-           registration->cluster_uuid(), server.Address());
+           identity->cluster_uuid(), server.Address());
 
   LOG_INFO("signal {}: stopping", WaitForStopSignal());
   agent.reset();

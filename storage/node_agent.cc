@@ -25,16 +25,18 @@ void NodeAgent::SetTargetStamp(uint32_t target_id, std::string cluster_uuid, uin
   stamps_[target_id] = {std::move(cluster_uuid), incarnation};
 }
 
-Result<proto::RegisterRsp> NodeAgent::Register() {
+Result<proto::RegisterRsp> NodeAgent::Identify() { return Register(/*before_serving=*/true); }
+
+Result<proto::RegisterRsp> NodeAgent::Register(bool before_serving) {
   proto::RegisterReq req;
   req.set_node_id(node_id_);
   req.set_address(address_);
+  req.set_before_serving(before_serving);
   for (auto& ti : TargetInfos()) *req.add_targets() = ti;
   proto::RegisterRsp rsp;
   RETURN_IF_ERROR(meta_->CallSync(proto::CLUSTER_REGISTER, req, &rsp, 5000));
-  LOG_INFO("registered node {} ({} targets) with meta at {}", node_id_, targets_.size(), meta_->address());
-  std::lock_guard<std::mutex> l(mu_);
-  registered_ = true;
+  if (!before_serving)
+    LOG_INFO("registered node {} ({} targets) with meta at {}", node_id_, targets_.size(), meta_->address());
   return rsp;
 }
 
@@ -69,15 +71,15 @@ std::vector<proto::TargetInfo> NodeAgent::TargetInfos() {
 
 void NodeAgent::Loop() {
   bool failing = false;
+  bool registered = false;
   std::unique_lock<std::mutex> l(mu_);
-  bool registered = registered_;
   while (!stop_) {
     l.unlock();
     Status st;
     if (!registered) {
       // Meta refuses a target stamped for another cluster (INVALID_ARGUMENT):
       // logged like an outage, and retried in case meta's database returns.
-      st = Register().status();
+      st = Register(/*before_serving=*/false).status();
       registered = st.ok();
     } else {
       proto::HeartbeatReq req;

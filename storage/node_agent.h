@@ -5,9 +5,9 @@
 // next tick.
 //
 // Each target registers with its stamp (cluster UUID, incarnation), so that
-// meta refuses a foreign disk and notices a re-formatted one. The first
-// registration is made by the server itself, before it serves, through
-// Register(); Start() then heartbeats.
+// meta refuses a foreign disk and notices a re-formatted one. Before it
+// serves, the server asks Identify() (meta checks and records the stamps but
+// does not list the node online); Start() registers for real, then heartbeats.
 #pragma once
 
 #include <condition_variable>
@@ -33,8 +33,9 @@ class NodeAgent {
   ~NodeAgent();
   // The stamp a target registers with (an empty UUID: being formatted).
   void SetTargetStamp(uint32_t target_id, std::string cluster_uuid, uint64_t incarnation);
-  // Registers once, now. After an OK, Start() begins with heartbeats.
-  Result<proto::RegisterRsp> Register();
+  // One identity-only registration, now (RegisterReq.before_serving).
+  Result<proto::RegisterRsp> Identify();
+  // Registers (and re-registers when meta asks), then heartbeats.
   void Start();
 
  private:
@@ -43,6 +44,7 @@ class NodeAgent {
     uint64_t incarnation = 0;
   };
   void Loop();
+  Result<proto::RegisterRsp> Register(bool before_serving);
   std::vector<proto::TargetInfo> TargetInfos();
 
   rpc::RpcChannel* meta_;
@@ -54,7 +56,6 @@ class NodeAgent {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
-  bool registered_ = false;  // by Register() before Start()
   std::map<uint32_t, Stamp> stamps_;  // by target id
   std::thread thread_;
 };

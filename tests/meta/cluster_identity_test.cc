@@ -149,5 +149,49 @@ TEST(ClusterIdentityTest, RegisterRefusesAForeignStampAndReportsWhatANewDiskLost
   EXPECT_EQ(LostBelow(*restarted.Register(Node(1, 101, "", 0xcccc)), 101), 120u);
 }
 
+TEST(ClusterIdentityTest, IdentifyingBeforeServingRecordsTheDiskButListsNothingOnline) {
+  auto kv = NewMemoryKv();
+  ManualClock clock;
+  const std::string uuid = NewUuid();
+  uint64_t next_inode = 30;
+  ClusterManager cm(kv.get(), &clock, "c", 1000);
+  cm.SetIdentity(uuid, [&] { return next_inode; });
+  auto identify = [&](uint32_t node, uint32_t target, const std::string& stamp_uuid, uint64_t incarnation) {
+    auto r = Node(node, target, stamp_uuid, incarnation);
+    r.set_before_serving(true);
+    return cm.Register(r);
+  };
+
+  // A new node: answered, not listed.
+  auto fresh = identify(1, 101, "", 0xaaaa);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_EQ(fresh->cluster_uuid(), uuid);
+  EXPECT_EQ(LostBelow(*fresh, 101), 0u);
+  EXPECT_EQ(cm.Table().nodes_size(), 0);
+  EXPECT_FALSE(identify(1, 101, NewUuid(), 0xaaaa).ok());  // a foreign stamp is refused here too
+
+  ASSERT_TRUE(cm.Register(Node(1, 101, uuid, 0xaaaa)).ok());
+  clock.Advance(2000);
+  ASSERT_TRUE(cm.CheckLiveness().ok());
+  ASSERT_EQ(cm.Table().nodes(0).state(), proto::NODE_OFFLINE);
+
+  // The node comes back with a new disk: the loss is recorded at once, the
+  // node stays offline until it registers to serve.
+  auto swapped = identify(1, 101, "", 0xbbbb);
+  ASSERT_TRUE(swapped.ok());
+  EXPECT_EQ(LostBelow(*swapped, 101), 30u);
+  EXPECT_EQ(cm.Table().nodes(0).state(), proto::NODE_OFFLINE);
+  EXPECT_EQ(cm.Table().targets(0).state(), proto::TARGET_OFFLINE);
+  next_inode = 60;
+  auto serving = cm.Register(Node(1, 101, uuid, 0xbbbb));
+  ASSERT_TRUE(serving.ok());
+  EXPECT_EQ(LostBelow(*serving, 101), 30u);
+  EXPECT_EQ(cm.Table().nodes(0).state(), proto::NODE_ONLINE);
+  ClusterManager restarted(kv.get(), &clock, "c", 1000);  // and it was durable
+  ASSERT_TRUE(restarted.Load().ok());
+  EXPECT_EQ(restarted.Table().targets(0).incarnation(), 0xbbbbu);
+  EXPECT_EQ(restarted.Table().targets(0).lost_below_inode(), 30u);
+}
+
 }  // namespace
 }  // namespace shoal::meta
