@@ -67,6 +67,19 @@ mounted() { grep -q " $mnt fuse.shoal " /proc/mounts; }
 
 nodes_online() { [ "$(cli status 2>/dev/null | grep -c ' online ')" -ge "$nodes" ]; }
 
+up_or_dead() {  # name, command...: true once the command succeeds or the process has exited
+  local name=$1; shift
+  "$@" || ! alive "$home/run/$name.pid"
+}
+
+nodes_online_or_one_dead() {
+  nodes_online && return 0
+  for i in $(seq 1 $nodes); do alive "$home/run/storage$i.pid" || return 0; done
+  return 1
+}
+
+last_words() { printf '%s (log: %s)' "$(tail -n 1 "$home/log/$1.log" 2>/dev/null)" "$home/log/$1.log"; }
+
 up() {
   "$root/deploy/install-deps.sh"
   if [ ! -d "$build" ]; then cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null; fi
@@ -87,12 +100,17 @@ cluster_key_file = '$home/conf/cluster.key'"
   local init=() format=()
   [ -f "$home/state/initialised" ] || init=(--init)
   start meta "$bin_meta" --config "$home/conf/meta.toml" "${init[@]}"
-  wait_for 30 cli status || die "shoal-meta did not come up; see $home/log/meta.log"
+  wait_for 30 up_or_dead meta cli status
+  cli status >/dev/null 2>&1 || die "shoal-meta did not come up: $(last_words meta)"
   touch "$home/state/initialised"
   for i in $(seq 1 $nodes); do
     format=()
     [ -f "$home/state/formatted$i" ] || format=(--format)
     start "storage$i" "$bin_storage" --config "$home/conf/storage$i.toml" "${format[@]}"
+  done
+  wait_for 30 nodes_online_or_one_dead
+  for i in $(seq 1 $nodes); do
+    alive "$home/run/storage$i.pid" || die "shoal-storage $i did not start: $(last_words "storage$i")"
   done
   wait_for 30 nodes_online || die "storage nodes did not register; see $home/log/storage*.log"
   for i in $(seq 1 $nodes); do touch "$home/state/formatted$i"; done

@@ -234,5 +234,42 @@ TEST(IdentityTest, MetaRefusesALostDatabaseAndASecondInitAndItsOldTargetsAreFore
       << log1;
 }
 
+// deploy/local-cluster.sh initialises and formats on its first `up` only: a
+// second `up` after `down` serves the same cluster, and a lost meta database
+// is refused rather than replaced.
+TEST(IdentityTest, LocalClusterScriptInitialisesOnceAndRefusesALostDatabase) {
+  const std::string home = "/tmp/shoal-lc-id-" + std::to_string(getpid());
+  fs::remove_all(home);
+  int port = FreePort();
+  while (port > 30000) port = FreePort();  // the script also uses port+100..port+103
+  const std::string env =
+      "SHOAL_HOME=" + home + " SHOAL_PORT=" + std::to_string(port) + " SHOAL_BUILD=" SHOAL_BIN_DIR " ";
+  const std::string script = env + SHOAL_SOURCE_DIR "/deploy/local-cluster.sh ";
+  struct Down {
+    std::string cmd;
+    ~Down() { Shell(cmd); }
+  } down{script + "down >/dev/null 2>&1; rm -rf " + home};
+  std::string out;
+  ASSERT_EQ(Shell(script + "up 2>&1", &out), 0) << out;
+  const std::string data = RandomString(2 << 20, 11);
+  ASSERT_TRUE(WriteFile(home + "/mnt/kept", data));
+  ASSERT_EQ(Shell(script + "down 2>&1", &out), 0) << out;
+  auto stamp = Stamp(home + "/target1");
+  ASSERT_TRUE(stamp.has_value());
+
+  out.clear();
+  ASSERT_EQ(Shell(script + "up 2>&1", &out), 0) << out;
+  EXPECT_EQ(ReadFile(home + "/mnt/kept"), data);
+  EXPECT_EQ(Stamp(home + "/target1")->incarnation, stamp->incarnation);  // not formatted again
+  ASSERT_EQ(Shell(script + "down 2>&1", &out), 0) << out;
+
+  fs::remove_all(home + "/meta");
+  out.clear();
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_NE(Shell(script + "up 2>&1", &out), 0) << out;
+  EXPECT_TRUE(Contains(out, "no Shoal database in " + home + "/meta")) << out;  // the script says why
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));  // without waiting it out
+}
+
 }  // namespace
 }  // namespace shoal::testing

@@ -55,7 +55,7 @@ TEST(TargetStampTest, ParseRefusesAnythingButAWholeStamp) {
   for (const auto& [text, why] : bad) {
     auto r = ParseTargetStamp(text);
     EXPECT_FALSE(r.ok()) << why;
-    if (!r.ok()) EXPECT_EQ(r.status().code(), proto::INVALID_ARGUMENT) << why;
+    EXPECT_EQ(r.status().code(), proto::INVALID_ARGUMENT) << why;
   }
 }
 
