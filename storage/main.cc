@@ -110,8 +110,10 @@ int main(int argc, char** argv) {
   for (uint32_t id : reformat) {
     bool configured = false;
     for (const auto& t : *targets) configured |= t.id == id;
-    if (!configured)
-      return Fail(Error(proto::INVALID_ARGUMENT, "--format-target=" + std::to_string(id) + ": no such target configured"));
+    if (!configured) {
+      return Fail(
+          Error(proto::INVALID_ARGUMENT, "--format-target=" + std::to_string(id) + ": no such target configured"));
+    }
     format.reformat.insert(id);
   }
 
@@ -132,6 +134,10 @@ int main(int argc, char** argv) {
   for (const auto& c : claims)
     agent->SetTargetStamp(c.config.id, c.stamp ? c.stamp->cluster_uuid : "", c.incarnation);
   auto identity = IdentifyBeforeServing(*agent, cfg.meta_address);
+  if (identity.status().code() == proto::CANCELLED) {
+    LOG_INFO("{}", identity.status().message());
+    return 0;  // asked to stop: not a failure
+  }
   if (!identity.ok()) return Fail(identity.status());
 
   std::vector<std::unique_ptr<storage::ChunkStore>> stores;
