@@ -188,5 +188,86 @@ TEST_F(TargetClaimTest, ACorruptStampIsRefused) {
   EXPECT_NE(r.status().message().find(TargetStampPath(target_.path)), std::string::npos) << r.status().ToString();
 }
 
+// The real env with one failure armed: the next file Sync, Rename or SyncDir
+// fails with EIO. (The shared fault env of the file seam covers crashes; this
+// only needs one failing call.)
+class FailingEnv : public FileEnv {
+ public:
+  enum class Fail { kNone, kSync, kRename, kSyncDir };
+  Fail fail = Fail::kNone;
+
+  Result<std::unique_ptr<File>> Open(const std::string& path, OpenMode mode, bool direct) override {
+    ASSIGN_OR_RETURN(auto f, real_->Open(path, mode, direct));
+    return std::unique_ptr<File>(new FailingFile(std::move(f), this));
+  }
+  Status Rename(const std::string& from, const std::string& to) override {
+    return Take(Fail::kRename) ? Error(proto::IO_ERROR, "injected") : real_->Rename(from, to);
+  }
+  Status Unlink(const std::string& p) override { return real_->Unlink(p); }
+  Status MakeDir(const std::string& p) override { return real_->MakeDir(p); }
+  Status RemoveDir(const std::string& p) override { return real_->RemoveDir(p); }
+  Status SyncDir(const std::string& d) override {
+    return Take(Fail::kSyncDir) ? Error(proto::IO_ERROR, "injected") : real_->SyncDir(d);
+  }
+  Result<std::vector<std::string>> ListDir(const std::string& d) override { return real_->ListDir(d); }
+  bool Exists(const std::string& p) override { return real_->Exists(p); }
+
+ private:
+  class FailingFile : public File {
+   public:
+    FailingFile(std::unique_ptr<File> f, FailingEnv* env) : f_(std::move(f)), env_(env) {}
+    int fd() const override { return f_->fd(); }
+    Status PWrite(const void* d, size_t n, uint64_t o) override { return f_->PWrite(d, n, o); }
+    Result<size_t> PRead(void* d, size_t n, uint64_t o) override { return f_->PRead(d, n, o); }
+    Status Sync() override { return env_->Take(Fail::kSync) ? Error(proto::IO_ERROR, "injected") : f_->Sync(); }
+    Result<uint64_t> Size() override { return f_->Size(); }
+
+   private:
+    std::unique_ptr<File> f_;
+    FailingEnv* env_;
+  };
+  bool Take(Fail f) {
+    if (fail != f) return false;
+    fail = Fail::kNone;
+    return true;
+  }
+  FileEnv* real_ = RealFileEnv();
+};
+
+TEST_F(TargetClaimTest, AStampThatCannotBeMadeDurableFailsTheStartAndLeavesTheOldOne) {
+  FailingEnv env;
+  ASSERT_TRUE(Start(target_, Format(), 5).ok());
+  const TargetStamp before = **ReadTargetStamp(env_, target_.path);
+
+  // Recording a larger loss: the sync or the rename fails -> an error, and
+  // the stamp on disk is still the old, whole one.
+  for (auto f : {FailingEnv::Fail::kSync, FailingEnv::Fail::kRename}) {
+    auto claim = ClaimTarget(&env, target_, {});
+    ASSERT_TRUE(claim.ok());
+    env.fail = f;
+    auto r = SettleTarget(&env, *claim, uuid_, 50);
+    EXPECT_EQ(r.status().code(), proto::IO_ERROR);
+    EXPECT_EQ(**ReadTargetStamp(env_, target_.path), before);
+  }
+  // The directory sync fails after the rename: still an error (the new name
+  // is not known to be durable), never a silent OK.
+  auto claim = ClaimTarget(&env, target_, {});
+  ASSERT_TRUE(claim.ok());
+  env.fail = FailingEnv::Fail::kSyncDir;
+  EXPECT_EQ(SettleTarget(&env, *claim, uuid_, 50).status().code(), proto::IO_ERROR);
+
+  // Formatting a new target whose stamp cannot be synced fails too.
+  TargetConfig fresh{102, root_ + "/t102"};
+  auto format = ClaimTarget(&env, fresh, Format());
+  ASSERT_TRUE(format.ok());
+  env.fail = FailingEnv::Fail::kSync;
+  EXPECT_EQ(SettleTarget(&env, *format, uuid_, 0).status().code(), proto::IO_ERROR);
+  EXPECT_FALSE(ReadTargetStamp(env_, fresh.path)->has_value());
+  // Its leftover temporary file does not make it "non-empty": --format again works.
+  auto retry = Start(fresh, Format());
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  EXPECT_FALSE(fs::exists(TargetStampPath(fresh.path) + ".tmp"));
+}
+
 }  // namespace
 }  // namespace shoal::storage
