@@ -7,6 +7,11 @@
 #   deploy/local-cluster.sh down     unmount and stop exactly the processes `up` started
 #   deploy/local-cluster.sh status   processes and the cluster table
 #
+# The first `up` creates the cluster (shoal-meta --init) and formats the
+# targets (shoal-storage --format); it leaves $SHOAL_HOME/state/ markers so
+# that later ones never do either again: a lost database or an emptied target
+# is then refused, as it would be in production.
+#
 # Environment: SHOAL_HOME (state, default /var/tmp/shoal-local), SHOAL_MOUNT
 # (default $SHOAL_HOME/mnt), SHOAL_PORT (meta port, default 9000; storage
 # uses the next three; Prometheus metrics on port+100 (meta) and port+101..103),
@@ -81,11 +86,24 @@ mounted() { grep -q " $mnt fuse.shoal " /proc/mounts; }
 
 nodes_online() { [ "$(cli status 2>/dev/null | grep -c ' online ')" -ge "$nodes" ]; }
 
+up_or_dead() {  # name, command...: true once the command succeeds or the process has exited
+  local name=$1; shift
+  "$@" || ! alive "$home/run/$name.pid"
+}
+
+nodes_online_or_one_dead() {
+  nodes_online && return 0
+  for i in $(seq 1 $nodes); do alive "$home/run/storage$i.pid" || return 0; done
+  return 1
+}
+
+last_words() { printf '%s (log: %s)' "$(tail -n 1 "$home/log/$1.log" 2>/dev/null)" "$home/log/$1.log"; }
+
 up() {
   "$root/deploy/install-deps.sh"
   if [ ! -d "$build" ]; then cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null; fi
   cmake --build "$build" >/dev/null
-  mkdir -p "$home"/{conf,log,run,meta} "$mnt"
+  mkdir -p "$home"/{conf,log,run,meta,state} "$mnt"
   [ -f "$home/conf/cluster.key" ] || (umask 077; openssl rand -hex 32 >"$home/conf/cluster.key")
   local common="cluster_id = 'local'
 cluster_key_file = '$home/conf/cluster.key'"
@@ -98,10 +116,23 @@ cluster_key_file = '$home/conf/cluster.key'"
       "$common" "$port" $((port + i)) "$i" $((i * 100 + 1)) "$home" "$i" $((port + 100 + i)) >"$home/conf/storage$i.toml"
   done
 
-  start meta "$bin_meta" --config "$home/conf/meta.toml"
-  wait_for 30 cli status || die "shoal-meta did not come up; see $home/log/meta.log"
-  for i in $(seq 1 $nodes); do start "storage$i" "$bin_storage" --config "$home/conf/storage$i.toml"; done
+  local init=() format=()
+  [ -f "$home/state/initialised" ] || init=(--init)
+  start meta "$bin_meta" --config "$home/conf/meta.toml" "${init[@]}"
+  wait_for 30 up_or_dead meta cli status
+  cli status >/dev/null 2>&1 || die "shoal-meta did not come up: $(last_words meta)"
+  touch "$home/state/initialised"
+  for i in $(seq 1 $nodes); do
+    format=()
+    [ -f "$home/state/formatted$i" ] || format=(--format)
+    start "storage$i" "$bin_storage" --config "$home/conf/storage$i.toml" "${format[@]}"
+  done
+  wait_for 30 nodes_online_or_one_dead
+  for i in $(seq 1 $nodes); do
+    alive "$home/run/storage$i.pid" || die "shoal-storage $i did not start: $(last_words "storage$i")"
+  done
   wait_for 30 nodes_online || die "storage nodes did not register; see $home/log/storage*.log"
+  for i in $(seq 1 $nodes); do touch "$home/state/formatted$i"; done
   if ! mounted; then
     start fuse "$bin_fuse" --config "$home/conf/fuse.toml"
     wait_for 30 mounted || die "mount did not appear; see $home/log/fuse.log"

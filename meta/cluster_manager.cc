@@ -58,7 +58,37 @@ void ClusterManager::SetTargetState(proto::Target* t, proto::TargetState s) {
       c.set_version(c.version() + 1);
 }
 
-Result<uint64_t> ClusterManager::Register(const proto::RegisterReq& req) {
+void ClusterManager::SetIdentity(std::string cluster_uuid, std::function<uint64_t()> next_inode) {
+  std::lock_guard<std::mutex> l(mu_);
+  cluster_uuid_ = std::move(cluster_uuid);
+  next_inode_ = std::move(next_inode);
+}
+
+uint64_t ClusterManager::NoteIncarnation(proto::Target* t, bool is_new, uint64_t incarnation, uint64_t next_inode) {
+  if (incarnation == 0 || incarnation == t->incarnation()) return t->lost_below_inode();
+  // A target id never seen holds no file's chunks: files are only placed on
+  // known targets. A known one with another disk may have lost any inode's.
+  if (!is_new) {
+    t->set_lost_below_inode(std::max(t->lost_below_inode(), next_inode));
+    LOG_WARN("target {} on node {} comes back as a new disk (incarnation {:016x}, was {:016x}): chunks of inodes "
+             "below {} on it are lost",
+             t->target_id(), t->node_id(), incarnation, t->incarnation(), t->lost_below_inode());
+  }
+  t->set_incarnation(incarnation);
+  return t->lost_below_inode();
+}
+
+Result<proto::RegisterRsp> ClusterManager::Register(const proto::RegisterReq& req) {
+  // Read before taking mu_: the namespace takes its own lock, and places
+  // files (asking this manager for chains) while holding it. An inode created
+  // after this read cannot have chunks on the disk being replaced: that disk
+  // was gone before this registration started.
+  std::function<uint64_t()> next_inode;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    next_inode = next_inode_;
+  }
+  const uint64_t next_ino = next_inode ? next_inode() : 0;
   std::lock_guard<std::mutex> l(mu_);
   if (req.node_id() == 0) return Error(proto::INVALID_ARGUMENT, "node id 0 is reserved");
   for (const auto& ti : req.targets()) {
@@ -67,6 +97,28 @@ Result<uint64_t> ClusterManager::Register(const proto::RegisterReq& req) {
     if (t && t->node_id() != req.node_id())
       return Error(proto::INVALID_ARGUMENT, "target " + std::to_string(ti.target_id()) + " belongs to node " +
                                                 std::to_string(t->node_id()));
+    if (!cluster_uuid_.empty() && !ti.cluster_uuid().empty() && ti.cluster_uuid() != cluster_uuid_)
+      return Error(proto::INVALID_ARGUMENT, "target " + std::to_string(ti.target_id()) + " at " + ti.path() +
+                                                " is stamped for cluster " + ti.cluster_uuid() +
+                                                ", but this meta serves cluster " + cluster_uuid_);
+  }
+  proto::RegisterRsp rsp;
+  rsp.set_cluster_uuid(cluster_uuid_);
+  if (req.before_serving()) {
+    // A target never seen lost nothing; it is recorded when it registers to serve.
+    bool changed = false;
+    for (const auto& ti : req.targets()) {
+      proto::Target* t = FindTarget(ti.target_id());
+      proto::TargetVerdict* v = rsp.add_targets();
+      v->set_target_id(ti.target_id());
+      if (!t) continue;
+      uint64_t before = t->incarnation();
+      v->set_lost_below_inode(NoteIncarnation(t, /*is_new=*/false, ti.incarnation(), next_ino));
+      changed |= t->incarnation() != before;
+    }
+    if (changed) RETURN_IF_ERROR(Persist());
+    rsp.set_table_version(table_.version());
+    return rsp;
   }
   proto::Node* n = FindNode(req.node_id());
   if (!n) {
@@ -80,6 +132,7 @@ Result<uint64_t> ClusterManager::Register(const proto::RegisterReq& req) {
   for (const auto& c : table_.chains()) next_chain = std::max(next_chain, c.chain_id() + 1);
   for (const auto& ti : req.targets()) {
     proto::Target* t = FindTarget(ti.target_id());
+    const bool is_new = t == nullptr;
     if (!t) {
       t = table_.add_targets();
       t->set_target_id(ti.target_id());
@@ -94,12 +147,16 @@ Result<uint64_t> ClusterManager::Register(const proto::RegisterReq& req) {
     t->set_capacity_bytes(ti.capacity_bytes());
     t->set_free_bytes(ti.free_bytes());
     SetTargetState(t, proto::TARGET_SERVING);
+    proto::TargetVerdict* v = rsp.add_targets();
+    v->set_target_id(ti.target_id());
+    v->set_lost_below_inode(NoteIncarnation(t, is_new, ti.incarnation(), next_ino));
   }
   table_.set_version(table_.version() + 1);
   RETURN_IF_ERROR(Persist());
   LOG_INFO("node {} registered at {} with {} targets (table v{})", req.node_id(), req.address(), req.targets_size(),
            table_.version());
-  return table_.version();
+  rsp.set_table_version(table_.version());
+  return rsp;
 }
 
 proto::HeartbeatRsp ClusterManager::Heartbeat(const proto::HeartbeatReq& req) {

@@ -11,6 +11,7 @@
 #include "common/process.h"
 #include "common/rpc/channel_pool.h"
 #include "common/rpc/server.h"
+#include "meta/cluster_identity.h"
 #include "meta/cluster_manager.h"
 #include "meta/meta_service.h"
 #include "meta/meta_store.h"
@@ -47,6 +48,12 @@ int main(int argc, char** argv) {
   spec.Add("worker_threads", &cfg.worker_threads, "threads serving metadata requests");
   spec.Add("max_frame_bytes", &cfg.max_frame_bytes, "largest accepted RPC frame");
   spec.Add("metrics_listen", &cfg.metrics_listen, "host:port for Prometheus metrics (GET /metrics); empty: off");
+  // A flag only, never a config key: a config file that says init would
+  // start a fresh cluster over a lost database at the next start.
+  bool init = false;
+  spec.app().add_flag("--init", init,
+                      "create a new cluster (a new cluster UUID) in an empty data_dir, then serve it; refused when "
+                      "data_dir already holds a database. Without it a missing or empty database is refused.");
   bool exit_now = false;
   Status st = spec.Parse(argc, argv, &exit_now);
   if (!st.ok()) return Fail(st);
@@ -55,16 +62,18 @@ int main(int argc, char** argv) {
   BlockStopSignals();
   auto creds = cfg.cluster.Credentials();
   if (!creds.ok()) return Fail(creds.status());
-  std::error_code ec;
-  std::filesystem::create_directories(cfg.data_dir, ec);
-  auto kv = meta::OpenRocksKv(cfg.data_dir);
+  auto kv = meta::OpenMetaDatabase(cfg.data_dir, init);
   if (!kv.ok()) return Fail(kv.status());
+  auto cluster_uuid =
+      init ? meta::InitClusterUuid(kv->get(), cfg.data_dir) : meta::LoadClusterUuid(kv->get(), cfg.data_dir);
+  if (!cluster_uuid.ok()) return Fail(cluster_uuid.status());
 
   SteadyClock clock;
   meta::ClusterManager cluster(kv->get(), &clock, cfg.cluster.cluster_id, cfg.heartbeat_timeout_ms);
   if (st = cluster.Load(); !st.ok()) return Fail(st);
   meta::MetaStore store(kv->get(), [&cluster] { return cluster.PlacementChains(); });
   if (st = store.Init(); !st.ok()) return Fail(st);
+  cluster.SetIdentity(*cluster_uuid, [&store] { return store.NextInode(); });
 
   rpc::RpcServer::Options opts;
   opts.listen = cfg.listen;
@@ -99,7 +108,7 @@ int main(int argc, char** argv) {
       if (!s.ok()) LOG_WARN("liveness check: {}", s.ToString());
     }
   });
-  LOG_INFO("shoal-meta serving {} (data in {})", server.Address(), cfg.data_dir);
+  LOG_INFO("shoal-meta serving cluster {} on {} (data in {})", *cluster_uuid, server.Address(), cfg.data_dir);
 
   LOG_INFO("signal {}: stopping", WaitForStopSignal());
   {

@@ -109,9 +109,7 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
   });
 
   Serve<RegisterReq, RegisterRsp>(server, CLUSTER_REGISTER, cluster, stats, [&](const RegisterReq& r, RegisterRsp* o) {
-    auto v = cluster.Register(r);
-    if (!v.ok()) return v.status();
-    o->set_table_version(*v);
+    ASSIGN_OR_RETURN(*o, cluster.Register(r));
     return Status::OK();
   });
   Serve<HeartbeatReq, HeartbeatRsp>(server, CLUSTER_HEARTBEAT, cluster, stats, [&](const HeartbeatReq& r, HeartbeatRsp* o) {

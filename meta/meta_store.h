@@ -69,6 +69,9 @@ class MetaStore {
   Result<Attr> SetLayout(const Caller& c, uint64_t ino, uint32_t chunk_size, uint32_t stripe_width);
   // Live inodes, kept as a counter in the same batches that create and free them.
   uint64_t CountInodes() const;
+  // The number the next new inode gets: every inode that exists or ever
+  // existed is below it. Takes the mutation lock.
+  uint64_t NextInode();
 
   // The background reclaimer's queue: files whose last link is gone.
   struct Reclaim {

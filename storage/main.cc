@@ -1,4 +1,5 @@
 // shoal-storage: serves the chunks of this node's targets.
+#include <signal.h>
 #include <sys/resource.h>
 
 #include <iostream>
@@ -12,6 +13,7 @@
 #include "storage/chunk_store.h"
 #include "storage/node_agent.h"
 #include "storage/storage_service.h"
+#include "storage/target_claim.h"
 
 using namespace shoal;
 
@@ -33,6 +35,33 @@ struct StorageConfig {
 };
 
 int Fail(const Status& st) { return ExitWithError("shoal-storage", st); }
+
+// Waits up to `ms` for SIGTERM/SIGINT (blocked in every thread); true when one came.
+bool StopSignalWithin(int64_t ms) {
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGTERM);
+  sigaddset(&s, SIGINT);
+  timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1000000};
+  return sigtimedwait(&s, nullptr, &ts) > 0;
+}
+
+// Identity before serving: meta's answer (the cluster UUID, what was lost)
+// decides which targets may be served. Waits for meta as long as it takes; a
+// refusal (or a stop signal) ends the start.
+Result<proto::RegisterRsp> IdentifyBeforeServing(storage::NodeAgent& agent, const std::string& meta_address) {
+  bool warned = false;
+  for (;;) {
+    auto rsp = agent.Identify();
+    if (rsp.ok()) return rsp;
+    auto code = rsp.status().code();
+    if (code == proto::INVALID_ARGUMENT || code == proto::AUTH_FAILED || code == proto::PROTOCOL_ERROR)
+      return Error(code, "meta at " + meta_address + " refused this node: " + rsp.status().message());
+    if (!warned) LOG_WARN("waiting for meta at {}: {}", meta_address, rsp.status().ToString());
+    warned = true;
+    if (StopSignalWithin(1000)) return Error(proto::CANCELLED, "stopped while waiting for meta at " + meta_address);
+  }
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -51,6 +80,15 @@ int main(int argc, char** argv) {
   spec.Add("max_frame_bytes", &cfg.max_frame_bytes, "largest accepted RPC frame");
   spec.Add("max_read_bytes", &cfg.max_read_bytes, "largest batched read answered in one response");
   spec.Add("metrics_listen", &cfg.metrics_listen, "host:port for Prometheus metrics (GET /metrics); empty: off");
+  // Flags only, never config keys: a config file that says format would
+  // format a lost disk at the next start without anyone asking.
+  storage::FormatRequest format;
+  std::vector<uint32_t> reformat;
+  spec.app().add_flag("--format", format.format_empty,
+                      "format the configured targets that are unstamped and empty (new disks); stamped ones are "
+                      "left alone");
+  spec.app().add_option("--format-target", reformat,
+                        "wipe and format target ID whatever it holds (a swapped or foreign disk); repeatable");
   bool exit_now = false;
   Status st = spec.Parse(argc, argv, &exit_now);
   if (!st.ok()) return Fail(st);
@@ -69,20 +107,62 @@ int main(int argc, char** argv) {
   if (!creds.ok()) return Fail(creds.status());
   auto targets = storage::ParseTargets(cfg.targets);
   if (!targets.ok()) return Fail(targets.status());
+  for (uint32_t id : reformat) {
+    bool configured = false;
+    for (const auto& t : *targets) configured |= t.id == id;
+    if (!configured) {
+      return Fail(
+          Error(proto::INVALID_ARGUMENT, "--format-target=" + std::to_string(id) + ": no such target configured"));
+    }
+    format.reformat.insert(id);
+  }
+
+  // Identity first: no target is served before its stamp is checked against
+  // meta's cluster and meta has said what it lost.
+  storage::FileEnv* env = storage::RealFileEnv();
+  std::vector<storage::TargetClaim> claims;
+  for (const auto& t : *targets) {
+    auto claim = storage::ClaimTarget(env, t, format);
+    if (!claim.ok()) return Fail(claim.status());
+    claims.push_back(std::move(claim).value());
+  }
+  rpc::RpcChannel meta({cfg.meta_address, *creds}, rpc::TcpTransport());
+  std::function<proto::NodeStats()> node_stats;  // set once the service exists
+  // Stopped (reset) before the service its stats come from is destroyed.
+  auto agent = std::make_unique<storage::NodeAgent>(&meta, cfg.node_id, cfg.advertise_address, *targets,
+                                                    [&] { return node_stats(); }, cfg.heartbeat_interval_ms);
+  for (const auto& c : claims)
+    agent->SetTargetStamp(c.config.id, c.stamp ? c.stamp->cluster_uuid : "", c.incarnation);
+  auto identity = IdentifyBeforeServing(*agent, cfg.meta_address);
+  if (identity.status().code() == proto::CANCELLED) {
+    LOG_INFO("{}", identity.status().message());
+    return 0;  // asked to stop: not a failure
+  }
+  if (!identity.ok()) return Fail(identity.status());
+
   std::vector<std::unique_ptr<storage::ChunkStore>> stores;
   std::map<uint32_t, storage::ChunkStore*> by_id;
-  for (const auto& t : *targets) {
-    if (st = storage::ClaimTargetDir(t); !st.ok()) return Fail(st);
+  for (auto& c : claims) {
+    uint64_t lost_below = 0;
+    for (const auto& v : identity->targets())
+      if (v.target_id() == c.config.id) lost_below = v.lost_below_inode();
+    auto stamp = storage::SettleTarget(env, c, identity->cluster_uuid(), lost_below);
+    if (!stamp.ok()) return Fail(stamp.status());
+    agent->SetTargetStamp(c.config.id, stamp->cluster_uuid, stamp->incarnation);
     storage::UringOptions uo;
     uo.ring_entries = cfg.ring_entries;
     uo.cache_entries = cfg.chunk_cache_entries;
-    auto store = storage::OpenUringChunkStore(t.path, uo);
+    auto store = storage::OpenUringChunkStore(c.config.path, uo);
     if (!store.ok()) return Fail(store.status());
-    by_id[t.id] = store->get();
+    // Chunks of older inodes may have been on a disk this one replaced: a
+    // missing one is lost data (EIO), not a hole of zeros.
+    (*store)->SetLostBelow(stamp->lost_below_inode);
+    by_id[c.config.id] = store->get();
     stores.push_back(std::move(store).value());
   }
 
   storage::StorageService service(by_id, cfg.max_read_bytes);
+  node_stats = [&service] { return service.Stats(); };
   rpc::RpcServer::Options opts;
   opts.listen = cfg.listen;
   opts.creds = *creds;
@@ -99,13 +179,12 @@ int main(int argc, char** argv) {
     if (st = metrics->Start(); !st.ok()) return Fail(st);
   }
 
-  rpc::RpcChannel meta({cfg.meta_address, *creds}, rpc::TcpTransport());
-  storage::NodeAgent agent(&meta, cfg.node_id, cfg.advertise_address, *targets, [&] { return service.Stats(); },
-                           cfg.heartbeat_interval_ms);
-  agent.Start();
-  LOG_INFO("shoal-storage node {} serving {} targets on {}", cfg.node_id, targets->size(), server.Address());
+  agent->Start();
+  LOG_INFO("shoal-storage node {} serving {} targets of cluster {} on {}", cfg.node_id, targets->size(),
+           identity->cluster_uuid(), server.Address());
 
   LOG_INFO("signal {}: stopping", WaitForStopSignal());
+  agent.reset();
   server.Stop();
   return 0;
 }

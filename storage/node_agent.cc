@@ -2,10 +2,6 @@
 
 #include <sys/statvfs.h>
 
-#include <filesystem>
-#include <fstream>
-
-#include "common/config.h"
 #include "common/log.h"
 
 namespace shoal::storage {
@@ -24,16 +20,45 @@ NodeAgent::~NodeAgent() {
   if (thread_.joinable()) thread_.join();
 }
 
+void NodeAgent::SetTargetStamp(uint32_t target_id, std::string cluster_uuid, uint64_t incarnation) {
+  std::lock_guard<std::mutex> l(mu_);
+  stamps_[target_id] = {std::move(cluster_uuid), incarnation};
+}
+
+Result<proto::RegisterRsp> NodeAgent::Identify() { return Register(/*before_serving=*/true); }
+
+Result<proto::RegisterRsp> NodeAgent::Register(bool before_serving) {
+  proto::RegisterReq req;
+  req.set_node_id(node_id_);
+  req.set_address(address_);
+  req.set_before_serving(before_serving);
+  for (auto& ti : TargetInfos()) *req.add_targets() = ti;
+  proto::RegisterRsp rsp;
+  RETURN_IF_ERROR(meta_->CallSync(proto::CLUSTER_REGISTER, req, &rsp, 5000));
+  if (!before_serving)
+    LOG_INFO("registered node {} ({} targets) with meta at {}", node_id_, targets_.size(), meta_->address());
+  return rsp;
+}
+
 void NodeAgent::Start() {
   thread_ = std::thread([this] { Loop(); });
 }
 
-std::vector<proto::TargetInfo> NodeAgent::TargetInfos() const {
+std::vector<proto::TargetInfo> NodeAgent::TargetInfos() {
+  std::map<uint32_t, Stamp> stamps;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stamps = stamps_;
+  }
   std::vector<proto::TargetInfo> out;
   for (const auto& t : targets_) {
     proto::TargetInfo ti;
     ti.set_target_id(t.id);
     ti.set_path(t.path);
+    if (auto it = stamps.find(t.id); it != stamps.end()) {
+      ti.set_cluster_uuid(it->second.cluster_uuid);
+      ti.set_incarnation(it->second.incarnation);
+    }
     struct statvfs vfs;
     if (statvfs(t.path.c_str(), &vfs) == 0) {
       ti.set_capacity_bytes(uint64_t{vfs.f_blocks} * vfs.f_frsize);
@@ -45,23 +70,17 @@ std::vector<proto::TargetInfo> NodeAgent::TargetInfos() const {
 }
 
 void NodeAgent::Loop() {
-  bool registered = false;
   bool failing = false;
+  bool registered = false;
   std::unique_lock<std::mutex> l(mu_);
   while (!stop_) {
     l.unlock();
     Status st;
     if (!registered) {
-      proto::RegisterReq req;
-      req.set_node_id(node_id_);
-      req.set_address(address_);
-      for (auto& ti : TargetInfos()) *req.add_targets() = ti;
-      proto::RegisterRsp rsp;
-      st = meta_->CallSync(proto::CLUSTER_REGISTER, req, &rsp, 5000);
-      if (st.ok()) {
-        registered = true;
-        LOG_INFO("registered node {} ({} targets) with meta at {}", node_id_, targets_.size(), meta_->address());
-      }
+      // Meta refuses a target stamped for another cluster (INVALID_ARGUMENT):
+      // logged like an outage, and retried in case meta's database returns.
+      st = Register(/*before_serving=*/false).status();
+      registered = st.ok();
     } else {
       proto::HeartbeatReq req;
       req.set_node_id(node_id_);
@@ -71,7 +90,7 @@ void NodeAgent::Loop() {
       st = meta_->CallSync(proto::CLUSTER_HEARTBEAT, req, &rsp, 5000);
       if (st.ok() && rsp.reregister()) registered = false;
     }
-    if (!st.ok() && !failing) LOG_WARN("meta at {} unreachable: {}", meta_->address(), st.ToString());
+    if (!st.ok() && !failing) LOG_WARN("call to meta at {} failed: {}", meta_->address(), st.ToString());
     if (st.ok() && failing) LOG_INFO("meta at {} reachable again", meta_->address());
     failing = !st.ok();
     l.lock();
@@ -91,21 +110,6 @@ Result<std::vector<TargetConfig>> ParseTargets(const std::vector<std::string>& s
   }
   if (out.empty()) return Error(proto::INVALID_ARGUMENT, "no targets configured");
   return out;
-}
-
-Status ClaimTargetDir(const TargetConfig& t) {
-  std::error_code ec;
-  std::filesystem::create_directories(t.path, ec);
-  if (ec) return Error(proto::IO_ERROR, "create " + t.path + ": " + ec.message());
-  std::string stamp = t.path + "/target.id";
-  auto existing = ReadSmallFile(stamp);
-  if (existing.ok()) {
-    if (std::stoul("0" + *existing) != t.id)
-      return Error(proto::INVALID_ARGUMENT, t.path + " belongs to target " + *existing + ", not " + std::to_string(t.id));
-    return Status::OK();
-  }
-  std::ofstream(stamp) << t.id;
-  return Status::OK();
 }
 
 }  // namespace shoal::storage

@@ -131,6 +131,11 @@ Status MetaStore::Init() {
   return kv_->Write(b);
 }
 
+uint64_t MetaStore::NextInode() {
+  std::lock_guard<std::mutex> l(write_mu_);
+  return next_ino_;
+}
+
 Result<Attr> MetaStore::LoadInode(uint64_t ino) {
   auto raw = kv_->Get(Cf::kInodes, InodeKey(ino));
   if (!raw.ok()) {

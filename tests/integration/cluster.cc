@@ -93,6 +93,7 @@ LocalCluster::LocalCluster() {
   for (int i = 0; i < kNodes; ++i) storage_ports_.push_back(FreePort());
   for (int i = 0; i <= kNodes; ++i) metrics_ports_.push_back(FreePort());
   storage_pids_.assign(kNodes, -1);
+  storage_formatted_.assign(kNodes, false);
 }
 
 LocalCluster::~LocalCluster() {
@@ -147,22 +148,42 @@ std::string LocalCluster::cli() const {
          " --cluster-id test --cluster-key-file " + key_file_;
 }
 
-void LocalCluster::StartMeta() {
-  meta_pid_ = Spawn({std::string(SHOAL_BIN_DIR) + "/meta/shoal-meta", "--listen", meta_address(), "--data-dir",
-                     dir_ + "/meta", "--cluster-id", "test", "--cluster-key-file", key_file_,
-                     "--heartbeat-timeout-ms", "3000", "--reclaim-interval-ms", "200", "--reclaim-delay-ms",
-                     std::to_string(reclaim_delay_ms_), "--metrics-listen", metrics_address(0)},
-                    "meta");
+void LocalCluster::StartMeta(const std::vector<std::string>& extra_args) {
+  std::vector<std::string> args = {std::string(SHOAL_BIN_DIR) + "/meta/shoal-meta", "--listen", meta_address(),
+                                   "--data-dir", dir_ + "/meta", "--cluster-id", "test", "--cluster-key-file",
+                                   key_file_, "--heartbeat-timeout-ms", "3000", "--reclaim-interval-ms", "200",
+                                   "--reclaim-delay-ms", std::to_string(reclaim_delay_ms_), "--metrics-listen",
+                                   metrics_address(0)};
+  if (!meta_initialised_) args.push_back("--init");
+  meta_initialised_ = true;
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  meta_pid_ = Spawn(args, "meta");
 }
 
-void LocalCluster::StartStorage(int node) {
-  uint32_t target = node * 100 + 1;
-  storage_pids_[node - 1] =
-      Spawn({std::string(SHOAL_BIN_DIR) + "/storage/shoal-storage", "--listen", storage_address(node), "--node-id",
-             std::to_string(node), "--targets", std::to_string(target) + ":" + target_dir(target), "--meta-address",
-             meta_address(), "--cluster-id", "test", "--cluster-key-file", key_file_, "--heartbeat-interval-ms",
-             "200", "--metrics-listen", metrics_address(node)},
-            "storage" + std::to_string(node));
+void LocalCluster::StartStorage(int node, const std::vector<std::string>& extra_args) {
+  uint32_t target = target_of(node);
+  std::vector<std::string> args = {std::string(SHOAL_BIN_DIR) + "/storage/shoal-storage", "--listen",
+                                   storage_address(node), "--node-id", std::to_string(node), "--targets",
+                                   std::to_string(target) + ":" + target_dir(target), "--meta-address",
+                                   meta_address(), "--cluster-id", "test", "--cluster-key-file", key_file_,
+                                   "--heartbeat-interval-ms", "200", "--metrics-listen", metrics_address(node)};
+  if (!storage_formatted_[node - 1]) args.push_back("--format");
+  storage_formatted_[node - 1] = true;
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  storage_pids_[node - 1] = Spawn(args, "storage" + std::to_string(node));
+}
+
+int LocalCluster::WaitExit(pid_t& pid, std::chrono::milliseconds timeout) {
+  if (pid <= 0) return -1;
+  int status = 0;
+  if (!WaitFor([&] { return waitpid(pid, &status, WNOHANG) == pid; }, timeout)) return -1;
+  pid = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string LocalCluster::Log(const std::string& name) const {
+  std::ifstream in(dir_ + "/" + name + ".log");
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 bool LocalCluster::StartFuse(const std::vector<std::string>& extra_args) {

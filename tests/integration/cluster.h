@@ -30,11 +30,21 @@ class LocalCluster {
   // all of them serve. False (with a message in `error()`) when one does not.
   bool Start(bool mount = true);
 
-  void StartMeta();
+  // The first start of meta passes --init (a new cluster), later ones do not.
+  void StartMeta(const std::vector<std::string>& extra_args = {});
   void set_reclaim_delay_ms(int64_t ms) { reclaim_delay_ms_ = ms; }
-  void StartStorage(int node);  // node in 1..kNodes
+  // node in 1..kNodes. The first start of a node passes --format, later ones
+  // do not: a restart must find its stamped target, never format it.
+  void StartStorage(int node, const std::vector<std::string>& extra_args = {});
+  // The target of `node` (one each).
+  static uint32_t target_of(int node) { return static_cast<uint32_t>(node * 100 + 1); }
   bool StartFuse(const std::vector<std::string>& extra_args = {});
   void Kill(pid_t& pid, int sig);  // signals and reaps
+  // Waits for `pid` to exit by itself and reaps it; its exit code, or -1
+  // when it did not exit within `timeout` (it keeps running) or was killed.
+  int WaitExit(pid_t& pid, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // What a process wrote so far: "meta", "storage1", ... , "fuse".
+  std::string Log(const std::string& name) const;
   pid_t& meta_pid() { return meta_pid_; }
   pid_t& storage_pid(int node) { return storage_pids_[node - 1]; }
   bool WaitNodesOnline(int n);
@@ -64,7 +74,9 @@ class LocalCluster {
   std::vector<int> metrics_ports_;
   pid_t meta_pid_ = -1, fuse_pid_ = -1;
   int64_t reclaim_delay_ms_ = 0;
+  bool meta_initialised_ = false;
   std::vector<pid_t> storage_pids_;
+  std::vector<bool> storage_formatted_;
   std::string error_;
 };
 
