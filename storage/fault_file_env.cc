@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <set>
 
 namespace shoal::storage {
 namespace {
@@ -145,6 +146,8 @@ FaultFileEnv::FaultFileEnv(FileEnv* base, std::string root)
 }
 
 FaultFileEnv::~FaultFileEnv() {
+  for (auto& c : undo_log_)
+    if (c.removed_fd >= 0) ::close(c.removed_fd);
   std::error_code ec;
   std::filesystem::remove_all(stash_dir_, ec);
 }
@@ -279,7 +282,7 @@ Result<std::unique_ptr<File>> FaultFileEnv::Open(const std::string& path, OpenMo
   const Identity id{st.st_dev, st.st_ino};
   if (create && !existed) {
     durable_[id] = "";
-    if (InRoot(p)) undo_log_.push_back(NameChange{Parent(p), p, NameChange::Before::kAbsent, ""});
+    if (InRoot(p)) undo_log_.push_back(Change(p, NameChange::Before::kAbsent));
   }
   open_files_++;
   return std::unique_ptr<File>(new FaultFile(this, std::move(file), p, id, direct));
@@ -306,9 +309,8 @@ Status FaultFileEnv::Rename(const std::string& from, const std::string& to) {
     DropStash(replaced);
     return st;
   }
-  undo_log_.push_back(NameChange{Parent(t), t, replaces ? NameChange::Before::kFile : NameChange::Before::kAbsent,
-                                 replaced});
-  undo_log_.push_back(NameChange{Parent(f), f, NameChange::Before::kFile, moved});
+  undo_log_.push_back(Change(t, replaces ? NameChange::Before::kFile : NameChange::Before::kAbsent, replaced));
+  undo_log_.push_back(Change(f, NameChange::Before::kFile, moved));
   return Status::OK();
 }
 
@@ -323,7 +325,7 @@ Status FaultFileEnv::Unlink(const std::string& path) {
     DropStash(stash);
     return s;
   }
-  undo_log_.push_back(NameChange{Parent(p), p, NameChange::Before::kFile, stash});
+  undo_log_.push_back(Change(p, NameChange::Before::kFile, stash));
   return Status::OK();
 }
 
@@ -335,7 +337,7 @@ Status FaultFileEnv::MakeDir(const std::string& path) {
   if (!base_->Exists(p) && FaultDueAmong({Fault::kCreateNoSpace}, nullptr))
     return Error(proto::NO_SPACE, Injected(what, "no space left on device"));
   RETURN_IF_ERROR(base_->MakeDir(p));
-  if (InRoot(p)) undo_log_.push_back(NameChange{Parent(p), p, NameChange::Before::kAbsent, ""});
+  if (InRoot(p)) undo_log_.push_back(Change(p, NameChange::Before::kAbsent));
   return Status::OK();
 }
 
@@ -343,8 +345,19 @@ Status FaultFileEnv::RemoveDir(const std::string& path) {
   std::lock_guard<std::mutex> l(mu_);
   const std::string p = Normal(path);
   RETURN_IF_ERROR(CountCall(Call::kRemoveDir, "rmdir " + p));
-  RETURN_IF_ERROR(base_->RemoveDir(p));
-  if (InRoot(p)) undo_log_.push_back(NameChange{Parent(p), p, NameChange::Before::kEmptyDir, ""});
+  int fd = InRoot(p) ? ::open(p.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+  struct stat st {};
+  if (fd >= 0 && ::fstat(fd, &st) < 0) ModelBroken("fstat " + p);
+  if (Status s = base_->RemoveDir(p); !s.ok()) {
+    if (fd >= 0) ::close(fd);
+    return s;
+  }
+  if (fd >= 0) {
+    NameChange c = Change(p, NameChange::Before::kEmptyDir);
+    c.removed_id = Identity{st.st_dev, st.st_ino};
+    c.removed_fd = fd;
+    undo_log_.push_back(std::move(c));
+  }
   return Status::OK();
 }
 
@@ -355,12 +368,28 @@ Status FaultFileEnv::SyncDir(const std::string& dir) {
   RETURN_IF_ERROR(CountCall(Call::kSyncDir, what));
   if (FaultDueAmong({Fault::kSyncDirIoError}, nullptr)) return Error(proto::IO_ERROR, Injected(what, "input/output error"));
   RETURN_IF_ERROR(base_->SyncDir(d));
+  struct stat st;
+  if (::lstat(d.c_str(), &st) < 0) ModelBroken("stat " + d);
+  const Identity synced{st.st_dev, st.st_ino};
+  // The changes in `d` are durable now. So is the removal of any directory
+  // among them, which takes the changes still pending inside it along (and
+  // inside directories removed from it, and so on).
+  std::set<Identity> durable_dirs{synced};
+  std::vector<bool> durable(undo_log_.size(), false);
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (size_t i = 0; i < undo_log_.size(); ++i) {
+      if (durable[i] || !durable_dirs.count(undo_log_[i].dir_id)) continue;
+      durable[i] = true;
+      if (undo_log_[i].removed_fd >= 0) grew |= durable_dirs.insert(undo_log_[i].removed_id).second;
+    }
+  }
   std::vector<NameChange> still_undoable;
-  for (auto& c : undo_log_) {
-    if (c.dir == d)
-      DropStash(c.stash);
+  for (size_t i = 0; i < undo_log_.size(); ++i) {
+    if (durable[i])
+      Forget(undo_log_[i]);
     else
-      still_undoable.push_back(std::move(c));
+      still_undoable.push_back(std::move(undo_log_[i]));
   }
   undo_log_ = std::move(still_undoable);
   return Status::OK();
@@ -377,9 +406,31 @@ Result<std::vector<std::string>> FaultFileEnv::ListDir(const std::string& dir) {
 
 bool FaultFileEnv::Exists(const std::string& path) { return base_->Exists(path); }
 
-void FaultFileEnv::UndoNameChange(const NameChange& c) {
+FaultFileEnv::NameChange FaultFileEnv::Change(const std::string& path, NameChange::Before before, std::string stash) {
+  NameChange c;
+  c.dir = Parent(path);
   struct stat st;
-  if (::lstat(c.dir.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) return;  // lost with its directory
+  if (::lstat(c.dir.c_str(), &st) < 0) ModelBroken("stat " + c.dir);
+  c.dir_id = Identity{st.st_dev, st.st_ino};
+  c.path = path;
+  c.before = before;
+  c.stash = std::move(stash);
+  return c;
+}
+
+void FaultFileEnv::Forget(NameChange& c) {
+  DropStash(c.stash);
+  if (c.removed_fd >= 0) ::close(c.removed_fd);
+  c.removed_fd = -1;
+}
+
+void FaultFileEnv::UndoNameChange(const NameChange& c, std::map<Identity, Identity>* recreated) {
+  struct stat st;
+  // The directory that held the name, as the undo so far has left it: gone (or
+  // replaced by another of the same name), and the name is lost with it.
+  Identity dir_now = c.dir_id;
+  if (auto r = recreated->find(dir_now); r != recreated->end()) dir_now = r->second;
+  if (::lstat(c.dir.c_str(), &st) < 0 || !S_ISDIR(st.st_mode) || Identity{st.st_dev, st.st_ino} != dir_now) return;
   if (::lstat(c.path.c_str(), &st) == 0) {
     std::error_code ec;
     if (S_ISDIR(st.st_mode))
@@ -392,7 +443,8 @@ void FaultFileEnv::UndoNameChange(const NameChange& c) {
     case NameChange::Before::kAbsent:
       break;
     case NameChange::Before::kEmptyDir:
-      if (::mkdir(c.path.c_str(), 0755) < 0) ModelBroken("mkdir " + c.path);
+      if (::mkdir(c.path.c_str(), 0755) < 0 || ::lstat(c.path.c_str(), &st) < 0) ModelBroken("mkdir " + c.path);
+      (*recreated)[c.removed_id] = Identity{st.st_dev, st.st_ino};
       break;
     case NameChange::Before::kFile:
       if (::link(c.stash.c_str(), c.path.c_str()) < 0) ModelBroken("link " + c.stash + " to " + c.path);
@@ -422,7 +474,10 @@ Status FaultFileEnv::Crash() {
   if (open_files_ > 0)
     return Error(proto::INVALID_ARGUMENT,
                  "Crash() with " + std::to_string(open_files_) + " files still open (destroy the store first)");
-  for (auto c = undo_log_.rbegin(); c != undo_log_.rend(); ++c) UndoNameChange(*c);
+  std::map<Identity, Identity> recreated;
+  for (auto c = undo_log_.rbegin(); c != undo_log_.rend(); ++c) UndoNameChange(*c, &recreated);
+  for (auto& c : undo_log_)
+    if (c.removed_fd >= 0) ::close(c.removed_fd);  // the stash goes as a whole below
   undo_log_.clear();
   RestoreDurableData(root_);
   durable_.clear();

@@ -149,13 +149,20 @@ class FaultFileEnv : public FileEnv {
 
   // One change of a name, undone at Crash unless its directory was synced
   // since: `path` goes back to what it held before (nothing, an empty
-  // directory, or the file now linked at `stash`).
+  // directory, or the file now linked at `stash`). Directories are told apart
+  // by identity, not path: a directory removed and made again under the same
+  // name is another directory, and syncing it says nothing of the first.
   struct NameChange {
     enum class Before { kAbsent, kEmptyDir, kFile };
     std::string dir;
+    Identity dir_id;
     std::string path;
     Before before;
     std::string stash;
+    // kEmptyDir: the removed directory, kept open so that its inode number is
+    // not reused while a change inside it may still be undone.
+    Identity removed_id{};
+    int removed_fd = -1;
   };
 
   struct ArmedFault {
@@ -177,7 +184,10 @@ class FaultFileEnv : public FileEnv {
   void DropStash(const std::string& stash);
   // Records the durable bytes of `id` before its first change, read from `path`.
   void RememberDurable(const Identity& id, const std::string& path);
-  void UndoNameChange(const NameChange& change);
+  NameChange Change(const std::string& path, NameChange::Before before, std::string stash = "");
+  void Forget(NameChange& change);
+  // `recreated`: directories made again by earlier undos (old -> new identity).
+  void UndoNameChange(const NameChange& change, std::map<Identity, Identity>* recreated);
   void RestoreDurableData(const std::string& dir);
 
   FileEnv* const base_;

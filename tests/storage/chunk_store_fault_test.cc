@@ -441,6 +441,12 @@ TEST(PowerCutTest, RandomOperationsFaultsAndCutsMatchTheModel) {
     for (uint64_t ino : kInodes)
       for (uint64_t idx = 0; idx < kIndexes; ++idx) model[{ino, idx}];
     int crashes = 0, failures = 0;
+    std::vector<std::string> history;  // since the last power cut, shown on a failure
+    auto shown = [&] {
+      std::string out;
+      for (auto& h : history) out += "\n  " + h;
+      return out;
+    };
 
     auto check_after_crash = [&](int step) {
       ASSERT_OK(t.CrashAndReopen());
@@ -452,17 +458,27 @@ TEST(PowerCutTest, RandomOperationsFaultsAndCutsMatchTheModel) {
         bool allowed = std::find(m.after_crash.begin(), m.after_crash.end(), *now) != m.after_crash.end();
         ASSERT_TRUE(allowed) << "step " << step << ", inode " << key.first << " chunk " << key.second
                              << ": after the crash the chunk holds bytes of no acknowledged or attempted state ("
-                             << Diff(*now, m.after_crash.front()) << " from the acknowledged one)";
+                             << Diff(*now, m.after_crash.front()) << " from the acknowledged one, "
+                             << m.after_crash.size() << " states allowed); since the last cut:" << shown();
         m.visible = *now;
         m.after_crash = {*now};
       }
+      history.clear();
     };
 
     for (int step = 0; step < 120; ++step) {
       SCOPED_TRACE("step " + std::to_string(step));
-      if (rng() % 8 == 0)
-        t.env().InjectFault(static_cast<Fault>(rng() % static_cast<int>(Fault::kCount)), rng() % 5, 1);
-      if (rng() % 12 == 0) t.env().DieAfter(rng() % 8);
+      if (rng() % 8 == 0) {
+        auto fault = static_cast<Fault>(rng() % static_cast<int>(Fault::kCount));
+        uint64_t after = rng() % 5;
+        t.env().InjectFault(fault, after, 1);
+        history.push_back("fault " + std::to_string(static_cast<int>(fault)) + " after " + std::to_string(after));
+      }
+      if (rng() % 12 == 0) {
+        uint64_t k = rng() % 8;
+        t.env().DieAfter(k);
+        history.push_back("die after " + std::to_string(k));
+      }
 
       // One operation and the chunk states it leads to.
       const uint64_t ino = kInodes[rng() % 3];
@@ -476,6 +492,8 @@ TEST(PowerCutTest, RandomOperationsFaultsAndCutsMatchTheModel) {
         std::string data = RandomBytes(rng, len);
         next[{ino, idx}] = Overlay(model[{ino, idx}].visible, off, data);
         st = t.Write(ino, idx, off, data).status();
+        history.push_back("step " + std::to_string(step) + ": write inode " + std::to_string(ino) + " chunk " +
+                          std::to_string(idx) + " [" + std::to_string(off) + ", +" + std::to_string(len) + ")");
       } else if (kind < 9) {
         uint64_t length = rng() % (kIndexes * kChunk + 1);
         for (uint64_t idx = 0; idx < kIndexes; ++idx) {
@@ -483,10 +501,14 @@ TEST(PowerCutTest, RandomOperationsFaultsAndCutsMatchTheModel) {
           next[{ino, idx}] = length <= start ? Zeros() : CutTo(model[{ino, idx}].visible, length - start);
         }
         st = t.store().Truncate(ino, length, kChunk);
+        history.push_back("step " + std::to_string(step) + ": truncate inode " + std::to_string(ino) + " to " +
+                          std::to_string(length));
       } else {
         for (uint64_t idx = 0; idx < kIndexes; ++idx) next[{ino, idx}] = Zeros();
         st = t.store().Remove(ino);
+        history.push_back("step " + std::to_string(step) + ": remove inode " + std::to_string(ino));
       }
+      history.back() += " -> " + st.ToString() + (t.env().dead() ? " (dead)" : "");
 
       for (auto& [key, state] : next) {
         ChunkModel& m = model[key];
@@ -509,9 +531,9 @@ TEST(PowerCutTest, RandomOperationsFaultsAndCutsMatchTheModel) {
         ++failures;
         EXPECT_TRUE(st.code() == proto::IO_ERROR || st.code() == proto::NO_SPACE) << st.ToString();
       }
-      if (t.env().dead() || rng() % 10 == 0) check_after_crash(step);
+      if (t.env().dead() || rng() % 10 == 0) ASSERT_NO_FATAL_FAILURE(check_after_crash(step));
     }
-    check_after_crash(120);
+    ASSERT_NO_FATAL_FAILURE(check_after_crash(120));
     EXPECT_GT(crashes, 5);
     EXPECT_GT(failures, 5);
   }

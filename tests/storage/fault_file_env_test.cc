@@ -197,6 +197,33 @@ TEST_F(FaultFileEnvTest, RemovedDirectoryComesBackWithItsUnsyncedUnlinksUndone) 
   EXPECT_FALSE(std::filesystem::exists(P("d")));
 }
 
+TEST_F(FaultFileEnvTest, ADirectoryRemovedAndMadeAgainIsAnotherDirectory) {
+  ASSERT_TRUE(env_->MakeDir(P("d")).ok());
+  SyncRoot();
+  Put("d/f", "old", true);
+  ASSERT_TRUE(env_->SyncDir(P("d")).ok());
+  ASSERT_TRUE(env_->Unlink(P("d/f")).ok());  // never synced in the old d
+  ASSERT_TRUE(env_->RemoveDir(P("d")).ok());
+  ASSERT_TRUE(env_->MakeDir(P("d")).ok());
+  SyncRoot();                                 // the old d is gone, the new one durable
+  ASSERT_TRUE(env_->SyncDir(P("d")).ok());    // syncs the new d, not the old one
+  Crash();
+  EXPECT_TRUE(std::filesystem::is_directory(P("d")));
+  EXPECT_EQ(Disk("d/f"), "<missing>");  // not resurrected into the new directory
+
+  // Neither the removal nor the new directory durable: the old one is back,
+  // and its unsynced unlink is undone inside it.
+  ASSERT_TRUE(env_->Unlink(P("d")) .code() != proto::OK);  // a directory: refused
+  Put("d/g", "g", true);
+  ASSERT_TRUE(env_->SyncDir(P("d")).ok());
+  ASSERT_TRUE(env_->Unlink(P("d/g")).ok());
+  ASSERT_TRUE(env_->RemoveDir(P("d")).ok());
+  ASSERT_TRUE(env_->MakeDir(P("d")).ok());
+  ASSERT_TRUE(env_->SyncDir(P("d")).ok());
+  Crash();
+  EXPECT_EQ(Disk("d/g"), "g");
+}
+
 TEST_F(FaultFileEnvTest, CrashRefusesWhileAFileIsOpenAndHidesItsStash) {
   Put("a", "x", true);
   SyncRoot();
