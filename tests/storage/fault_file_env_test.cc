@@ -332,5 +332,36 @@ TEST_F(FaultFileEnvTest, DieAfterKLetsKMutatingCallsThroughThenFailsEverything) 
   EXPECT_EQ(Disk("a"), "a");  // the SyncDir made its name durable too; the unlink never ran
 }
 
+// The helper the target stamp is written with, cut at every point: the file
+// holds its old contents or its new ones, never a prefix or nothing; and the
+// new ones once the call returned OK.
+TEST_F(FaultFileEnvTest, WriteFileDurablyIsAllOrNothingAtEveryPowerCut) {
+  for (bool existed : {false, true}) {
+    for (uint64_t k = 0;; ++k) {
+      SCOPED_TRACE(std::string(existed ? "replacing" : "creating") + ", cut after " + std::to_string(k));
+      std::filesystem::remove(P("stamp"));
+      if (existed) {
+        ASSERT_TRUE(WriteFileDurably(env_.get(), P("stamp"), "old stamp").ok());
+      }
+      env_->DieAfter(k);
+      Status st = WriteFileDurably(env_.get(), P("stamp"), "new stamp, longer");
+      const bool completed = !env_->dead();
+      Crash();
+      const std::string before = existed ? "old stamp" : "<missing>";
+      if (st.ok())
+        EXPECT_EQ(Disk("stamp"), "new stamp, longer");
+      else
+        EXPECT_TRUE(Disk("stamp") == before || Disk("stamp") == "new stamp, longer") << Disk("stamp");
+      auto read = ReadWholeFile(env_.get(), P("stamp"));
+      if (Disk("stamp") != "<missing>") {
+        ASSERT_TRUE(read.ok());
+        EXPECT_EQ(*read, Disk("stamp"));
+      }
+      if (completed) break;
+      ASSERT_LT(k, 50u);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace shoal::storage
