@@ -67,8 +67,7 @@ void WriteAllOrDie(const std::string& path, const std::string& contents) {
     if (w <= 0) ModelBroken("write " + path);
     done += static_cast<size_t>(w);
   }
-  if (::fsync(fd) < 0) ModelBroken("fsync " + path);
-  ::close(fd);
+  ::close(fd);  // no fsync: the model's disk is the tree as the test sees it
 }
 
 std::string Parent(const std::string& path) { return std::filesystem::path(path).parent_path().string(); }
@@ -464,7 +463,7 @@ void FaultFileEnv::RestoreDurableData(const std::string& dir) {
     struct stat st;
     if (::lstat(p.c_str(), &st) < 0 || !S_ISREG(st.st_mode)) continue;
     auto d = durable_.find(Identity{st.st_dev, st.st_ino});
-    if (d != durable_.end()) WriteAllOrDie(p, d->second);
+    if (d != durable_.end() && ReadAllOrDie(p) != d->second) WriteAllOrDie(p, d->second);
   }
   if (ec) ModelBroken("walk " + dir + ": " + ec.message());
 }

@@ -146,6 +146,7 @@ struct FaultCase {
   ErrorCode code;
   const char* name;
 };
+void PrintTo(const FaultCase& c, std::ostream* os) { *os << c.name; }
 const FaultCase kFaultCases[] = {
     {Fault::kWriteNoSpace, proto::NO_SPACE, "WriteNoSpace"},
     {Fault::kWriteIoError, proto::IO_ERROR, "WriteIoError"},
