@@ -339,10 +339,14 @@ void CutPowerAtEveryPoint(const std::string& what, const std::function<void(Targ
     Target t(TestDir("_" + std::to_string(k)));
     ASSERT_OK(t.Open());
     setup(t);
+    t.env().ResetCounters();
     t.env().DieAfter(k);
     Status st = op(t);
     const bool completed = !t.env().dead();
     EXPECT_EQ(st.ok(), completed) << st.ToString();
+    // The op that completed made exactly k mutating calls: the cuts before it
+    // fell after each of its calls 0..k-1.
+    if (completed) EXPECT_EQ(t.env().mutating_calls(), k);
     ASSERT_OK(t.CrashAndReopen());
     EXPECT_TRUE(t.PendingFiles().empty()) << "pending versions survived the restart";
     for (size_t i = 0; i < chunks.size(); ++i) {
