@@ -346,7 +346,9 @@ void CutPowerAtEveryPoint(const std::string& what, const std::function<void(Targ
     EXPECT_EQ(st.ok(), completed) << st.ToString();
     // The op that completed made exactly k mutating calls: the cuts before it
     // fell after each of its calls 0..k-1.
-    if (completed) EXPECT_EQ(t.env().mutating_calls(), k);
+    if (completed) {
+      EXPECT_EQ(t.env().mutating_calls(), k);
+    }
     ASSERT_OK(t.CrashAndReopen());
     EXPECT_TRUE(t.PendingFiles().empty()) << "pending versions survived the restart";
     for (size_t i = 0; i < chunks.size(); ++i) {
@@ -550,7 +552,9 @@ TEST(PowerCutTest, RandomOperationsFaultsAndCutsMatchTheModel) {
         ++failures;
         EXPECT_TRUE(st.code() == proto::IO_ERROR || st.code() == proto::NO_SPACE) << st.ToString();
       }
-      if (t.env().dead() || rng() % 10 == 0) ASSERT_NO_FATAL_FAILURE(check_after_crash(step));
+      if (t.env().dead() || rng() % 10 == 0) {
+        ASSERT_NO_FATAL_FAILURE(check_after_crash(step));
+      }
     }
     ASSERT_NO_FATAL_FAILURE(check_after_crash(120));
     EXPECT_GT(crashes, 5);
