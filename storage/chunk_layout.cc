@@ -83,12 +83,31 @@ Status ChunkLayout::RemovePendingVersions() const {
 }
 
 Status ChunkLayout::EnsureInodeDir(uint64_t inode) const {
-  std::string idir = InodeDir(inode);
+  const std::string idir = InodeDir(inode), shard = ShardDir(inode);
+  // One writer of the inode at a time here: one that finds the directory made
+  // must also find the mark of its maker's failed sync (check, then act, under
+  // one turn), or it would be acknowledged on a directory that is not durable.
+  {
+    std::unique_lock<std::mutex> l(durability_mu_);
+    ensuring_cv_.wait(l, [&] { return !ensuring_.count(inode); });
+    ensuring_.insert(inode);
+  }
+  struct TurnEnds {
+    const ChunkLayout* layout;
+    uint64_t inode;
+    ~TurnEnds() {
+      {
+        std::lock_guard<std::mutex> l(layout->durability_mu_);
+        layout->ensuring_.erase(inode);
+      }
+      layout->ensuring_cv_.notify_all();
+    }
+  } turn_ends{this, inode};
   Status st = env_->MakeDir(idir);
-  if (st.code() == proto::ALREADY_EXISTS) return SyncIfNotDurable(ShardDir(inode));
+  if (st.code() == proto::ALREADY_EXISTS) return SyncIfNotDurable(shard);
   RETURN_IF_ERROR(st);
-  NotDurable(ShardDir(inode));
-  return SyncDir(ShardDir(inode));
+  NotDurable(shard);
+  return SyncDir(shard);
 }
 
 Result<std::vector<uint64_t>> ChunkLayout::ListChunks(uint64_t inode) const {

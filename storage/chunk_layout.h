@@ -21,8 +21,10 @@
 #pragma once
 
 #include <cstdint>
+#include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -69,6 +71,8 @@ class ChunkLayout {
   mutable std::mutex durability_mu_;
   mutable uint64_t mark_seq_ = 0;                         // numbers the marks
   mutable std::map<std::string, uint64_t> not_durable_;  // dir -> its latest mark
+  mutable std::set<uint64_t> ensuring_;                   // inodes in EnsureInodeDir
+  mutable std::condition_variable ensuring_cv_;
 };
 
 }  // namespace shoal::storage
