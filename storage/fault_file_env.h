@@ -23,9 +23,9 @@
 //
 // Dying: DieAfter(k) lets k more mutating calls (kOpenCreate, kPWrite, kSync,
 // kRename, kUnlink, kMakeDir, kRemoveDir, kSyncDir) through; from the next
-// one on, every call (reads included; Exists, fd and Size answer truthfully)
-// fails with IO_ERROR. With Crash() after
-// it, a test cuts the power at any chosen point of an operation.
+// one on, every call fails with IO_ERROR (reads too; Exists, fd and Size still
+// answer). With Crash() after it, a test cuts the power at any chosen point of
+// an operation.
 //
 // The power-cut model (Crash()), the durability contract of file_env.h taken
 // literally:
@@ -40,22 +40,26 @@
 //    own directory: the new name (in the destination) and the removal of the
 //    old one (in the source). So a rename whose destination alone was synced
 //    leaves the file under both names, as a journal-less file system may.
-//    A name change inside a directory that no longer exists is lost with it.
+//    A name change inside a directory that no longer exists is lost with it
+//    (directories are told apart by identity: one removed and made again
+//    under the same name is another directory).
 //    Unlinked and replaced files are hard-linked into a stash directory under
 //    `root` (hidden from ListDir) so that an undo can put them back.
 // After Crash() the tree on disk is what a disk would show after the cut
 // within this model, and the env starts afresh over it: no faults, not dying,
 // counters zero, everything on disk taken to be durable.
 //
-// Simplifications (stricter than ext4/xfs, never looser, except the last):
+// Simplifications. Stricter than ext4/xfs (outcomes they would not produce):
 // a SyncDir makes only its own directory's names durable (a journalling file
-// system commits all of them at once); a rename is not atomic across two
-// directories (on ext4 it is); a failed Sync is not "poisoned" (a later Sync
-// that succeeds makes the then-current bytes durable, where Linux may have
-// dropped the failed pages); a crash never tears a file's data below the last
-// Sync (no partially persisted writes between syncs); renames of directories
-// are refused (NOT_SUPPORTED); paths outside `root` are passed through and not
-// modelled; reads of an fd through io_uring bypass the env and are not failed.
+// system commits all pending ones at once); a rename is not atomic across two
+// directories. Looser (a real disk has outcomes this model never produces): a
+// crash keeps none of the writes after a file's last Sync (a disk may keep any
+// subset of them, torn at sector boundaries), so a store that relied on
+// unsynced bytes being absent would pass here; a failed Sync is not
+// "poisoned" (a later Sync that succeeds makes the then-current bytes durable,
+// where Linux may have dropped the failed pages). Not modelled: renames of
+// directories (refused, NOT_SUPPORTED); paths outside `root` (passed through);
+// reads of an fd through io_uring (they bypass the env and are never failed).
 //
 // Use: create `root`, build the env over it, give it to the store
 // (UringOptions::env), destroy the store (every File closed), Crash(), reopen
