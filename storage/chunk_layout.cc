@@ -36,15 +36,16 @@ std::string ChunkFilePath(const std::string& dir, uint64_t inode, uint64_t index
 Status ChunkLayout::Prepare() const {
   RETURN_IF_ERROR(MakeDirsDurably(env_, dir_ + "/chunks"));
   RETURN_IF_ERROR(MakeDirsDurably(env_, dir_ + "/pending"));
-  bool created = false;
   for (unsigned shard = 0; shard < 256; ++shard) {
     std::string d = ShardDir(shard);
     if (env_->Exists(d)) continue;
     Status st = env_->MakeDir(d);
     if (!st.ok() && st.code() != proto::ALREADY_EXISTS) return st;
-    created = true;
   }
-  if (created) RETURN_IF_ERROR(env_->SyncDir(dir_ + "/chunks"));
+  // Synced at every start, not only when created here: a start-up that failed
+  // in these syncs leaves directories that exist but may not be durable.
+  RETURN_IF_ERROR(env_->SyncDir(dir_));
+  RETURN_IF_ERROR(env_->SyncDir(dir_ + "/chunks"));
   RETURN_IF_ERROR(ProbeDirectIo());
   return RemovePendingVersions();
 }
@@ -82,11 +83,31 @@ Status ChunkLayout::RemovePendingVersions() const {
 }
 
 Status ChunkLayout::EnsureInodeDir(uint64_t inode) const {
-  std::string idir = InodeDir(inode);
+  const std::string idir = InodeDir(inode), shard = ShardDir(inode);
+  // One writer of the inode at a time here: one that finds the directory made
+  // must also find the mark of its maker's failed sync (check, then act, under
+  // one turn), or it would be acknowledged on a directory that is not durable.
+  {
+    std::unique_lock<std::mutex> l(durability_mu_);
+    ensuring_cv_.wait(l, [&] { return !ensuring_.count(inode); });
+    ensuring_.insert(inode);
+  }
+  struct TurnEnds {
+    const ChunkLayout* layout;
+    uint64_t inode;
+    ~TurnEnds() {
+      {
+        std::lock_guard<std::mutex> l(layout->durability_mu_);
+        layout->ensuring_.erase(inode);
+      }
+      layout->ensuring_cv_.notify_all();
+    }
+  } turn_ends{this, inode};
   Status st = env_->MakeDir(idir);
-  if (st.code() == proto::ALREADY_EXISTS) return Status::OK();
+  if (st.code() == proto::ALREADY_EXISTS) return SyncIfNotDurable(shard);
   RETURN_IF_ERROR(st);
-  return env_->SyncDir(ShardDir(inode));
+  NotDurable(shard);
+  return SyncDir(shard);
 }
 
 Result<std::vector<uint64_t>> ChunkLayout::ListChunks(uint64_t inode) const {
@@ -105,15 +126,54 @@ Result<std::vector<uint64_t>> ChunkLayout::ListChunks(uint64_t inode) const {
 Status ChunkLayout::RemoveInode(uint64_t inode) const {
   std::string idir = InodeDir(inode);
   auto names = env_->ListDir(idir);
-  if (names.status().code() == proto::NOT_FOUND) return Status::OK();
+  // Already gone, maybe by an attempt whose sync failed: make that durable.
+  if (names.status().code() == proto::NOT_FOUND) return SyncIfNotDurable(ShardDir(inode));
   if (!names.ok()) return names.status();
   for (const auto& n : *names) {
     Status st = env_->Unlink(idir + "/" + n);
+    if (st.ok()) NotDurable(idir);
     if (!st.ok() && st.code() != proto::NOT_FOUND) return st;
   }
   Status st = env_->RemoveDir(idir);
+  if (st.ok()) {
+    NotDurable(ShardDir(inode));
+    std::lock_guard<std::mutex> l(durability_mu_);
+    not_durable_.erase(idir);  // its names went with it
+  }
   if (!st.ok() && st.code() != proto::NOT_FOUND) return st;
-  return env_->SyncDir(ShardDir(inode));
+  return SyncDir(ShardDir(inode));
+}
+
+void ChunkLayout::NotDurable(const std::string& dir) const {
+  std::lock_guard<std::mutex> l(durability_mu_);
+  not_durable_[dir] = ++mark_seq_;
+}
+
+Status ChunkLayout::SyncDir(const std::string& dir) const {
+  uint64_t started;
+  {
+    std::lock_guard<std::mutex> l(durability_mu_);
+    started = mark_seq_;
+  }
+  RETURN_IF_ERROR(env_->SyncDir(dir));
+  // A mark made while the sync ran may be of a change it did not cover: kept.
+  std::lock_guard<std::mutex> l(durability_mu_);
+  auto it = not_durable_.find(dir);
+  if (it != not_durable_.end() && it->second <= started) not_durable_.erase(it);
+  return Status::OK();
+}
+
+Status ChunkLayout::SyncIfNotDurable(const std::string& dir) const {
+  {
+    std::lock_guard<std::mutex> l(durability_mu_);
+    if (!not_durable_.count(dir)) return Status::OK();
+  }
+  Status st = SyncDir(dir);
+  if (st.code() != proto::NOT_FOUND) return st;
+  // Removed since (durably or not: the removal marked its parent).
+  std::lock_guard<std::mutex> l(durability_mu_);
+  not_durable_.erase(dir);
+  return Status::OK();
 }
 
 }  // namespace shoal::storage

@@ -8,11 +8,23 @@
 // however many inodes the target holds). Names are made durable by syncing their
 // directory; everything goes through a FileEnv.
 //
+// Durability of names: an operation that changed names in a directory marks it
+// (NotDurable) and then syncs it. When that sync fails, or the operation fails
+// before it, the mark stays, so that a later operation that depends on those
+// names (a write into the inode directory, a retried truncate or remove) syncs
+// the directory before it is acknowledged, even when it has nothing to change
+// itself. Without this, a retry that finds nothing left to do would be
+// acknowledged while the first attempt's changes are still not durable.
+//
 // Thread-safety: const methods are safe from any thread; the caller serialises
 // mutations of one inode (see ChunkLocks).
 #pragma once
 
 #include <cstdint>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,12 +55,24 @@ class ChunkLayout {
   // Removes the inode's directory and everything in it, durably.
   Status RemoveInode(uint64_t inode) const;
 
+  // Names in `dir` were changed and are not yet durable.
+  void NotDurable(const std::string& dir) const;
+  // SyncDir of `dir`; clears the marks made before it started when it succeeds.
+  Status SyncDir(const std::string& dir) const;
+  // Syncs `dir` when it is marked, else nothing.
+  Status SyncIfNotDurable(const std::string& dir) const;
+
  private:
   Status ProbeDirectIo() const;
   Status RemovePendingVersions() const;
 
   FileEnv* env_;
   std::string dir_;
+  mutable std::mutex durability_mu_;
+  mutable uint64_t mark_seq_ = 0;                         // numbers the marks
+  mutable std::map<std::string, uint64_t> not_durable_;  // dir -> its latest mark
+  mutable std::set<uint64_t> ensuring_;                   // inodes in EnsureInodeDir
+  mutable std::condition_variable ensuring_cv_;
 };
 
 }  // namespace shoal::storage

@@ -54,6 +54,7 @@ Status ChunkWriter::Cut(uint64_t inode, uint64_t index, uint32_t chunk_size, uin
 
 Status ChunkWriter::Delete(uint64_t inode, uint64_t index) {
   Status st = layout_->env()->Unlink(layout_->ChunkPath(inode, index));
+  if (st.ok()) layout_->NotDurable(layout_->InodeDir(inode));
   cache_->Erase(inode, index);
   return st.code() == proto::NOT_FOUND ? Status::OK() : st;
 }
@@ -119,7 +120,8 @@ Result<uint64_t> ChunkWriter::Rewrite(uint64_t inode, uint64_t index, uint32_t c
   // making the rename durable fails (then the write is not acknowledged, and a
   // retry rewrites the same bytes).
   cache_->Install(inode, index, std::shared_ptr<const ChunkFile>(next));
-  if (Status st = env->SyncDir(layout_->InodeDir(inode)); !st.ok()) {
+  layout_->NotDurable(layout_->InodeDir(inode));
+  if (Status st = layout_->SyncDir(layout_->InodeDir(inode)); !st.ok()) {
     stats_->io_errors++;
     return st;
   }

@@ -89,18 +89,17 @@ class UringChunkStore : public ChunkStore {
     RETURN_IF_ERROR(CheckChunkSize(chunk_size));
     std::unique_lock<std::shared_mutex> il(locks_.Inode(inode));
     ASSIGN_OR_RETURN(auto indexes, layout_.ListChunks(inode));
-    bool deleted = false;
     for (uint64_t idx : indexes) {
       uint64_t start = idx * chunk_size;
       std::lock_guard<std::mutex> cl(locks_.Chunk(inode, idx));
       if (start >= length) {
         RETURN_IF_ERROR(writer_.Delete(inode, idx));
-        deleted = true;
       } else if (length - start < chunk_size) {
         RETURN_IF_ERROR(writer_.Cut(inode, idx, chunk_size, static_cast<uint32_t>(length - start)));
       }
     }
-    return deleted ? layout_.env()->SyncDir(layout_.InodeDir(inode)) : Status::OK();
+    // Deletions here, or by an earlier attempt whose sync failed.
+    return layout_.SyncIfNotDurable(layout_.InodeDir(inode));
   }
 
   Status Remove(uint64_t inode) override {
