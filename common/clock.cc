@@ -95,4 +95,11 @@ int ManualClock::waiters() const {
   return static_cast<int>(waiters_.size());
 }
 
+bool ManualClock::HasWaitUntil(int64_t deadline_ms) const {
+  std::lock_guard<std::mutex> l(mu_);
+  for (const Waiter* w : waiters_)
+    if (w->deadline_ms == deadline_ms) return true;
+  return false;
+}
+
 }  // namespace shoal

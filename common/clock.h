@@ -84,6 +84,9 @@ class ManualClock : public Clock {
   // Waits parked on this clock right now (a test can wait for a thread to
   // reach its wait before advancing).
   int waiters() const;
+  // True when a wait is parked with exactly this deadline: something (a
+  // timer, a back-off sleep, an RPC deadline) is scheduled for then.
+  bool HasWaitUntil(int64_t deadline_ms) const;
 
  private:
   struct Waiter {
