@@ -166,7 +166,7 @@ TEST_F(ClientTest, ALostRequestIsRetriedAfterItsDeadlineAndBackoff) {
   EXPECT_FALSE(read->done());
   AdvanceTo(t0, 300);  // times out; the retry waits 40 ms
   EXPECT_FALSE(read->done());
-  EXPECT_TRUE(clock_.HasWaitUntil(t0 + 340));
+  ASSERT_TRUE(Scheduled(t0, 340));
   AdvanceTo(t0, 339);
   EXPECT_EQ(chunk1->stats().reads.load(), reads_before);  // not resent early
   AdvanceTo(t0, 340);
@@ -228,7 +228,8 @@ TEST_F(ClientTest, ADeadServerFailsTheReadWithinBoundedRetries) {
   AdvanceTo(t0, 119);
   EXPECT_FALSE(read->done());
   AdvanceTo(t0, 120);
-  ASSERT_TRUE(read->done());
+  // The last piece failed; the healthy pieces finish in real time.
+  ASSERT_TRUE(testutil::Eventually([&] { return read->done(); }));
   EXPECT_EQ(read->result.get().status().code(), proto::UNAVAILABLE);
   // Chunks on healthy servers still read.
   auto first = Read(0, kChunk);
