@@ -1,6 +1,5 @@
 #include "common/rpc/client.h"
 
-#include <chrono>
 #include <future>
 #include <unordered_map>
 
