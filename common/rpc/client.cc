@@ -1,5 +1,6 @@
 #include "common/rpc/client.h"
 
+#include <algorithm>
 #include <future>
 #include <unordered_map>
 
