@@ -277,6 +277,22 @@ TEST_F(ClientTest, AnUnreachableMetaFailsOnceItsTimeoutIsSpent) {
   f.refuse_connect = false;
 }
 
+TEST_F(ClientTest, CachedDirectoriesExpireOnTheClock) {
+  ASSERT_TRUE(client_->Mkdir(ProcessCaller(), 1, "d", 0755).ok());
+  auto d = client_->Resolve(ProcessCaller(), "/d");  // caches d until t0 + 1000
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(client_->Create(ProcessCaller(), d->ino(), "g", 0644, true).ok());
+  auto lookups = [&] { return meta_stats_.requests[proto::META_LOOKUP].load(); };
+  ASSERT_TRUE(client_->Resolve(ProcessCaller(), "/d/g").ok());  // d comes from the cache (until t0 + 1000)
+  uint64_t before = lookups();
+  clock_.Advance(999);
+  ASSERT_TRUE(client_->Resolve(ProcessCaller(), "/d/g").ok());
+  EXPECT_EQ(lookups(), before + 1) << "only g is looked up while d is cached";
+  clock_.Advance(1);
+  ASSERT_TRUE(client_->Resolve(ProcessCaller(), "/d/g").ok());
+  EXPECT_EQ(lookups(), before + 3) << "d expired: both looked up";
+}
+
 TEST_F(ClientTest, DamagedWritePayloadIsRejectedAndStoresNothing) {
   std::string a = Data(kChunk, 6);
   ASSERT_TRUE(Write(0, a).ok());
