@@ -3,7 +3,6 @@
 
 #include <unistd.h>
 
-#include <chrono>
 #include <set>
 
 #include "client/timer.h"
@@ -11,13 +10,6 @@
 #include "proto/storage.pb.h"
 
 namespace shoal::client {
-
-namespace {
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
 
 Caller ProcessCaller() {
   Caller c;
@@ -28,8 +20,9 @@ Caller ProcessCaller() {
 
 Client::Client(const ClientOptions& options, rpc::Transport* transport)
     : options_(options),
-      timer_(std::make_unique<Timer>()),
-      channels_(rpc::Credentials{options.cluster_id, options.cluster_key, 5000}, transport),
+      timer_(std::make_unique<Timer>(options.clock)),
+      channels_(rpc::Credentials{options.cluster_id, options.cluster_key, 5000}, transport, 64ull << 20,
+                options.clock),
       meta_(channels_.Get(options.meta_address)) {}
 
 Client::~Client() {
@@ -58,14 +51,13 @@ template <typename Rsp>
 Status Client::MetaCall(proto::Method m, const google::protobuf::Message& req, Rsp* rsp) {
   // Only an unreachable meta is retried (a restart takes a moment), with
   // backoff and within meta_timeout_ms in all; a metadata error is an answer.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.meta_timeout_ms);
+  const Clock* clock = options_.clock;
+  int64_t deadline_ms = clock->NowMs() + options_.meta_timeout_ms;
   Status st;
   for (int backoff_ms = 50;; backoff_ms = std::min(backoff_ms * 2, 1000)) {
     st = meta_->CallSync(m, req, rsp, options_.meta_timeout_ms);
-    if (st.code() != proto::UNAVAILABLE ||
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff_ms) > deadline)
-      break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+    if (st.code() != proto::UNAVAILABLE || clock->NowMs() + backoff_ms > deadline_ms) break;
+    clock->SleepUntil(clock->NowMs() + backoff_ms);
   }
   if (st.ok()) {
     if constexpr (requires { rsp->table_version(); }) NoteTableVersion(rsp->table_version());
@@ -314,7 +306,7 @@ Result<Attr> Client::Resolve(const Caller& c, const std::string& path) {
     pos = slash + 1;
     if (name.empty() || name == ".") continue;
     if (cur.type() != proto::DIRECTORY) return Error(proto::NOT_DIRECTORY, "'" + name + "' is under a non-directory");
-    int64_t now = NowMs();
+    int64_t now = options_.clock->NowMs();
     {
       std::lock_guard<std::mutex> l(dentry_mu_);
       auto it = dentries_.find({cur.ino(), name});

@@ -6,6 +6,7 @@
 // flight at once; response bytes land directly in the caller's buffer.
 // Transport errors and timeouts are retried with backoff, a bounded number of
 // times, then the call fails (UNAVAILABLE / TIMEOUT, EIO at the FUSE boundary).
+// Deadlines, back-off and cache expiry all run on ClientOptions::clock.
 //
 // Async calls complete through a callback that runs on an internal thread and
 // must not block; the caller's buffer must stay valid until then.
@@ -43,6 +44,7 @@ struct ClientOptions {
   uint32_t max_request_bytes = 8u << 20;
   int dentry_cache_ms = 1000;   // path lookups cached this long (0: off)
   std::string transport = "auto";  // tcp, rdma or auto (see rpc/transport_select.h)
+  const Clock* clock = RealClock();  // deadlines, back-off, cache expiry (tests: a ManualClock)
 };
 
 // The caller's identity for permission checks (defaults to this process's).

@@ -302,7 +302,7 @@ Result<size_t> Client::Write(const Attr& file, uint64_t offset, size_t length, c
 
 Status Client::ReadBatch(std::vector<BatchReadItem>& items) {
   if (items.empty()) return Status::OK();
-  auto now = std::chrono::steady_clock::now().time_since_epoch() / std::chrono::milliseconds(1);
+  int64_t now = options_.clock->NowMs();
   std::map<uint64_t, Result<Attr>> files;
   for (const auto& it : items) {
     if (files.count(it.ino)) continue;

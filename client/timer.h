@@ -1,8 +1,8 @@
-// A single thread that runs closures after a delay (retry backoff without
-// parking an I/O thread). Closures must not block for long.
+// A single thread that runs closures after a delay on the client's Clock
+// (retry back-off without parking an I/O thread). Closures must not block for
+// long. On a ManualClock a closure runs when the test advances past its time.
 #pragma once
 
-#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -10,12 +10,14 @@
 #include <thread>
 
 #include "client/client.h"
+#include "common/clock.h"
 
 namespace shoal::client {
 
 class Client::Timer {
  public:
-  Timer() : thread_([this] { Run(); }) {}
+  explicit Timer(const Clock* clock) : clock_(clock), thread_([this] { Run(); }) {}
+  // Runs every closure still pending (early) before it returns.
   ~Timer() {
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -27,7 +29,7 @@ class Client::Timer {
   void After(int delay_ms, std::function<void()> fn) {
     {
       std::lock_guard<std::mutex> l(mu_);
-      due_.emplace(std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms), std::move(fn));
+      due_.emplace(clock_->NowMs() + delay_ms, std::move(fn));
     }
     cv_.notify_all();
   }
@@ -38,36 +40,32 @@ class Client::Timer {
     for (;;) {
       if (stop_) {
         // Run what is left so that every pending callback completes.
-        while (!due_.empty()) {
-          auto fn = std::move(due_.begin()->second);
-          due_.erase(due_.begin());
-          l.unlock();
-          fn();
-          l.lock();
-        }
+        while (!due_.empty()) RunFirst(l);
         return;
       }
-      if (due_.empty()) {
-        cv_.wait(l);
+      int64_t next = due_.empty() ? Clock::kNever : due_.begin()->first;
+      if (clock_->NowMs() < next) {
+        // Until the first closure is due, a new earlier one arrives, or stop.
+        clock_->WaitUntil(cv_, l, next, [&] { return stop_ || (!due_.empty() && due_.begin()->first < next); });
         continue;
       }
-      auto when = due_.begin()->first;
-      if (std::chrono::steady_clock::now() < when) {
-        cv_.wait_until(l, when);
-        continue;
-      }
-      auto fn = std::move(due_.begin()->second);
-      due_.erase(due_.begin());
-      l.unlock();
-      fn();
-      l.lock();
+      RunFirst(l);
     }
   }
+  void RunFirst(std::unique_lock<std::mutex>& l) {
+    auto fn = std::move(due_.begin()->second);
+    due_.erase(due_.begin());
+    l.unlock();
+    fn();
+    l.lock();
+  }
+
+  const Clock* clock_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> due_;
+  std::multimap<int64_t, std::function<void()>> due_;  // by the clock's time
   bool stop_ = false;
-  std::thread thread_;
+  std::thread thread_;  // last: starts once the fields above exist
 };
 
 }  // namespace shoal::client

@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
   }
 
   rpc::ChannelPool channels(*creds, rpc::TcpTransport());
-  meta::Reclaimer reclaimer(&store, &cluster, &channels, cfg.reclaim_interval_ms, cfg.reclaim_delay_ms);
+  meta::Reclaimer reclaimer(&store, &cluster, &channels, cfg.reclaim_interval_ms, cfg.reclaim_delay_ms, &clock);
   reclaimer.Start();
 
   std::mutex stop_mu;
@@ -102,8 +102,8 @@ int main(int argc, char** argv) {
   bool stopping = false;
   std::thread liveness([&] {
     std::unique_lock<std::mutex> l(stop_mu);
-    auto period = std::chrono::milliseconds(std::max<int64_t>(cfg.heartbeat_timeout_ms / 4, 50));
-    while (!stop_cv.wait_for(l, period, [&] { return stopping; })) {
+    int64_t period_ms = std::max<int64_t>(cfg.heartbeat_timeout_ms / 4, 50);
+    while (!clock.WaitUntil(stop_cv, l, clock.NowMs() + period_ms, [&] { return stopping; })) {
       Status s = cluster.CheckLiveness();
       if (!s.ok()) LOG_WARN("liveness check: {}", s.ToString());
     }

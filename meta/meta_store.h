@@ -77,10 +77,10 @@ class MetaStore {
   struct Reclaim {
     uint64_t ino;
     proto::Layout layout;
-    int64_t unlinked_at_ms;
+    int64_t unlinked_at_ms;  // wall clock, for people; the grace period is the reclaimer's (on its Clock)
   };
-  // At most `max` entries unlinked at or before `unlinked_before_ms` (wall clock).
-  Result<std::vector<Reclaim>> PendingReclaims(size_t max, int64_t unlinked_before_ms = INT64_MAX);
+  // At most `max` entries with an inode number above `after_ino`, in inode order.
+  Result<std::vector<Reclaim>> PendingReclaims(size_t max, uint64_t after_ino = 0);
   Status FinishReclaim(uint64_t ino);
 
   // Helpers shared by the operations (ops/common.cc).

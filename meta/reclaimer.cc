@@ -8,8 +8,13 @@
 namespace shoal::meta {
 
 Reclaimer::Reclaimer(MetaStore* store, ClusterManager* cluster, rpc::ChannelPool* channels, int64_t interval_ms,
-                     int64_t delay_ms)
-    : store_(store), cluster_(cluster), channels_(channels), interval_ms_(interval_ms), delay_ms_(delay_ms) {}
+                     int64_t delay_ms, const Clock* clock)
+    : store_(store),
+      cluster_(cluster),
+      channels_(channels),
+      interval_ms_(interval_ms),
+      delay_ms_(delay_ms),
+      clock_(clock) {}
 
 Reclaimer::~Reclaimer() {
   {
@@ -24,7 +29,7 @@ void Reclaimer::Start() {
   thread_ = std::thread([this] {
     std::unique_lock<std::mutex> l(mu_);
     while (!stop_) {
-      cv_.wait_for(l, std::chrono::milliseconds(interval_ms_), [this] { return stop_ || kicked_; });
+      clock_->WaitUntil(cv_, l, clock_->NowMs() + interval_ms_, [this] { return stop_ || kicked_; });
       if (stop_) break;
       kicked_ = false;
       l.unlock();
@@ -44,42 +49,57 @@ void Reclaimer::Kick() {
 }
 
 Result<int> Reclaimer::RunOnce() {
-  ASSIGN_OR_RETURN(auto pending, store_->PendingReclaims(256, MetaStore::NowNs() / 1000000 - delay_ms_));
-  if (pending.empty()) return 0;
+  int64_t now = clock_->NowMs();
   proto::ClusterTable table = cluster_->Table();
+  std::map<uint64_t, int64_t> seen;  // this pass's view; entries gone from the queue drop out
   int done = 0;
-  for (const auto& r : pending) {
-    std::set<uint32_t> targets;
-    for (uint32_t chain_id : r.layout.chains())
-      for (const auto& c : table.chains())
-        if (c.chain_id() == chain_id) targets.insert(c.targets().begin(), c.targets().end());
-    bool all_ok = true;
-    for (uint32_t tid : targets) {
-      std::string address;
-      for (const auto& t : table.targets())
-        if (t.target_id() == tid)
-          for (const auto& n : table.nodes())
-            if (n.node_id() == t.node_id()) address = n.address();
-      if (address.empty()) {
-        all_ok = false;
-        continue;
-      }
-      proto::RemoveReq req;
-      req.set_target_id(tid);
-      req.set_inode(r.ino);
-      proto::Empty rsp;
-      Status st = channels_->Get(address)->CallSync(proto::STORAGE_REMOVE, req, &rsp, 5000);
-      if (!st.ok()) {
-        all_ok = false;
-        LOG_DEBUG("reclaim of inode {} on target {}: {}", r.ino, tid, st.ToString());
+  constexpr size_t kBatch = 256;
+  for (uint64_t after = 0;;) {
+    ASSIGN_OR_RETURN(auto batch, store_->PendingReclaims(kBatch, after));
+    for (const auto& r : batch) {
+      auto known = first_seen_ms_.find(r.ino);
+      int64_t first = known == first_seen_ms_.end() ? now : known->second;
+      if (now - first >= delay_ms_ && RemoveChunks(r, table)) {
+        RETURN_IF_ERROR(store_->FinishReclaim(r.ino));
+        ++done;
+      } else {
+        seen[r.ino] = first;
       }
     }
-    if (all_ok) {
-      RETURN_IF_ERROR(store_->FinishReclaim(r.ino));
-      ++done;
+    if (batch.size() < kBatch) break;
+    after = batch.back().ino;
+  }
+  first_seen_ms_ = std::move(seen);
+  return done;
+}
+
+bool Reclaimer::RemoveChunks(const MetaStore::Reclaim& r, const proto::ClusterTable& table) {
+  std::set<uint32_t> targets;
+  for (uint32_t chain_id : r.layout.chains())
+    for (const auto& c : table.chains())
+      if (c.chain_id() == chain_id) targets.insert(c.targets().begin(), c.targets().end());
+  bool all_ok = true;
+  for (uint32_t tid : targets) {
+    std::string address;
+    for (const auto& t : table.targets())
+      if (t.target_id() == tid)
+        for (const auto& n : table.nodes())
+          if (n.node_id() == t.node_id()) address = n.address();
+    if (address.empty()) {
+      all_ok = false;
+      continue;
+    }
+    proto::RemoveReq req;
+    req.set_target_id(tid);
+    req.set_inode(r.ino);
+    proto::Empty rsp;
+    Status st = channels_->Get(address)->CallSync(proto::STORAGE_REMOVE, req, &rsp, 5000);
+    if (!st.ok()) {
+      all_ok = false;
+      LOG_DEBUG("reclaim of inode {} on target {}: {}", r.ino, tid, st.ToString());
     }
   }
-  return done;
+  return all_ok;
 }
 
 }  // namespace shoal::meta

@@ -4,15 +4,24 @@
 // entry once all of them answered OK. Failures are retried on the next pass
 // (every `interval_ms`); each RPC is bounded by a deadline.
 //
-// A file is reclaimed `delay_ms` after its last link went away: a client that
-// still has it open keeps reading its bytes for that long (open files are not
-// tracked yet, so this grace is what protects unlink-while-open).
+// Grace period: a file is reclaimed once the reclaimer has known it to be
+// deleted for `delay_ms` on its Clock: a client that still has it open keeps
+// reading its bytes for that long (open files are not tracked yet, so this
+// grace is what protects unlink-while-open). The clock is monotonic and
+// in-memory, so a restarted meta grants every queued file a fresh grace
+// period: later than need be, never earlier — a wall-clock stamp would reclaim
+// early after the clock jumped forward.
+//
+// Thread-safety: Start/Kick from any thread; RunOnce from one thread at a time
+// (the background thread once started).
 #pragma once
 
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/rpc/channel_pool.h"
 #include "meta/cluster_manager.h"
 #include "meta/meta_store.h"
@@ -22,19 +31,24 @@ namespace shoal::meta {
 class Reclaimer {
  public:
   Reclaimer(MetaStore* store, ClusterManager* cluster, rpc::ChannelPool* channels, int64_t interval_ms,
-            int64_t delay_ms);
+            int64_t delay_ms, const Clock* clock = RealClock());
   ~Reclaimer();
   void Start();
   void Kick();  // run a pass soon
-  // One pass; returns how many files were fully reclaimed.
+  // One pass over the whole queue; returns how many files were fully reclaimed.
   Result<int> RunOnce();
 
  private:
+  // Asks every target of the file's chains to remove its chunks; true when all did.
+  bool RemoveChunks(const MetaStore::Reclaim& r, const proto::ClusterTable& table);
+
   MetaStore* store_;
   ClusterManager* cluster_;
   rpc::ChannelPool* channels_;
   int64_t interval_ms_;
   int64_t delay_ms_;
+  const Clock* clock_;
+  std::map<uint64_t, int64_t> first_seen_ms_;  // queued inode -> when a pass first saw it (RunOnce only)
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

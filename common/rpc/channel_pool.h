@@ -1,6 +1,6 @@
 // ChannelPool: one RpcChannel per server address, created on first use and
 // kept for the life of the pool. Thread-safe; returned pointers stay valid
-// until the pool is destroyed.
+// until the pool is destroyed. Every channel's call deadlines run on `clock`.
 #pragma once
 
 #include <map>
@@ -14,8 +14,9 @@ namespace shoal::rpc {
 
 class ChannelPool {
  public:
-  ChannelPool(Credentials creds, Transport* transport, uint64_t max_frame_bytes = 64ull << 20)
-      : creds_(std::move(creds)), transport_(transport), max_frame_bytes_(max_frame_bytes) {}
+  ChannelPool(Credentials creds, Transport* transport, uint64_t max_frame_bytes = 64ull << 20,
+              const Clock* clock = RealClock())
+      : creds_(std::move(creds)), transport_(transport), max_frame_bytes_(max_frame_bytes), clock_(clock) {}
 
   RpcChannel* Get(const std::string& address) {
     std::lock_guard<std::mutex> l(mu_);
@@ -25,6 +26,7 @@ class ChannelPool {
       o.address = address;
       o.creds = creds_;
       o.max_frame_bytes = max_frame_bytes_;
+      o.clock = clock_;
       ch = std::make_unique<RpcChannel>(o, transport_);
     }
     return ch.get();
@@ -34,6 +36,7 @@ class ChannelPool {
   Credentials creds_;
   Transport* transport_;
   uint64_t max_frame_bytes_;
+  const Clock* clock_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<RpcChannel>> channels_;
 };

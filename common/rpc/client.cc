@@ -1,6 +1,6 @@
 #include "common/rpc/client.h"
 
-#include <chrono>
+#include <algorithm>
 #include <future>
 #include <unordered_map>
 
@@ -8,13 +8,6 @@
 #include "common/rpc/frame_reader.h"
 
 namespace shoal::rpc {
-
-namespace {
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
 
 struct RpcChannel::Conn {
   std::unique_ptr<Connection> conn;
@@ -106,13 +99,21 @@ void RpcChannel::Call(proto::Method method, const google::protobuf::Message& req
   h.method = method;
   h.request_id = next_id_.fetch_add(1);
   std::string msg = request.SerializeAsString();
+  int64_t deadline_ms = options_.clock->NowMs() + timeout_ms;
   {
     std::lock_guard<std::mutex> l(conn->mu);
     if (conn->dead) {
       done(Error(proto::UNAVAILABLE, "connection to " + options_.address + " lost"), std::string(), 0);
       return;
     }
-    conn->pending.emplace(h.request_id, Conn::Pending{std::move(done), std::move(sink), NowMs() + timeout_ms});
+    conn->pending.emplace(h.request_id, Conn::Pending{std::move(done), std::move(sink), deadline_ms});
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (deadline_ms < next_reap_ms_) {
+      next_reap_ms_ = deadline_ms;
+      cv_.notify_all();
+    }
   }
   Status st;
   {
@@ -203,32 +204,45 @@ void RpcChannel::ReadLoop(std::shared_ptr<Conn> conn) {
 void RpcChannel::ReapLoop() {
   std::unique_lock<std::mutex> l(mu_);
   while (!stopping_) {
-    cv_.wait_for(l, std::chrono::milliseconds(10));
+    int64_t wake_ms = next_reap_ms_;
+    options_.clock->WaitUntil(cv_, l, wake_ms, [&] { return stopping_ || next_reap_ms_ < wake_ms; });
     if (stopping_) break;
+    if (options_.clock->NowMs() < next_reap_ms_) continue;  // woken by an earlier deadline, not yet due
+    // Calls made from here on lower next_reap_ms_ again; ExpireCalls sees
+    // every call made before.
+    next_reap_ms_ = Clock::kNever;
     l.unlock();
-    std::shared_ptr<Conn> conn;
-    {
-      std::lock_guard<std::mutex> cl(connect_mu_);
-      conn = conn_;
-    }
-    if (conn) {
-      std::vector<Conn::Pending> expired;
-      int64_t now = NowMs();
-      {
-        std::lock_guard<std::mutex> pl(conn->mu);
-        for (auto it = conn->pending.begin(); it != conn->pending.end();) {
-          if (it->second.deadline_ms <= now) {
-            expired.push_back(std::move(it->second));
-            it = conn->pending.erase(it);
-          } else {
-            ++it;
-          }
-        }
-      }
-      for (auto& p : expired) p.done(Error(proto::TIMEOUT, "call to " + options_.address + " timed out"), "", 0);
-    }
+    int64_t earliest = ExpireCalls();
     l.lock();
+    next_reap_ms_ = std::min(next_reap_ms_, earliest);
   }
+}
+
+int64_t RpcChannel::ExpireCalls() {
+  std::shared_ptr<Conn> conn;
+  {
+    std::lock_guard<std::mutex> cl(connect_mu_);
+    conn = conn_;
+  }
+  // Calls of an earlier connection were failed when it broke.
+  if (!conn) return Clock::kNever;
+  std::vector<Conn::Pending> expired;
+  int64_t now = options_.clock->NowMs();
+  int64_t earliest = Clock::kNever;
+  {
+    std::lock_guard<std::mutex> pl(conn->mu);
+    for (auto it = conn->pending.begin(); it != conn->pending.end();) {
+      if (it->second.deadline_ms <= now) {
+        expired.push_back(std::move(it->second));
+        it = conn->pending.erase(it);
+      } else {
+        earliest = std::min(earliest, it->second.deadline_ms);
+        ++it;
+      }
+    }
+  }
+  for (auto& p : expired) p.done(Error(proto::TIMEOUT, "call to " + options_.address + " timed out"), "", 0);
+  return earliest;
 }
 
 }  // namespace shoal::rpc

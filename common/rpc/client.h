@@ -2,8 +2,11 @@
 // flight. Thread-safe.
 //
 // The channel connects (and runs the handshake) lazily on the first call and
-// again after the connection breaks. Each call has a deadline; when it passes
-// the call completes with TIMEOUT and a late response is discarded.
+// again after the connection breaks. Each call has a deadline on the channel's
+// Clock; when it passes the call completes with TIMEOUT (at that moment: a
+// reaper thread sleeps until the earliest deadline) and a late response is
+// discarded. The connect and handshake timeouts are socket timeouts, in real
+// time.
 //
 // Bulk data: a response's payload is read straight from the socket into the
 // caller's `sink` buffers, after the request id was found in the table of
@@ -25,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/rpc/frame.h"
 #include "common/rpc/handshake.h"
 #include "common/rpc/transport.h"
@@ -41,6 +45,7 @@ class RpcChannel {
     Credentials creds;
     uint64_t max_frame_bytes = 64ull << 20;
     int connect_timeout_ms = 2000;
+    const Clock* clock = RealClock();  // call deadlines
   };
 
   RpcChannel(Options options, Transport* transport);
@@ -61,6 +66,9 @@ class RpcChannel {
   Result<std::shared_ptr<Conn>> GetConn();
   void ReadLoop(std::shared_ptr<Conn> conn);
   void ReapLoop();
+  // Fails the current connection's calls whose deadline passed; returns the
+  // earliest deadline still pending (Clock::kNever when none).
+  int64_t ExpireCalls();
 
   Options options_;
   Transport* transport_;
@@ -72,6 +80,7 @@ class RpcChannel {
   std::condition_variable cv_;
   int live_readers_ = 0;
   bool stopping_ = false;
+  int64_t next_reap_ms_ = Clock::kNever;  // when the reaper wakes; a call with an earlier deadline lowers it
   std::thread reaper_;
 };
 

@@ -2,10 +2,11 @@
 
 namespace shoal::meta {
 
-Result<std::vector<MetaStore::Reclaim>> MetaStore::PendingReclaims(size_t max, int64_t unlinked_before_ms) {
+Result<std::vector<MetaStore::Reclaim>> MetaStore::PendingReclaims(size_t max, uint64_t after_ino) {
   std::vector<Reclaim> out;
   Status bad;
-  RETURN_IF_ERROR(kv_->Scan(Cf::kDeleteQueue, "", "", [&](std::string_view k, std::string_view v) {
+  std::string after = after_ino == 0 ? std::string() : InodeKey(after_ino);
+  RETURN_IF_ERROR(kv_->Scan(Cf::kDeleteQueue, "", after, [&](std::string_view k, std::string_view v) {
     Reclaim r;
     r.ino = 0;
     for (int i = 0; i < 8 && i < static_cast<int>(k.size()); ++i) r.ino = (r.ino << 8) | static_cast<uint8_t>(k[i]);
@@ -14,7 +15,6 @@ Result<std::vector<MetaStore::Reclaim>> MetaStore::PendingReclaims(size_t max, i
       bad = Error(proto::INTERNAL, "corrupt delete-queue entry");
       return false;
     }
-    if (e.unlinked_at_ms() > unlinked_before_ms) return true;
     r.layout = std::move(*e.mutable_layout());
     r.unlinked_at_ms = e.unlinked_at_ms();
     out.push_back(std::move(r));

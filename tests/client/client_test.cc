@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <future>
 #include <random>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/rpc/inproc_transport.h"
 #include "common/rpc/server.h"
 #include "meta/cluster_manager.h"
@@ -15,6 +17,7 @@
 #include "meta/meta_store.h"
 #include "storage/chunk_store.h"
 #include "storage/storage_service.h"
+#include "tests/common/eventually.h"
 
 namespace shoal::client {
 namespace {
@@ -24,6 +27,10 @@ const rpc::Credentials kCreds{"inproc", "0123456789abcdef0123456789abcdef", 2000
 
 class ClientTest : public ::testing::Test {
  protected:
+  // The client's deadlines and back-off run on the real clock, or on clock_
+  // (ManualClockClientTest), where they move only when a test advances it.
+  explicit ClientTest(bool manual_clock = false) : manual_clock_(manual_clock) {}
+
   void SetUp() override {
     kv_ = meta::NewMemoryKv();
     cluster_ = std::make_unique<meta::ClusterManager>(kv_.get(), &clock_, "inproc", 60000);
@@ -52,6 +59,7 @@ class ClientTest : public ::testing::Test {
     o.cluster_key = kCreds.key;
     o.io_timeout_ms = 300;
     o.io_attempts = 3;
+    o.clock = manual_clock_ ? static_cast<const Clock*>(&clock_) : RealClock();
     auto c = Client::Connect(o, &transport_);
     ASSERT_TRUE(c.ok()) << c.status().ToString();
     client_ = std::move(c).value();
@@ -89,11 +97,37 @@ class ClientTest : public ::testing::Test {
     out.resize(*n);
     return out;
   }
+  // Starts a read of [off, off + len) and returns its result when it completes.
+  struct Pending {
+    std::string buf;
+    std::promise<Result<size_t>> promise;
+    std::future<Result<size_t>> result = promise.get_future();
+    bool done() { return result.wait_for(std::chrono::seconds(0)) == std::future_status::ready; }
+  };
+  std::unique_ptr<Pending> StartRead(uint64_t off, size_t len) {
+    auto p = std::make_unique<Pending>();
+    p->buf.assign(len, '\0');
+    client_->ReadAsync(file_, off, len, reinterpret_cast<uint8_t*>(p->buf.data()),
+                       [pp = p.get()](Result<size_t> r) { pp->promise.set_value(std::move(r)); });
+    return p;
+  }
+  // Moves the clock to `start + ms` and lets whatever that makes due finish.
+  void AdvanceTo(int64_t start, int64_t ms) {
+    ASSERT_LE(clock_.NowMs(), start + ms);
+    clock_.Advance(start + ms - clock_.NowMs());
+    ASSERT_TRUE(clock_.Settle());
+  }
+  // Waits until something is scheduled on the clock for `start + ms`.
+  bool Scheduled(int64_t start, int64_t ms) {
+    return testutil::Eventually([&] { return clock_.HasWaitUntil(start + ms); });
+  }
+
   // The in-process address serving chunk `index` of the test file.
   std::string AddressOf(uint64_t index) { return client_->Place(file_.layout(), index)->address; }
 
   rpc::InprocTransport transport_;
-  ManualClock clock_;
+  ManualClock clock_;  // the cluster manager's always; the client's in ManualClockClientTest
+  bool manual_clock_;
   std::unique_ptr<meta::Kv> kv_;
   std::unique_ptr<meta::ClusterManager> cluster_;
   std::unique_ptr<meta::MetaStore> store_;
@@ -105,6 +139,12 @@ class ClientTest : public ::testing::Test {
   std::unique_ptr<Client> client_;
   Attr file_;
 };
+
+class ManualClockClientTest : public ClientTest {
+ protected:
+  ManualClockClientTest() : ClientTest(true) {}
+};
+
 
 TEST_F(ClientTest, StripedWritesAndReadsAcrossChunksAndHoles) {
   EXPECT_EQ(file_.layout().chunk_size(), kChunk);
@@ -125,25 +165,85 @@ TEST_F(ClientTest, StripedWritesAndReadsAcrossChunksAndHoles) {
   for (auto& c : chunks_) EXPECT_GT(c->stats().writes.load(), 0u);
 }
 
-TEST_F(ClientTest, ALostRequestIsRetriedAfterItsDeadline) {
+TEST_F(ManualClockClientTest, ALostRequestIsRetriedAfterItsDeadlineAndBackoff) {
   std::string a = Data(3 * kChunk, 3);
   ASSERT_TRUE(Write(0, a).ok());
+  storage::ChunkStore* chunk1 = chunks_[client_->Place(file_.layout(), 1)->node_id - 1].get();
+  uint64_t reads_before = chunk1->stats().reads.load();
   transport_.FaultsFor(AddressOf(1)).drop_next_frames = 1;
-  auto got = Read(0, a.size());
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  EXPECT_EQ(*got, a);
+  int64_t t0 = clock_.NowMs();
+  auto read = StartRead(kChunk, kChunk);  // one request, to the server of chunk 1
   EXPECT_EQ(transport_.FaultsFor(AddressOf(1)).drop_next_frames.load(), 0);
+  ASSERT_TRUE(Scheduled(t0, 300));  // the deadline of the lost request
+  AdvanceTo(t0, 299);
+  EXPECT_FALSE(read->done());
+  AdvanceTo(t0, 300);  // times out; the retry waits 40 ms
+  EXPECT_FALSE(read->done());
+  ASSERT_TRUE(Scheduled(t0, 340));
+  AdvanceTo(t0, 339);
+  EXPECT_EQ(chunk1->stats().reads.load(), reads_before);  // not resent early
+  AdvanceTo(t0, 340);
+  ASSERT_TRUE(testutil::Eventually([&] { return read->done(); }));
+  auto got = read->result.get();
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(read->buf, a.substr(kChunk, kChunk));
+  EXPECT_EQ(chunk1->stats().reads.load(), reads_before + 1);
 }
 
-TEST_F(ClientTest, ADeadServerFailsTheReadWithinBoundedRetries) {
+TEST_F(ManualClockClientTest, ASilentServerFailsTheReadOnTheBackoffSchedule) {
+  std::string a = Data(kChunk, 5);
+  ASSERT_TRUE(Write(0, a).ok());
+  auto& f = transport_.FaultsFor(AddressOf(0));
+  f.drop_next_frames = 100;  // the server never answers
+  auto sent = [&] { return 100 - f.drop_next_frames.load(); };
+  int64_t t0 = clock_.NowMs();
+  auto read = StartRead(0, kChunk);
+  EXPECT_EQ(sent(), 1);
+  // Attempt n times out 300 ms after it was sent, then waits 20 << n ms:
+  // sent at 0, 340 (300 + 40) and 720 (640 + 80); fails at 1020.
+  const int64_t sends[] = {0, 340, 720};
+  for (int n = 1; n <= 2; ++n) {
+    int64_t deadline = sends[n - 1] + 300;
+    ASSERT_TRUE(Scheduled(t0, deadline)) << n;
+    AdvanceTo(t0, deadline - 1);
+    EXPECT_EQ(sent(), n);
+    AdvanceTo(t0, deadline);
+    ASSERT_TRUE(Scheduled(t0, sends[n])) << "back-off after attempt " << n;
+    AdvanceTo(t0, sends[n] - 1);
+    EXPECT_EQ(sent(), n) << "resent before the back-off ended";
+    AdvanceTo(t0, sends[n]);
+    EXPECT_EQ(sent(), n + 1);
+    EXPECT_FALSE(read->done());
+  }
+  ASSERT_TRUE(Scheduled(t0, 1020));
+  AdvanceTo(t0, 1019);
+  EXPECT_FALSE(read->done()) << "failed before the last attempt's deadline";
+  AdvanceTo(t0, 1020);
+  ASSERT_TRUE(read->done());
+  EXPECT_EQ(read->result.get().status().code(), proto::TIMEOUT);
+  EXPECT_EQ(sent(), 3);
+  // The server answers again: so does the client, with no time passing.
+  f.drop_next_frames = 0;
+  EXPECT_EQ(*Read(0, kChunk), a);
+}
+
+TEST_F(ManualClockClientTest, ADeadServerFailsTheReadWithinBoundedRetries) {
   ASSERT_TRUE(Write(0, Data(3 * kChunk, 4)).ok());
   auto& f = transport_.FaultsFor(AddressOf(2));
   f.fail_writes = true;
   f.refuse_connect = true;
-  auto start = std::chrono::steady_clock::now();
-  auto got = Read(0, 3 * kChunk);
-  EXPECT_EQ(got.status().code(), proto::UNAVAILABLE);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  int64_t t0 = clock_.NowMs();
+  auto read = StartRead(0, 3 * kChunk);
+  // Each attempt fails at once (UNAVAILABLE); only the back-off takes time.
+  ASSERT_TRUE(Scheduled(t0, 40));
+  AdvanceTo(t0, 40);
+  ASSERT_TRUE(Scheduled(t0, 120));
+  AdvanceTo(t0, 119);
+  EXPECT_FALSE(read->done());
+  AdvanceTo(t0, 120);
+  // The last piece failed; the healthy pieces finish in real time.
+  ASSERT_TRUE(testutil::Eventually([&] { return read->done(); }));
+  EXPECT_EQ(read->result.get().status().code(), proto::UNAVAILABLE);
   // Chunks on healthy servers still read.
   auto first = Read(0, kChunk);
   EXPECT_TRUE(first.ok());
@@ -152,14 +252,58 @@ TEST_F(ClientTest, ADeadServerFailsTheReadWithinBoundedRetries) {
   EXPECT_TRUE(Read(0, 3 * kChunk).ok());  // and the server is used again once it is back
 }
 
-TEST_F(ClientTest, ASlowServerTimesOutAndIsRetried) {
-  std::string a = Data(kChunk, 5);
-  ASSERT_TRUE(Write(0, a).ok());
-  auto& f = transport_.FaultsFor(AddressOf(0));
-  f.delay_ms = 1000;  // longer than the 300 ms deadline: every attempt times out
-  EXPECT_EQ(Read(0, kChunk).status().code(), proto::TIMEOUT);
-  f.delay_ms = 0;
-  EXPECT_EQ(*Read(0, kChunk), a);
+TEST_F(ManualClockClientTest, AnUnreachableMetaIsRetriedWithBackoff) {
+  auto& f = transport_.FaultsFor("meta:0");
+  f.fail_writes = true;
+  f.refuse_connect = true;
+  int64_t t0 = clock_.NowMs();
+  auto attr = std::async(std::launch::async, [&] { return client_->GetAttr(1); });
+  // Back-off doubles from 50 ms: tries at 0, 50, 150, ...
+  ASSERT_TRUE(Scheduled(t0, 50));
+  AdvanceTo(t0, 50);
+  ASSERT_TRUE(Scheduled(t0, 150));
+  EXPECT_EQ(attr.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  f.fail_writes = false;
+  f.refuse_connect = false;
+  AdvanceTo(t0, 150);
+  auto got = attr.get();
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->ino(), 1u);
+}
+
+TEST_F(ManualClockClientTest, AnUnreachableMetaFailsOnceItsTimeoutIsSpent) {
+  auto& f = transport_.FaultsFor("meta:0");
+  f.fail_writes = true;
+  f.refuse_connect = true;
+  int64_t t0 = clock_.NowMs();
+  auto attr = std::async(std::launch::async, [&] { return client_->GetAttr(1); });
+  // Sleeps of 50, 100, ... 800, then 1000 ms while another fits in 10 s:
+  // tries at 0, 50, 150, 350, 750, 1550, 2550, ..., 9550; none after.
+  for (int64_t at : {50, 150, 350, 750, 1550, 2550, 3550, 4550, 5550, 6550, 7550, 8550, 9550}) {
+    ASSERT_TRUE(Scheduled(t0, at)) << at;
+    AdvanceTo(t0, at);
+  }
+  auto got = attr.get();
+  EXPECT_EQ(got.status().code(), proto::UNAVAILABLE);
+  EXPECT_EQ(clock_.NowMs(), t0 + 9550);
+  f.fail_writes = false;
+  f.refuse_connect = false;
+}
+
+TEST_F(ManualClockClientTest, CachedDirectoriesExpireOnTheClock) {
+  ASSERT_TRUE(client_->Mkdir(ProcessCaller(), 1, "d", 0755).ok());
+  auto d = client_->Resolve(ProcessCaller(), "/d");  // caches d until t0 + 1000
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(client_->Create(ProcessCaller(), d->ino(), "g", 0644, true).ok());
+  auto lookups = [&] { return meta_stats_.requests[proto::META_LOOKUP].load(); };
+  ASSERT_TRUE(client_->Resolve(ProcessCaller(), "/d/g").ok());  // d comes from the cache (until t0 + 1000)
+  uint64_t before = lookups();
+  clock_.Advance(999);
+  ASSERT_TRUE(client_->Resolve(ProcessCaller(), "/d/g").ok());
+  EXPECT_EQ(lookups(), before + 1) << "only g is looked up while d is cached";
+  clock_.Advance(1);
+  ASSERT_TRUE(client_->Resolve(ProcessCaller(), "/d/g").ok());
+  EXPECT_EQ(lookups(), before + 3) << "d expired: both looked up";
 }
 
 // Polls `cond` every millisecond until it holds or `deadline` passes.

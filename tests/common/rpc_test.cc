@@ -6,10 +6,12 @@
 #include <random>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/rpc/client.h"
 #include "common/rpc/inproc_transport.h"
 #include "common/rpc/server.h"
 #include "proto/storage.pb.h"
+#include "tests/common/eventually.h"
 
 namespace shoal::rpc {
 namespace {
@@ -178,19 +180,34 @@ TYPED_TEST(RpcTest, GarbageAndOversizedFramesCloseOnlyThatConnection) {
   EXPECT_EQ(out, "after");
 }
 
-TYPED_TEST(RpcTest, DeadlinePassesAndLateReplyIsDiscarded) {
-  auto ch = this->Channel();
+TYPED_TEST(RpcTest, DeadlineFiresExactlyWhenTheClockPassesItAndTheLateReplyIsDiscarded) {
+  ManualClock clock;
+  RpcChannel::Options o{this->server_->Address(), Creds()};
+  o.clock = &clock;
+  auto ch = std::make_unique<RpcChannel>(o, this->T());
+  std::string out;
+  ASSERT_TRUE(this->Echo(*ch, "connected", &out).ok());
   std::string sink(16, 'z');
-  proto::Empty rsp;
-  Status st = ch->CallSync(proto::STORAGE_READ, proto::ReadReq(), &rsp, 200, nullptr, 0, {{sink.data(), sink.size()}});
-  EXPECT_EQ(st.code(), proto::TIMEOUT);
-  auto call = this->parked_.get_future().get();
+  std::promise<Status> result;
+  auto fut = result.get_future();
+  int64_t start = clock.NowMs();
+  ch->Call(proto::STORAGE_READ, proto::ReadReq(), nullptr, 0, {{sink.data(), sink.size()}}, 200,
+           [&](Status st, const std::string&, uint32_t) { result.set_value(st); });
+  auto call = this->parked_.get_future().get();  // the server holds it and never answers in time
+  ASSERT_TRUE(testutil::Eventually([&] { return clock.HasWaitUntil(start + 200); }));
+  clock.Advance(199);
+  ASSERT_TRUE(clock.Settle());
+  EXPECT_EQ(fut.wait_for(std::chrono::seconds(0)), std::future_status::timeout) << "timed out before its deadline";
+  clock.Advance(1);
+  ASSERT_TRUE(clock.Settle());
+  ASSERT_EQ(fut.wait_for(std::chrono::seconds(0)), std::future_status::ready) << "not timed out at its deadline";
+  EXPECT_EQ(fut.get().code(), proto::TIMEOUT);
   std::string late(16, 'L');
   iovec v{late.data(), late.size()};
   call->Reply(proto::Empty(), &v, 1);
-  std::string out;
   ASSERT_TRUE(this->Echo(*ch, "next", &out).ok());  // the late frame was drained, the stream is in sync
-  EXPECT_EQ(sink, std::string(16, 'z'));      // and it never touched the expired sink
+  EXPECT_EQ(out, "next");
+  EXPECT_EQ(sink, std::string(16, 'z'));  // and it never touched the expired sink
 }
 
 TYPED_TEST(RpcTest, ReconnectsAfterServerRestart) {
