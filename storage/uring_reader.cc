@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/log.h"
+#include "common/tsan.h"
 
 namespace shoal::storage {
 
@@ -86,6 +87,7 @@ void UringReader::Submit(const std::vector<UringRead>& ios) {
       }
       io_uring_prep_read(sqe, io.fd, io.buf, io.len, io.offset);
       io_uring_sqe_set_data(sqe, io.tag);
+      TsanRelease(io.tag);  // the kernel orders this thread before the reaper
       in_flight_.fetch_add(1, std::memory_order_relaxed);
     }
     SubmitPrepared();
@@ -105,6 +107,7 @@ void UringReader::CompletionLoop() {
       ++seen;
       auto* tag = static_cast<UringTag*>(io_uring_cqe_get_data(cqe));
       if (!tag) continue;  // the shutdown NOP
+      TsanAcquire(tag);
       tag->done(tag, cqe->res);
       in_flight_.fetch_sub(1, std::memory_order_relaxed);
     }
@@ -131,6 +134,7 @@ void UringReader::FailStranded() {
     io_uring_prep_nop(sqe);  // harmless should the kernel ever take it after all
     io_uring_sqe_set_data(sqe, nullptr);
     if (!tag) continue;
+    TsanAcquire(tag);
     tag->done(tag, -ECANCELED);
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
   }

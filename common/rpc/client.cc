@@ -87,6 +87,12 @@ Result<std::shared_ptr<RpcChannel::Conn>> RpcChannel::GetConn() {
   return conn;
 }
 
+struct RpcChannel::SendGate {
+  std::mutex mu;
+  bool sent = false;
+  std::function<void()> held;  // the callback, when the call ended before its send returned
+};
+
 void RpcChannel::Call(proto::Method method, const google::protobuf::Message& request, const iovec* request_payload,
                       int request_iovs, std::vector<iovec> sink, int timeout_ms, Callback done) {
   auto conn_or = GetConn();
@@ -95,6 +101,24 @@ void RpcChannel::Call(proto::Method method, const google::protobuf::Message& req
     return;
   }
   auto conn = std::move(conn_or).value();
+  // The caller may reuse its payload buffers as soon as `done` runs, so with a
+  // payload `done` never runs while the send is still reading them (a timeout
+  // or a dead connection can end the call mid-send): it is held back until the
+  // send returns.
+  std::shared_ptr<SendGate> gate;
+  if (request_payload && request_iovs > 0) {
+    gate = std::make_shared<SendGate>();
+    done = [gate, inner = std::move(done)](Status st, const std::string& msg, uint32_t plen) mutable {
+      {
+        std::lock_guard<std::mutex> l(gate->mu);
+        if (!gate->sent) {
+          gate->held = [inner = std::move(inner), st = std::move(st), msg, plen]() mutable { inner(st, msg, plen); };
+          return;
+        }
+      }
+      inner(st, msg, plen);
+    };
+  }
   FrameHeader h;
   h.method = method;
   h.request_id = next_id_.fetch_add(1);
@@ -123,6 +147,15 @@ void RpcChannel::Call(proto::Method method, const google::protobuf::Message& req
   // The reader fails every outstanding call, this one included, once the
   // connection is shut down, so the callback still runs exactly once.
   if (!st.ok()) conn->conn->Shutdown();
+  if (gate) {
+    std::function<void()> held;
+    {
+      std::lock_guard<std::mutex> l(gate->mu);
+      gate->sent = true;
+      held = std::move(gate->held);
+    }
+    if (held) held();
+  }
 }
 
 Status RpcChannel::CallSync(proto::Method method, const google::protobuf::Message& request,

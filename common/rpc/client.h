@@ -12,9 +12,13 @@
 // caller's `sink` buffers, after the request id was found in the table of
 // outstanding calls (one copy, no staging buffer). The sink must stay valid
 // until the callback runs; once the callback ran, nothing writes into it.
+// Likewise the request payload: once the callback ran, nothing reads it (a call
+// that times out while its send is still running gets its callback when the
+// send returns).
 //
 // Callbacks run on the channel's reader thread (or the caller's thread for an
-// immediate failure) and must not block.
+// immediate failure, or a call that ended during its own send) and must not
+// block.
 #pragma once
 
 #include <google/protobuf/message.h>
@@ -63,6 +67,7 @@ class RpcChannel {
 
  private:
   struct Conn;
+  struct SendGate;
   Result<std::shared_ptr<Conn>> GetConn();
   void ReadLoop(std::shared_ptr<Conn> conn);
   void ReapLoop();
