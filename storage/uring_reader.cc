@@ -40,6 +40,7 @@ UringReader::~UringReader() {
   {
     std::lock_guard<std::mutex> l(mu_);
     stopping_ = true;
+    stopping_flag_.store(true, std::memory_order_release);
     // A NOP without user data wakes the reaper, which then drains what is
     // left and exits once nothing is in flight.
     if (io_uring_sqe* sqe = NextSqe()) {
@@ -72,7 +73,9 @@ bool UringReader::SubmitPrepared() {
     sched_yield();
   }
   // What is left stays in the ring; the reaper pushes it on its next wake-up.
-  return io_uring_sq_ready(&ring_) == 0;
+  bool all = io_uring_sq_ready(&ring_) == 0;
+  stranded_.store(!all, std::memory_order_release);
+  return all;
 }
 
 void UringReader::Submit(const std::vector<UringRead>& ios) {
@@ -112,6 +115,9 @@ void UringReader::CompletionLoop() {
       in_flight_.fetch_sub(1, std::memory_order_relaxed);
     }
     io_uring_cq_advance(&ring_, seen);
+    // The submission lock only when there is something to do with it: taking
+    // it on every pass would queue the reaper behind submitters' syscalls.
+    if (!stranded_.load(std::memory_order_acquire) && !stopping_flag_.load(std::memory_order_acquire)) continue;
     std::lock_guard<std::mutex> l(mu_);
     // SQEs a failed submit left behind must not wait for the next caller.
     if (io_uring_sq_ready(&ring_) > 0) SubmitPrepared();

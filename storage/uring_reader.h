@@ -62,6 +62,8 @@ class UringReader {
   bool ring_ok_ = false;
   std::mutex mu_;  // guards the submission side of the ring and stopping_
   bool stopping_ = false;
+  std::atomic<bool> stopping_flag_{false};  // stopping_, readable without mu_
+  std::atomic<bool> stranded_{false};       // SQEs left in the ring by a failed submit
   std::atomic<uint64_t> in_flight_{0};  // SQEs prepared and not yet completed
   std::thread reaper_;
 };
