@@ -6,7 +6,7 @@ ChunkFileCache::ChunkFileCache(size_t capacity)
     : per_shard_capacity_(std::max<size_t>(1, capacity / kShards)), shards_(kShards) {}
 
 std::shared_ptr<const ChunkFile> ChunkFileCache::Lookup(uint64_t inode, uint64_t index) {
-  Shard& s = ShardOf(inode);
+  Shard& s = ShardOf(inode, index);
   std::lock_guard<std::mutex> l(s.mu);
   auto it = s.map.find(Key{inode, index});
   if (it == s.map.end()) return nullptr;
@@ -14,14 +14,14 @@ std::shared_ptr<const ChunkFile> ChunkFileCache::Lookup(uint64_t inode, uint64_t
   return it->second.file;
 }
 
-ChunkFileCache::Ticket ChunkFileCache::BeginMiss(uint64_t inode, uint64_t) {
-  Shard& s = ShardOf(inode);
+ChunkFileCache::Ticket ChunkFileCache::BeginMiss(uint64_t inode, uint64_t index) {
+  Shard& s = ShardOf(inode, index);
   std::lock_guard<std::mutex> l(s.mu);
   return Ticket{s.generation};
 }
 
 void ChunkFileCache::InsertIfCurrent(uint64_t inode, uint64_t index, Ticket t, std::shared_ptr<const ChunkFile> f) {
-  Shard& s = ShardOf(inode);
+  Shard& s = ShardOf(inode, index);
   std::lock_guard<std::mutex> l(s.mu);
   if (s.generation != t.generation) return;  // a mutation finished since the file was opened
   if (s.map.count(Key{inode, index})) return;  // a newer or equal entry got there first
@@ -29,34 +29,20 @@ void ChunkFileCache::InsertIfCurrent(uint64_t inode, uint64_t index, Ticket t, s
 }
 
 void ChunkFileCache::Install(uint64_t inode, uint64_t index, std::shared_ptr<const ChunkFile> f) {
-  Shard& s = ShardOf(inode);
+  Shard& s = ShardOf(inode, index);
   std::lock_guard<std::mutex> l(s.mu);
   ++s.generation;
   PutLocked(s, Key{inode, index}, std::move(f));
 }
 
 void ChunkFileCache::Erase(uint64_t inode, uint64_t index) {
-  Shard& s = ShardOf(inode);
+  Shard& s = ShardOf(inode, index);
   std::lock_guard<std::mutex> l(s.mu);
   ++s.generation;
   auto it = s.map.find(Key{inode, index});
   if (it == s.map.end()) return;
   s.lru.erase(it->second.lru);
   s.map.erase(it);
-}
-
-void ChunkFileCache::EraseInode(uint64_t inode) {
-  Shard& s = ShardOf(inode);
-  std::lock_guard<std::mutex> l(s.mu);
-  ++s.generation;
-  for (auto it = s.map.begin(); it != s.map.end();) {
-    if (it->first.inode == inode) {
-      s.lru.erase(it->second.lru);
-      it = s.map.erase(it);
-    } else {
-      ++it;
-    }
-  }
 }
 
 void ChunkFileCache::PutLocked(Shard& s, const Key& k, std::shared_ptr<const ChunkFile> f) {

@@ -45,7 +45,6 @@ class ChunkFileCache {
   // Writers: the new committed file (Install) or its absence (Erase).
   void Install(uint64_t inode, uint64_t index, std::shared_ptr<const ChunkFile> f);
   void Erase(uint64_t inode, uint64_t index);
-  void EraseInode(uint64_t inode);
 
  private:
   struct Key {
@@ -67,8 +66,9 @@ class ChunkFileCache {
   };
   static constexpr size_t kShards = 64;
 
-  // Shards by inode, so that EraseInode visits one shard.
-  Shard& ShardOf(uint64_t inode) { return shards_[(inode * 0x9E3779B97F4A7C15ull >> 58) % kShards]; }
+  // Shards by chunk, not by inode: one large file's chunks spread over every
+  // shard (and its capacity) instead of thrashing one.
+  Shard& ShardOf(uint64_t inode, uint64_t index) { return shards_[(KeyHash()(Key{inode, index}) >> 58) % kShards]; }
   void PutLocked(Shard& s, const Key& k, std::shared_ptr<const ChunkFile> f);
 
   size_t per_shard_capacity_;

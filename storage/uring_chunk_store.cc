@@ -104,8 +104,10 @@ class UringChunkStore : public ChunkStore {
 
   Status Remove(uint64_t inode) override {
     std::unique_lock<std::shared_mutex> il(locks_.Inode(inode));
+    // The cache holds only files that are in the directory: forget exactly those.
+    ASSIGN_OR_RETURN(auto indexes, layout_.ListChunks(inode));
     Status st = layout_.RemoveInode(inode);
-    cache_.EraseInode(inode);
+    for (uint64_t idx : indexes) cache_.Erase(inode, idx);
     return st;
   }
 
