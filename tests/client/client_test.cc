@@ -306,16 +306,6 @@ TEST_F(ManualClockClientTest, CachedDirectoriesExpireOnTheClock) {
   EXPECT_EQ(lookups(), before + 3) << "d expired: both looked up";
 }
 
-// Polls `cond` every millisecond until it holds or `deadline` passes.
-bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds deadline = std::chrono::seconds(10)) {
-  auto until = std::chrono::steady_clock::now() + deadline;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
-
 TEST_F(ClientTest, AWriteRetriedAfterATimeoutIsNotOvertakenByItsFirstAttempt) {
   std::string a = Data(5000, 11), b = Data(5000, 12);
   ASSERT_TRUE(Write(0, Data(100, 10)).ok());  // connected: the held frame is a request, not the handshake
@@ -325,9 +315,9 @@ TEST_F(ClientTest, AWriteRetriedAfterATimeoutIsNotOvertakenByItsFirstAttempt) {
   ASSERT_TRUE(Write(100, a).ok());  // ...so the retry lands and is acknowledged
   ASSERT_TRUE(Write(100, b).ok());  // then a newer write of the same bytes
   // Now the first attempt of `a` arrives; it must not land over `b`.
-  ASSERT_TRUE(WaitFor([&] { return f.held_delivered.load() == 1; }));
+  ASSERT_TRUE(testutil::Eventually([&] { return f.held_delivered.load() == 1; }));
   uint64_t superseded = 0;
-  ASSERT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(testutil::Eventually([&] {
     superseded = 0;
     for (auto& s : services_) superseded += s->superseded_writes();
     return superseded == 1;
@@ -350,7 +340,7 @@ TEST_F(ClientTest, ConcurrentWritesOfOneChunkAllLand) {
                           results[i] = r.status();
                           --left;
                         });
-  ASSERT_TRUE(WaitFor([&] { return left.load() == 0; }, std::chrono::seconds(30)));
+  ASSERT_TRUE(testutil::Eventually([&] { return left.load() == 0; }, std::chrono::seconds(30)));
   for (int i = 0; i < kWrites; ++i) EXPECT_TRUE(results[i].ok()) << i << ": " << results[i].ToString();
   auto attr = client_->UpdateLength(file_.ino(), kChunk);
   ASSERT_TRUE(attr.ok());

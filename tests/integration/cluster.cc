@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "common/rpc/handshake.h"
+#include "tests/common/eventually.h"
 
 namespace shoal::testing {
 
@@ -59,12 +60,25 @@ bool Mounted(const std::string& mnt) {
 }  // namespace
 
 bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
+  return testutil::Eventually(cond, timeout);
+}
+
+std::string RandomString(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (auto& ch : s) ch = static_cast<char>(rng());
+  return s;
+}
+
+bool WriteFile(const std::string& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(data.data(), data.size());
+  return out.good();
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 int Shell(const std::string& cmd, std::string* out) {

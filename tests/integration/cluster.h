@@ -19,6 +19,11 @@ namespace shoal::testing {
 // Polls `cond` until it holds or `timeout` passes.
 bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
+// Small file helpers for tests that go through the mount.
+std::string RandomString(size_t n, uint64_t seed);
+bool WriteFile(const std::string& path, const std::string& data);  // false on any error
+std::string ReadFile(const std::string& path);                     // "" when unreadable
+
 class LocalCluster {
  public:
   static constexpr int kNodes = 3;

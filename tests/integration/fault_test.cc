@@ -18,24 +18,6 @@
 namespace shoal::testing {
 namespace {
 
-std::string RandomString(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (auto& ch : s) ch = static_cast<char>(rng());
-  return s;
-}
-
-bool WriteFile(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(data.data(), data.size());
-  return out.good();
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 TEST(FaultTest, KillNineOfMetaAndStorageLosesNothing) {
   LocalCluster c;
   ASSERT_TRUE(c.Start()) << c.error();

@@ -20,24 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string RandomString(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (auto& ch : s) ch = static_cast<char>(rng());
-  return s;
-}
-
-bool WriteFile(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(data.data(), data.size());
-  return out.good();
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // True once the storage server of `node` answers RPCs: it only listens after
 // its targets' identities were settled with meta.
 bool Serving(const LocalCluster& c, int node) {

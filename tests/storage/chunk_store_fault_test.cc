@@ -15,6 +15,7 @@
 
 #include "storage/chunk_store.h"
 #include "storage/fault_file_env.h"
+#include "tests/common/eventually.h"
 
 namespace shoal::storage {
 namespace {
@@ -113,16 +114,6 @@ class Target {
   std::unique_ptr<FaultFileEnv> env_;
   std::unique_ptr<ChunkStore> store_;
 };
-
-// Polls `cond` until it holds or the deadline passes.
-bool WaitFor(const std::function<bool()>& cond, std::chrono::seconds deadline = std::chrono::seconds(30)) {
-  auto end = std::chrono::steady_clock::now() + deadline;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
 
 std::string TestDir(const std::string& suffix = "") {
   std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
@@ -648,7 +639,7 @@ TEST(PowerCutTest, ConcurrentWritersWithFaultsAndACut) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));  // pacing only; nothing waits on it
     }
     t.env().DieAfter(rng() % 20);
-    ASSERT_TRUE(WaitFor([&] { return t.env().dead(); }));
+    ASSERT_TRUE(testutil::Eventually([&] { return t.env().dead(); }));
     stop = true;
     for (auto& th : writers) th.join();
     for (int w = 0; w < kWriters; ++w) EXPECT_EQ(errors[w], "") << "writer " << w;
