@@ -39,8 +39,7 @@ UringReader::~UringReader() {
   if (!ring_ok_) return;
   {
     std::lock_guard<std::mutex> l(mu_);
-    stopping_ = true;
-    stopping_flag_.store(true, std::memory_order_release);
+    stopping_.store(true, std::memory_order_release);
     // A NOP without user data wakes the reaper, which then drains what is
     // left and exits once nothing is in flight.
     if (io_uring_sqe* sqe = NextSqe()) {
@@ -117,7 +116,7 @@ void UringReader::CompletionLoop() {
     io_uring_cq_advance(&ring_, seen);
     // The submission lock only when there is something to do with it: taking
     // it on every pass would queue the reaper behind submitters' syscalls.
-    if (!stranded_.load(std::memory_order_acquire) && !stopping_flag_.load(std::memory_order_acquire)) continue;
+    if (!stranded_.load(std::memory_order_acquire) && !stopping_.load(std::memory_order_acquire)) continue;
     std::lock_guard<std::mutex> l(mu_);
     // SQEs a failed submit left behind must not wait for the next caller.
     if (io_uring_sq_ready(&ring_) > 0) SubmitPrepared();

@@ -60,9 +60,8 @@ class UringReader {
   std::string name_;
   io_uring ring_{};
   bool ring_ok_ = false;
-  std::mutex mu_;  // guards the submission side of the ring and stopping_
-  bool stopping_ = false;
-  std::atomic<bool> stopping_flag_{false};  // stopping_, readable without mu_
+  std::mutex mu_;  // guards the submission side of the ring
+  std::atomic<bool> stopping_{false};  // set under mu_, read without it by the reaper
   std::atomic<bool> stranded_{false};       // SQEs left in the ring by a failed submit
   std::atomic<uint64_t> in_flight_{0};  // SQEs prepared and not yet completed
   std::thread reaper_;
