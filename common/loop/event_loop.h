@@ -1,0 +1,133 @@
+// EventLoop: one thread that owns one io_uring and runs everything given to it.
+//
+// The ring carries the loop's socket I/O and its disk I/O alike. It is set up
+// with SINGLE_ISSUER and DEFER_TASKRUN (falling back to a plain ring on a
+// kernel without them), so completions are processed only when the loop asks
+// for them — never as task work interrupting the thread mid-step.
+//
+// One iteration: run the work handed in by other threads (Post), fire due
+// timers, run the end-of-iteration hooks (connections flush what they queued
+// into one gathered send each), then submit every prepared SQE and wait for
+// completions in one io_uring_enter — without waiting when there is work left
+// — and run each completion's callback.
+//
+// Waking: Post() from another thread writes the loop's eventfd only when the
+// loop is (about to be) asleep in io_uring_enter; a busy loop is not woken.
+//
+// Contract:
+// - Post() may be called from any thread, including the loop's own; the work
+//   runs on the loop thread, in the order posted per producer. Work posted
+//   after Stop() began is run by Stop (on the stopping thread) so that nothing
+//   posted is lost; it must cope with the loop being gone (see Stop()).
+// - Everything else (Sqe, Submit, timers, hooks) only on the loop thread.
+// - An SQE's user_data must be a LoopOp* (or 0 for fire-and-forget): its
+//   done(op, res) runs exactly once on the loop thread with the CQE's result.
+// - Nothing the loop runs may block: no blocking syscalls, no waiting on locks
+//   held across I/O, no waiting on another loop.
+#pragma once
+
+#include <liburing.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/loop/timer_wheel.h"
+#include "common/status.h"
+
+namespace shoal::loop {
+
+// The completion of one SQE, embedded by its owner (no allocation per I/O).
+struct LoopOp {
+  void (*done)(LoopOp* op, int32_t res) = nullptr;
+};
+
+class EventLoop {
+ public:
+  struct Options {
+    std::string name = "loop";
+    unsigned ring_entries = 1024;
+    const Clock* clock = RealClock();
+  };
+
+  // Creates the ring and starts the thread; an error (never an abort) when
+  // either cannot be had.
+  static Result<std::unique_ptr<EventLoop>> Start(Options options);
+  // Stop()s.
+  ~EventLoop();
+
+  // Stops the thread after its current iteration and waits for it. Pending
+  // timers are dropped; SQEs in flight are cancelled and their completions
+  // run (with -ECANCELED or their real result) before Stop returns; work
+  // posted before or during Stop runs. Idempotent; not from the loop thread.
+  void Stop();
+
+  // ---- any thread ----
+  void Post(std::function<void()> fn);
+  bool InLoopThread() const { return std::this_thread::get_id() == thread_id_.load(); }
+  const std::string& name() const { return options_.name; }
+  const Clock& clock() const { return *options_.clock; }
+
+  // ---- loop thread only ----
+  // The next free SQE; when the submission queue is full, submits what is
+  // prepared first. nullptr only when the kernel refuses to take more (the
+  // caller fails its operation).
+  io_uring_sqe* Sqe();
+  // Sets the SQE's completion.
+  static void SetOp(io_uring_sqe* sqe, LoopOp* op) { io_uring_sqe_set_data(sqe, op); }
+  TimerWheel::TimerId After(int64_t delay_ms, std::function<void()> fn);
+  TimerWheel::TimerId At(int64_t deadline_ms, std::function<void()> fn);
+  bool CancelTimer(TimerWheel::TimerId id) { return timers_.Cancel(id); }
+  // Runs `fn` at the end of this iteration, before the ring is entered (for
+  // batching: e.g. one gathered send per connection per iteration).
+  void AtEndOfIteration(std::function<void()> fn);
+  // SQEs whose completion has not run yet.
+  uint64_t ops_in_flight() const { return in_flight_; }
+  io_uring* ring() { return &ring_; }
+  bool stopping() const { return stopping_.load(std::memory_order_acquire); }
+
+  // Counters (read from any thread; for tests and metrics).
+  uint64_t iterations() const { return iterations_.load(std::memory_order_relaxed); }
+  uint64_t wakeups() const { return wakeups_.load(std::memory_order_relaxed); }
+
+ private:
+  explicit EventLoop(Options options);
+  Status Init();
+  void Run();
+  bool RunPosted();  // true when it ran something
+  void ArmWakeup();
+  void Enter(bool wait);
+  void Reap();
+
+  Options options_;
+  io_uring ring_{};
+  bool ring_ok_ = false;
+  int event_fd_ = -1;
+  uint64_t event_buf_ = 0;
+  struct WakeOp : LoopOp {
+    EventLoop* loop = nullptr;
+  } wake_op_;
+  bool wake_armed_ = false;
+
+  std::mutex post_mu_;
+  std::vector<std::function<void()>> posted_;  // guarded by post_mu_
+  std::vector<std::function<void()>> running_;  // loop thread: the batch being run
+  std::atomic<bool> sleeping_{false};
+  std::atomic<bool> stopping_{false};
+  bool stopped_ = false;
+
+  TimerWheel timers_;
+  std::vector<std::function<void()>> end_of_iteration_;
+  uint64_t in_flight_ = 0;
+  std::atomic<uint64_t> iterations_{0}, wakeups_{0};
+  std::atomic<std::thread::id> thread_id_{};
+  std::thread thread_;
+};
+
+}  // namespace shoal::loop
