@@ -36,6 +36,8 @@
 
 namespace shoal::storage {
 
+class ReadEngine;  // uring_reader.h
+
 constexpr uint32_t kBlockSize = 4096;
 constexpr uint32_t kMaxChunkSize = 64u << 20;
 
@@ -76,7 +78,10 @@ class ChunkStore {
 
   // Starts every op of `ops` (which must outlive the call of `done`) and calls
   // `done` once, after all of them finished, on an internal thread or inline.
-  virtual void Read(std::vector<ReadOp*> ops, std::function<void()> done) = 0;
+  void Read(std::vector<ReadOp*> ops, std::function<void()> done) { ReadOn(std::move(ops), std::move(done), nullptr); }
+  // The same, with the disk reads on `engine` (e.g. the event loop serving the
+  // request: then `done` runs on that loop's thread); nullptr: the store's own.
+  virtual void ReadOn(std::vector<ReadOp*> ops, std::function<void()> done, ReadEngine* engine) = 0;
 
   // Stores the bytes at `offset` of the chunk and returns the new committed
   // version; durable when it returns OK. On error nothing is acknowledged and

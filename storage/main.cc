@@ -3,13 +3,15 @@
 #include <sys/resource.h>
 
 #include <iostream>
+#include <thread>
 
 #include "common/config.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/process.h"
 #include "common/rpc/client.h"
-#include "common/rpc/server.h"
+#include "common/loop/event_loop.h"
+#include "common/rpc/loop_server.h"
 #include "storage/chunk_store.h"
 #include "storage/node_agent.h"
 #include "storage/storage_service.h"
@@ -27,6 +29,11 @@ struct StorageConfig {
   ClusterConfig cluster;
   int64_t heartbeat_interval_ms = 1000;
   uint32_t worker_threads = 4;
+  uint32_t event_loops = 0;  // 0: one per core
+  int64_t max_connections = 4096;
+  int64_t max_requests_in_flight = 1024;  // per connection
+  int64_t max_bytes_in_flight = 256 << 20;  // per connection
+  int64_t max_read_items = 16384;
   uint32_t ring_entries = 1024;
   uint32_t chunk_cache_entries = 16384;
   int64_t max_frame_bytes = 64 << 20;
@@ -75,7 +82,15 @@ int main(int argc, char** argv) {
   cfg.cluster.AddTo(spec);
   spec.Add("heartbeat_interval_ms", &cfg.heartbeat_interval_ms, "how often to heartbeat to meta");
   spec.Add("worker_threads", &cfg.worker_threads, "threads for writes, truncates and removes");
-  spec.Add("ring_entries", &cfg.ring_entries, "io_uring submission queue size per target");
+  spec.Add("event_loops", &cfg.event_loops,
+           "event-loop threads serving connections and their disk reads (0: one per core)");
+  spec.Add("ring_entries", &cfg.ring_entries, "io_uring submission queue size per event loop and per target");
+  spec.Add("max_connections", &cfg.max_connections, "connections served at once; more are refused");
+  spec.Add("max_requests_in_flight", &cfg.max_requests_in_flight,
+           "requests per connection being served before the server stops reading it");
+  spec.Add("max_bytes_in_flight", &cfg.max_bytes_in_flight,
+           "request payload plus unsent reply bytes per connection before the server stops reading it");
+  spec.Add("max_read_items", &cfg.max_read_items, "most chunk pieces in one batched read");
   spec.Add("chunk_cache_entries", &cfg.chunk_cache_entries, "open chunk files (with CRCs) cached per target");
   spec.Add("max_frame_bytes", &cfg.max_frame_bytes, "largest accepted RPC frame");
   spec.Add("max_read_bytes", &cfg.max_read_bytes, "largest batched read answered in one response");
@@ -161,15 +176,33 @@ int main(int argc, char** argv) {
     stores.push_back(std::move(store).value());
   }
 
-  storage::StorageService service(by_id, cfg.max_read_bytes);
+  unsigned nloops = cfg.event_loops ? cfg.event_loops : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::unique_ptr<loop::EventLoop>> loops;
+  std::vector<loop::EventLoop*> loop_ptrs;
+  for (unsigned i = 0; i < nloops; ++i) {
+    loop::EventLoop::Options lo;
+    lo.name = "storage-loop-" + std::to_string(i);
+    lo.ring_entries = cfg.ring_entries;
+    auto l = loop::EventLoop::Start(lo);
+    if (!l.ok()) return Fail(l.status());
+    loop_ptrs.push_back(l->get());
+    loops.push_back(std::move(l).value());
+  }
+  storage::StorageService::Options so;
+  so.max_read_bytes = cfg.max_read_bytes;
+  so.max_read_items = static_cast<uint32_t>(cfg.max_read_items);
+  so.worker_threads = static_cast<int>(cfg.worker_threads);
+  storage::StorageService service(by_id, loop_ptrs, so);
   node_stats = [&service] { return service.Stats(); };
-  rpc::RpcServer::Options opts;
+  rpc::LoopServer::Options opts;
   opts.listen = cfg.listen;
   opts.creds = *creds;
   opts.max_frame_bytes = cfg.max_frame_bytes;
-  opts.worker_threads = static_cast<int>(cfg.worker_threads);
   opts.name = "storage";
-  rpc::RpcServer server(opts, rpc::TcpTransport());
+  opts.max_connections = static_cast<int>(cfg.max_connections);
+  opts.max_requests_in_flight = static_cast<uint32_t>(cfg.max_requests_in_flight);
+  opts.max_bytes_in_flight = static_cast<uint64_t>(cfg.max_bytes_in_flight);
+  rpc::LoopServer server(opts, rpc::TcpTransport(), loop_ptrs);
   service.Register(server);
   if (st = server.Start(); !st.ok()) return Fail(st);
 

@@ -15,7 +15,7 @@ class MemoryChunkStore : public ChunkStore {
  public:
   explicit MemoryChunkStore(uint32_t alignment) : align_(alignment) {}
 
-  void Read(std::vector<ReadOp*> ops, std::function<void()> done) override {
+  void ReadOn(std::vector<ReadOp*> ops, std::function<void()> done, ReadEngine*) override {
     for (ReadOp* op : ops) ReadOne(op);
     done();
   }

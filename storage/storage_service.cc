@@ -2,11 +2,23 @@
 
 #include "common/crc32c.h"
 #include "proto/storage.pb.h"
+#include "storage/uring_reader.h"
 
 namespace shoal::storage {
 
-StorageService::StorageService(std::map<uint32_t, ChunkStore*> targets, uint64_t max_read_bytes)
-    : targets_(std::move(targets)), max_read_bytes_(max_read_bytes) {}
+StorageService::StorageService(std::map<uint32_t, ChunkStore*> targets, std::vector<loop::EventLoop*> loops,
+                               Options options)
+    : targets_(std::move(targets)), options_(options),
+      pool_(std::make_unique<ThreadPool>(std::max(1, options.worker_threads))) {
+  for (loop::EventLoop* l : loops) engines_[l] = std::make_unique<LoopReadEngine>(l);
+}
+
+StorageService::~StorageService() { pool_.reset(); }
+
+ReadEngine* StorageService::EngineFor(loop::EventLoop* loop) const {
+  auto it = engines_.find(loop);
+  return it == engines_.end() ? nullptr : it->second.get();
+}
 
 ChunkStore* StorageService::Find(uint32_t target_id) const {
   auto it = targets_.find(target_id);
@@ -60,19 +72,22 @@ std::string StorageService::RenderMetrics() const {
 }
 
 namespace {
+// One STORAGE_READ in progress: its ops and their buffers live until the reply
+// has been sent (the payload goes out straight from them).
 struct ReadCall {
-  std::shared_ptr<rpc::ServerCall> call;
+  std::unique_ptr<rpc::LoopCall> call;
   std::vector<ReadOp> ops;
-  std::atomic<int> groups{0};
+  std::atomic<int> groups{0};  // stores still reading
   std::chrono::steady_clock::time_point start;
   std::atomic<int64_t>* in_flight;
   Histogram* latency;
 
-  void Respond() {
+  // Replies and hands itself to the reply's release.
+  static void Respond(ReadCall* rc) {
     proto::ReadRsp rsp;
     std::vector<iovec> payload;
-    payload.reserve(ops.size());
-    for (auto& op : ops) {
+    payload.reserve(rc->ops.size());
+    for (auto& op : rc->ops) {
       auto* r = rsp.add_results();
       r->set_code(op.status.code());
       if (op.status.ok()) {
@@ -81,23 +96,28 @@ struct ReadCall {
         r->set_message(op.status.message());
       }
     }
-    call->Reply(rsp, payload.data(), static_cast<int>(payload.size()));
-    latency->Observe(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start)
-                         .count());
-    in_flight->fetch_sub(1, std::memory_order_relaxed);
+    rc->latency->Observe(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - rc->start).count());
+    rc->in_flight->fetch_sub(1, std::memory_order_relaxed);
+    rpc::LoopCall* call = rc->call.get();
+    call->Reply(rsp, payload.data(), static_cast<int>(payload.size()), [rc] { delete rc; });
   }
 };
 }  // namespace
 
-void StorageService::HandleRead(std::shared_ptr<rpc::ServerCall> call) {
+void StorageService::HandleRead(std::unique_ptr<rpc::LoopCall> call) {
   proto::ReadReq req;
   if (!call->Parse(&req)) return;
+  if (static_cast<uint64_t>(req.items_size()) > options_.max_read_items)
+    return call->ReplyError(Error(proto::TOO_LARGE, "read of " + std::to_string(req.items_size()) +
+                                                        " items exceeds " + std::to_string(options_.max_read_items)));
   uint64_t total = 0;
   for (const auto& item : req.items()) total += item.length();
-  if (total > max_read_bytes_)
+  if (total > options_.max_read_bytes)
     return call->ReplyError(Error(proto::TOO_LARGE, "read of " + std::to_string(total) + " bytes exceeds " +
-                                                        std::to_string(max_read_bytes_)));
-  auto rc = std::make_shared<ReadCall>();
+                                                        std::to_string(options_.max_read_bytes)));
+  ReadEngine* engine = EngineFor(call->loop());
+  auto* rc = new ReadCall;
   rc->call = std::move(call);
   rc->start = std::chrono::steady_clock::now();
   rc->in_flight = &reads_in_flight_;
@@ -120,64 +140,79 @@ void StorageService::HandleRead(std::shared_ptr<rpc::ServerCall> call) {
     }
     groups[store].push_back(&op);
   }
-  if (groups.empty()) return rc->Respond();
-  rc->groups = static_cast<int>(groups.size());
+  if (groups.empty()) return ReadCall::Respond(rc);
+  // One more than the stores, released below: a store that completes inline
+  // cannot reply before every store has started.
+  rc->groups = static_cast<int>(groups.size()) + 1;
   for (auto& [store, ops] : groups)
-    store->Read(std::move(ops), [rc] {
-      if (--rc->groups == 0) rc->Respond();
-    });
+    store->ReadOn(std::move(ops), [rc] {
+      if (--rc->groups == 0) ReadCall::Respond(rc);
+    }, engine);
+  if (--rc->groups == 0) ReadCall::Respond(rc);
 }
 
-void StorageService::HandleWrite(std::shared_ptr<rpc::ServerCall> call) {
+void StorageService::OnPool(std::unique_ptr<rpc::LoopCall> call, void (*fn)(StorageService*, rpc::LoopCall&)) {
+  // ThreadPool takes copyable closures: the call travels by pointer.
+  rpc::LoopCall* raw = call.release();
+  pool_->Submit([this, raw, fn] {
+    std::unique_ptr<rpc::LoopCall> c(raw);
+    fn(this, *c);
+  });
+}
+
+void StorageService::HandleWrite(rpc::LoopCall& call) {
   proto::WriteReq req;
-  if (!call->Parse(&req)) return;
-  if (call->payload_len() != req.length())
-    return call->ReplyError(Error(proto::INVALID_ARGUMENT, "payload length does not match the request"));
-  if (Crc32c(call->payload(), call->payload_len()) != req.payload_crc32c())
-    return call->ReplyError(Error(proto::CHECKSUM_MISMATCH, "write payload damaged in transit"));
+  if (!call.Parse(&req)) return;
+  if (call.payload_len() != req.length())
+    return call.ReplyError(Error(proto::INVALID_ARGUMENT, "payload length does not match the request"));
+  if (Crc32c(call.payload(), call.payload_len()) != req.payload_crc32c())
+    return call.ReplyError(Error(proto::CHECKSUM_MISMATCH, "write payload damaged in transit"));
   ChunkStore* store = Find(req.chunk().target_id());
-  if (!store) return call->ReplyError(Error(proto::NOT_FOUND, "no target " + std::to_string(req.chunk().target_id())));
+  if (!store) return call.ReplyError(Error(proto::NOT_FOUND, "no target " + std::to_string(req.chunk().target_id())));
   ChunkWrite w;
   w.inode = req.chunk().inode();
   w.index = req.chunk().index();
   w.offset = req.offset();
-  w.data = call->payload();
+  w.data = call.payload();
   w.length = req.length();
   w.chunk_size = req.chunk_size();
   w.version = req.version();
   Result<uint64_t> version = ledger_.Apply(WriteLedger::Writer{req.client_id(), req.lane(), req.seq()},
                                            [&] { return store->Write(w); });
-  if (!version.ok()) return call->ReplyError(version.status());
+  if (!version.ok()) return call.ReplyError(version.status());
   proto::WriteRsp rsp;
   rsp.set_version(*version);
-  call->Reply(rsp);
+  call.Reply(rsp);
 }
 
-void StorageService::Register(rpc::RpcServer& server) {
-  using D = rpc::RpcServer::Dispatch;
-  server.Register(proto::STORAGE_READ, D::kInline, [this](auto call) { HandleRead(std::move(call)); });
-  server.Register(proto::STORAGE_WRITE, D::kPool, [this](auto call) { HandleWrite(std::move(call)); });
-  server.Register(proto::STORAGE_TRUNCATE, D::kPool, [this](std::shared_ptr<rpc::ServerCall> call) {
-    proto::TruncateReq req;
-    if (!call->Parse(&req)) return;
-    ChunkStore* store = Find(req.target_id());
-    if (!store) return call->ReplyError(Error(proto::NOT_FOUND, "no target " + std::to_string(req.target_id())));
-    Status st = store->Truncate(req.inode(), req.length(), req.chunk_size());
-    if (!st.ok()) return call->ReplyError(st);
-    call->Reply(proto::Empty());
+void StorageService::Register(rpc::LoopServer& server) {
+  server.Register(proto::STORAGE_READ, [this](auto call) { HandleRead(std::move(call)); });
+  server.Register(proto::STORAGE_WRITE, [this](auto call) {
+    OnPool(std::move(call), [](StorageService* s, rpc::LoopCall& c) { s->HandleWrite(c); });
   });
-  server.Register(proto::STORAGE_REMOVE, D::kPool, [this](std::shared_ptr<rpc::ServerCall> call) {
-    proto::RemoveReq req;
-    if (!call->Parse(&req)) return;
-    ChunkStore* store = Find(req.target_id());
-    if (!store) return call->ReplyError(Error(proto::NOT_FOUND, "no target " + std::to_string(req.target_id())));
-    Status st = store->Remove(req.inode());
-    if (!st.ok()) return call->ReplyError(st);
-    call->Reply(proto::Empty());
+  server.Register(proto::STORAGE_TRUNCATE, [this](auto call) {
+    OnPool(std::move(call), [](StorageService* s, rpc::LoopCall& c) {
+      proto::TruncateReq req;
+      if (!c.Parse(&req)) return;
+      ChunkStore* store = s->Find(req.target_id());
+      if (!store) return c.ReplyError(Error(proto::NOT_FOUND, "no target " + std::to_string(req.target_id())));
+      Status st = store->Truncate(req.inode(), req.length(), req.chunk_size());
+      if (!st.ok()) return c.ReplyError(st);
+      c.Reply(proto::Empty());
+    });
   });
-  server.Register(proto::STORAGE_STATS, D::kInline, [this](std::shared_ptr<rpc::ServerCall> call) {
-    call->Reply(Stats());
+  server.Register(proto::STORAGE_REMOVE, [this](auto call) {
+    OnPool(std::move(call), [](StorageService* s, rpc::LoopCall& c) {
+      proto::RemoveReq req;
+      if (!c.Parse(&req)) return;
+      ChunkStore* store = s->Find(req.target_id());
+      if (!store) return c.ReplyError(Error(proto::NOT_FOUND, "no target " + std::to_string(req.target_id())));
+      Status st = store->Remove(req.inode());
+      if (!st.ok()) return c.ReplyError(st);
+      c.Reply(proto::Empty());
+    });
   });
+  server.Register(proto::STORAGE_STATS, [this](auto call) { call->Reply(Stats()); });
 }
 
 }  // namespace shoal::storage

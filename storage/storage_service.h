@@ -1,17 +1,23 @@
-// StorageService: the RPC face of shoal-storage over its targets' chunk stores.
+// StorageService: the RPC face of shoal-storage over its targets' chunk stores,
+// served by a LoopServer.
 //
-// STORAGE_READ runs inline on the connection's reader: it only starts the
-// reads; the reply (results + the bytes of every OK item as payload) is sent
-// from the store's completion. Writes, truncates and removes block on the disk
-// and run on the worker pool. Requests name targets by id; an unknown target
-// fails that item (or call) with NOT_FOUND. Writes pass the WriteLedger, so a
-// retried write lands once and an overtaken attempt not at all.
+// STORAGE_READ runs on the connection's event loop: it starts the disk reads
+// on that loop's own ring and replies (results + the bytes of every OK item as
+// payload, sent straight from the read buffers) from their completion, on the
+// same thread. Writes, truncates and removes block on the disk (fsync) and run
+// on the service's worker pool, replying from there. Requests name targets by
+// id; an unknown target fails that item (or call) with NOT_FOUND. Writes pass
+// the WriteLedger, so a retried write lands once and an overtaken attempt not
+// at all. A read of more than `max_read_bytes` or `max_read_items` is refused
+// with TOO_LARGE before anything is allocated for it.
 #pragma once
 
 #include <map>
 
+#include "common/loop/event_loop.h"
 #include "common/metrics.h"
-#include "common/rpc/server.h"
+#include "common/rpc/loop_server.h"
+#include "common/thread_pool.h"
 #include "proto/cluster.pb.h"
 #include "storage/chunk_store.h"
 #include "storage/write_ledger.h"
@@ -20,10 +26,19 @@ namespace shoal::storage {
 
 class StorageService {
  public:
+  struct Options {
+    uint64_t max_read_bytes = 64ull << 20;
+    uint32_t max_read_items = 16384;
+    int worker_threads = 4;  // writes, truncates, removes
+  };
   // `targets` maps target id to its store; the stores outlive the service.
-  StorageService(std::map<uint32_t, ChunkStore*> targets, uint64_t max_read_bytes);
+  // `loops` are the event loops the server will serve on (reads go to their rings).
+  StorageService(std::map<uint32_t, ChunkStore*> targets, std::vector<loop::EventLoop*> loops, Options options);
+  // Finishes the writes in progress (their replies go nowhere once the
+  // server stopped): stop the server first.
+  ~StorageService();
 
-  void Register(rpc::RpcServer& server);
+  void Register(rpc::LoopServer& server);
   proto::NodeStats Stats() const;
   // Prometheus text: per-target counters, reads in flight, read latency.
   std::string RenderMetrics() const;
@@ -31,15 +46,20 @@ class StorageService {
   uint64_t superseded_writes() const { return ledger_.superseded(); }
 
  private:
-  void HandleRead(std::shared_ptr<rpc::ServerCall> call);
-  void HandleWrite(std::shared_ptr<rpc::ServerCall> call);
+  void HandleRead(std::unique_ptr<rpc::LoopCall> call);
+  void HandleWrite(rpc::LoopCall& call);
   ChunkStore* Find(uint32_t target_id) const;
+  ReadEngine* EngineFor(loop::EventLoop* loop) const;
+  // Runs `fn(call)` on the worker pool.
+  void OnPool(std::unique_ptr<rpc::LoopCall> call, void (*fn)(StorageService*, rpc::LoopCall&));
 
   std::map<uint32_t, ChunkStore*> targets_;
-  uint64_t max_read_bytes_;
+  Options options_;
+  std::map<loop::EventLoop*, std::unique_ptr<ReadEngine>> engines_;
   std::atomic<int64_t> reads_in_flight_{0};
   Histogram read_latency_;  // request arrival to reply
   WriteLedger ledger_;
+  std::unique_ptr<ThreadPool> pool_;  // last: drained first
 };
 
 }  // namespace shoal::storage

@@ -58,7 +58,7 @@ class UringChunkStore : public ChunkStore {
     return reader_.Init(opts_.ring_entries, "target " + layout_.dir());
   }
 
-  void Read(std::vector<ReadOp*> ops, std::function<void()> done) override {
+  void ReadOn(std::vector<ReadOp*> ops, std::function<void()> done, ReadEngine* engine) override {
     if (ops.empty()) return done();
     auto* batch = new BatchState{ops.size(), std::move(done)};
     std::vector<UringRead> ios;
@@ -73,7 +73,7 @@ class UringChunkStore : public ChunkStore {
         Finish(st);
       }
     }
-    if (!ios.empty()) reader_.Submit(ios);
+    if (!ios.empty()) (engine ? engine : &reader_)->Submit(ios);
   }
 
   Result<uint64_t> Write(const ChunkWrite& w) override {

@@ -97,6 +97,19 @@ void UringReader::Submit(const std::vector<UringRead>& ios) {
   for (const UringRead* io : refused) io->tag->done(io->tag, stopping_ ? -ECANCELED : -EAGAIN);
 }
 
+void LoopReadEngine::Submit(const std::vector<UringRead>& ios) {
+  for (const UringRead& io : ios) {
+    io_uring_sqe* sqe = loop_->Sqe();
+    if (!sqe) {
+      io.tag->done(io.tag, -EAGAIN);
+      continue;
+    }
+    io_uring_prep_read(sqe, io.fd, io.buf, io.len, io.offset);
+    loop::EventLoop::SetOp(sqe, io.tag);
+  }
+  // Submitted with everything else when the loop next enters the ring.
+}
+
 void UringReader::CompletionLoop() {
   int stranded_rounds = 0;
   for (;;) {

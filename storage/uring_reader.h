@@ -21,15 +21,15 @@
 #include <thread>
 #include <vector>
 
+#include "common/loop/event_loop.h"
 #include "common/status.h"
 
 namespace shoal::storage {
 
 // Completion of one read, embedded by the caller in its own state (no
-// allocation per I/O): done(tag, res) runs exactly once.
-struct UringTag {
-  void (*done)(UringTag* tag, int32_t res) = nullptr;
-};
+// allocation per I/O): done(tag, res) runs exactly once. The same type as an
+// event loop's op, so one read can go to either engine.
+using UringTag = loop::LoopOp;
 
 struct UringRead {
   int fd = -1;
@@ -39,7 +39,28 @@ struct UringRead {
   UringTag* tag = nullptr;
 };
 
-class UringReader {
+// Where a chunk store's disk reads go: its own ring (UringReader) or the ring
+// of the event loop that serves the request (LoopReadEngine).
+class ReadEngine {
+ public:
+  virtual ~ReadEngine() = default;
+  // Starts every read or completes it with a negative errno; never drops one.
+  virtual void Submit(const std::vector<UringRead>& ios) = 0;
+};
+
+// Reads on an event loop's ring; Submit only on that loop's thread, and the
+// completions run there too.
+class LoopReadEngine : public ReadEngine {
+ public:
+  explicit LoopReadEngine(loop::EventLoop* loop) : loop_(loop) {}
+  void Submit(const std::vector<UringRead>& ios) override;
+  loop::EventLoop* loop() const { return loop_; }
+
+ private:
+  loop::EventLoop* loop_;
+};
+
+class UringReader : public ReadEngine {
  public:
   UringReader() = default;
   ~UringReader();
@@ -47,7 +68,7 @@ class UringReader {
   UringReader& operator=(const UringReader&) = delete;
 
   Status Init(unsigned entries, const std::string& name);
-  void Submit(const std::vector<UringRead>& ios);
+  void Submit(const std::vector<UringRead>& ios) override;
 
  private:
   void CompletionLoop();

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "common/rpc/transport.h"
 
@@ -98,7 +99,10 @@ class IovCursor {
 class StreamConnection : public Connection {
  public:
   StreamConnection(int fd, std::string peer) : fd_(fd), peer_(std::move(peer)) { TuneSocket(fd_); }
-  ~StreamConnection() override { ::close(fd_); }
+  ~StreamConnection() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int ReleaseFd() override { return std::exchange(fd_, -1); }
 
   Status WriteV(const iovec* iov, int n) override {
     for (IovCursor cur(iov, n); !cur.done();) {

@@ -37,6 +37,9 @@ class Connection {
   virtual void SetTimeouts(int read_ms, int write_ms) = 0;
   virtual void Shutdown() = 0;
   virtual std::string PeerName() const = 0;
+  // Hands the socket over to the caller (an event loop that drives it from
+  // now on) and leaves this object empty. -1 when the backend has no socket.
+  virtual int ReleaseFd() { return -1; }
 };
 
 class Listener {

@@ -17,6 +17,7 @@
 #include "meta/meta_store.h"
 #include "storage/chunk_store.h"
 #include "storage/storage_service.h"
+#include "tests/storage/storage_node.h"
 #include "tests/common/eventually.h"
 
 namespace shoal::client {
@@ -42,11 +43,9 @@ class ClientTest : public ::testing::Test {
     for (uint32_t node = 1; node <= 3; ++node) {
       std::string addr = "storage" + std::to_string(node) + ":0";
       chunks_.push_back(storage::NewMemoryChunkStore());
-      services_.push_back(std::make_unique<storage::StorageService>(
-          std::map<uint32_t, storage::ChunkStore*>{{node * 100 + 1, chunks_.back().get()}}, 32 << 20));
-      storage_servers_.push_back(Server(addr));
-      services_.back()->Register(*storage_servers_.back());
-      ASSERT_TRUE(storage_servers_.back()->Start().ok());
+      auto n = testing::StorageNode::Start(&transport_, addr, kCreds, node * 100 + 1, chunks_.back().get());
+      ASSERT_TRUE(n.ok()) << n.status().ToString();
+      storage_nodes_.push_back(std::move(n).value());
       proto::RegisterReq r;
       r.set_node_id(node);
       r.set_address(addr);
@@ -134,8 +133,7 @@ class ClientTest : public ::testing::Test {
   meta::MetaServiceStats meta_stats_;
   std::unique_ptr<rpc::RpcServer> meta_server_;
   std::vector<std::unique_ptr<storage::ChunkStore>> chunks_;
-  std::vector<std::unique_ptr<storage::StorageService>> services_;
-  std::vector<std::unique_ptr<rpc::RpcServer>> storage_servers_;
+  std::vector<std::unique_ptr<testing::StorageNode>> storage_nodes_;
   std::unique_ptr<Client> client_;
   Attr file_;
 };
@@ -319,7 +317,7 @@ TEST_F(ClientTest, AWriteRetriedAfterATimeoutIsNotOvertakenByItsFirstAttempt) {
   uint64_t superseded = 0;
   ASSERT_TRUE(testutil::Eventually([&] {
     superseded = 0;
-    for (auto& s : services_) superseded += s->superseded_writes();
+    for (auto& n : storage_nodes_) superseded += n->service().superseded_writes();
     return superseded == 1;
   })) << "the late attempt was not refused";
   EXPECT_EQ(*Read(100, b.size()), b);
@@ -442,11 +440,9 @@ TEST_F(ClientTest, ANewNodeReachesTheClientThroughTheTableVersion) {
   auto before = client_->ClusterTable(false);
   ASSERT_EQ(before->chains_size(), 3);
   chunks_.push_back(storage::NewMemoryChunkStore());
-  services_.push_back(std::make_unique<storage::StorageService>(
-      std::map<uint32_t, storage::ChunkStore*>{{401, chunks_.back().get()}}, 32 << 20));
-  storage_servers_.push_back(Server("storage4:0"));
-  services_.back()->Register(*storage_servers_.back());
-  ASSERT_TRUE(storage_servers_.back()->Start().ok());
+  auto n = testing::StorageNode::Start(&transport_, "storage4:0", kCreds, 401, chunks_.back().get());
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  storage_nodes_.push_back(std::move(n).value());
   proto::RegisterReq r;
   r.set_node_id(4);
   r.set_address("storage4:0");

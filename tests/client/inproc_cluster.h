@@ -20,6 +20,7 @@
 #include "meta/meta_store.h"
 #include "storage/chunk_store.h"
 #include "storage/storage_service.h"
+#include "tests/storage/storage_node.h"
 
 namespace shoal::testing {
 
@@ -39,11 +40,10 @@ class InprocCluster {
     if (Status st = meta_server_->Start(); !st.ok()) return Failed(st);
     for (uint32_t node = 1; node <= kNodes; ++node) {
       chunks_.push_back(storage::NewMemoryChunkStore());
-      services_.push_back(std::make_unique<storage::StorageService>(
-          std::map<uint32_t, storage::ChunkStore*>{{node * 100 + 1, chunks_.back().get()}}, 32 << 20));
-      storage_servers_.push_back(Server(StorageAddress(static_cast<int>(node))));
-      services_.back()->Register(*storage_servers_.back());
-      if (Status st = storage_servers_.back()->Start(); !st.ok()) return Failed(st);
+      auto n = StorageNode::Start(&transport_, StorageAddress(static_cast<int>(node)), creds_, node * 100 + 1,
+                                  chunks_.back().get());
+      if (!n.ok()) return Failed(n.status());
+      storage_nodes_.push_back(std::move(n).value());
       proto::RegisterReq r;
       r.set_node_id(node);
       r.set_address(StorageAddress(static_cast<int>(node)));
@@ -90,8 +90,7 @@ class InprocCluster {
   meta::MetaServiceStats meta_stats_;
   std::unique_ptr<rpc::RpcServer> meta_server_;
   std::vector<std::unique_ptr<storage::ChunkStore>> chunks_;
-  std::vector<std::unique_ptr<storage::StorageService>> services_;
-  std::vector<std::unique_ptr<rpc::RpcServer>> storage_servers_;
+  std::vector<std::unique_ptr<StorageNode>> storage_nodes_;
 };
 
 }  // namespace shoal::testing

@@ -13,6 +13,7 @@
 #include "storage/chunk_store.h"
 #include "storage/storage_service.h"
 #include "tests/common/eventually.h"
+#include "tests/storage/storage_node.h"
 
 namespace shoal::meta {
 namespace {
@@ -29,14 +30,9 @@ class ReclaimerTest : public ::testing::Test {
     store_ = std::make_unique<MetaStore>(kv_.get(), [this] { return cluster_->PlacementChains(); });
     ASSERT_TRUE(store_->Init().ok());
     chunks_ = storage::NewMemoryChunkStore();
-    service_ = std::make_unique<storage::StorageService>(std::map<uint32_t, storage::ChunkStore*>{{101, chunks_.get()}},
-                                                         32 << 20);
-    rpc::RpcServer::Options o;
-    o.listen = "storage1:0";
-    o.creds = kCreds;
-    server_ = std::make_unique<rpc::RpcServer>(o, &transport_);
-    service_->Register(*server_);
-    ASSERT_TRUE(server_->Start().ok());
+    auto node = testing::StorageNode::Start(&transport_, "storage1:0", kCreds, 101, chunks_.get());
+    ASSERT_TRUE(node.ok()) << node.status().ToString();
+    node_ = std::move(node).value();
     proto::RegisterReq r;
     r.set_node_id(1);
     r.set_address("storage1:0");
@@ -85,8 +81,7 @@ class ReclaimerTest : public ::testing::Test {
   std::unique_ptr<ClusterManager> cluster_;
   std::unique_ptr<MetaStore> store_;
   std::unique_ptr<storage::ChunkStore> chunks_;
-  std::unique_ptr<storage::StorageService> service_;
-  std::unique_ptr<rpc::RpcServer> server_;
+  std::unique_ptr<testing::StorageNode> node_;
   std::unique_ptr<rpc::ChannelPool> channels_;
   std::unique_ptr<Reclaimer> reclaimer_;
 };
