@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <future>
 #include <set>
 
 #include "client/timer.h"
@@ -21,6 +22,7 @@ Caller ProcessCaller() {
 Client::Client(const ClientOptions& options, rpc::Transport* transport)
     : options_(options),
       timer_(std::make_unique<Timer>(options.clock)),
+      transport_(transport),
       channels_(rpc::Credentials{options.cluster_id, options.cluster_key, 5000}, transport, 64ull << 20,
                 options.clock),
       meta_(channels_.Get(options.meta_address)) {}
@@ -31,9 +33,46 @@ Client::~Client() {
     closing_ = true;
   }
   timer_.reset();  // runs due retries, which now end instead of resending
+  // Reads handed to a loop before closing_ was set are queued there and sent
+  // at the end of that loop iteration: let each loop get past it (a task that
+  // posts a task runs after the current iteration's end), so that no queued
+  // read refers to a server connection once those go.
+  for (auto& l : loops_) {
+    std::promise<void> passed;
+    auto f = passed.get_future();
+    loop::EventLoop* lp = l.get();
+    lp->Post([lp, &passed] { lp->Post([&passed] { passed.set_value(); }); });
+    f.wait();
+  }
   // The channels go next (the last members, so destroyed first): their
   // outstanding calls fail, and the failures end without retrying, while
   // closing_mu_ and everything else they touch still exist.
+}
+
+Status Client::StartLoops() {
+  for (int i = 0; i < std::max(1, options_.event_loops); ++i) {
+    loop::EventLoop::Options o;
+    o.name = "client-loop-" + std::to_string(i);
+    o.clock = options_.clock;
+    ASSIGN_OR_RETURN(auto l, loop::EventLoop::Start(o));
+    loops_.push_back(std::move(l));
+  }
+  return Status::OK();
+}
+
+Client::Server* Client::ServerFor(const std::string& address) {
+  std::lock_guard<std::mutex> l(servers_mu_);
+  auto& s = servers_[address];
+  if (!s) {
+    s = std::make_unique<Server>();
+    // Spread servers over the loops by the order they were first used.
+    s->loop = loops_[(servers_.size() - 1) % loops_.size()].get();
+    rpc::LoopChannel::Options o;
+    o.address = address;
+    o.creds = rpc::Credentials{options_.cluster_id, options_.cluster_key, 5000};
+    s->channel = std::make_unique<rpc::LoopChannel>(o, transport_, s->loop);
+  }
+  return s.get();
 }
 
 Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
@@ -43,6 +82,7 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
 
 Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options, rpc::Transport* transport) {
   std::unique_ptr<Client> c(new Client(options, transport));
+  RETURN_IF_ERROR(c->StartLoops());
   RETURN_IF_ERROR(c->RefreshTable());
   return c;
 }

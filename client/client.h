@@ -1,15 +1,19 @@
 // libshoal: the Shoal client library.
 //
 // Metadata calls go to shoal-meta (blocking, with a deadline). Data calls split
-// a byte range into chunk pieces, group them by storage server, and send one
-// batched request per server (at most `max_request_bytes` each), all in
-// flight at once; response bytes land directly in the caller's buffer.
+// a byte range into chunk pieces and group them by storage server. The
+// storage connections live on the client's event loops: reads from any thread
+// are handed to the loop that owns their server's connection, and every read
+// queued for one server in a loop iteration leaves in one request frame (at
+// most `max_request_bytes` each), so batches grow with load; response bytes
+// land directly in the caller's buffer.
 // Transport errors and timeouts are retried with backoff, a bounded number of
 // times, then the call fails (UNAVAILABLE / TIMEOUT, EIO at the FUSE boundary).
 // Deadlines, back-off and cache expiry all run on ClientOptions::clock.
 //
-// Async calls complete through a callback that runs on an internal thread and
-// must not block; the caller's buffer must stay valid until then.
+// Async calls complete through a callback that runs on an internal thread (a
+// client event loop, or the retry timer) and must not block; the caller's
+// buffer must stay valid until then.
 // Thread-safe: one Client serves any number of threads.
 #pragma once
 
@@ -24,7 +28,9 @@
 #include <vector>
 
 #include "client/write_lanes.h"
+#include "common/loop/event_loop.h"
 #include "common/rpc/channel_pool.h"
+#include "common/rpc/loop_channel.h"
 #include "common/status.h"
 #include "proto/cluster.pb.h"
 #include "proto/meta.pb.h"
@@ -44,6 +50,7 @@ struct ClientOptions {
   uint32_t max_request_bytes = 8u << 20;
   int dentry_cache_ms = 1000;   // path lookups cached this long (0: off)
   std::string transport = "auto";  // tcp, rdma or auto (see rpc/transport_select.h)
+  int event_loops = 1;            // threads owning the storage connections
   const Clock* clock = RealClock();  // deadlines, back-off, cache expiry (tests: a ManualClock)
 };
 
@@ -146,6 +153,20 @@ class Client {
   // Starts many reads at once: their chunk pieces are grouped per server into
   // shared requests; each read completes through its own callback.
   void ReadMany(std::vector<ReadSpec> reads);
+  // A storage server as the loops see it: its connection and the reads
+  // queued for it in the current loop iteration.
+  struct Server {
+    loop::EventLoop* loop = nullptr;
+    std::unique_ptr<rpc::LoopChannel> channel;
+    std::vector<std::shared_ptr<Request>> queued;  // loop thread only
+    bool flush_scheduled = false;                  // loop thread only
+  };
+  Status StartLoops();
+  Server* ServerFor(const std::string& address);
+  void QueueRead(Server* s, std::shared_ptr<Request> req);  // loop thread
+  void FlushReads(Server* s);                               // loop thread
+  void OnReadResponse(const std::vector<std::shared_ptr<Request>>& reqs, Status st, const std::string& msg,
+                      uint32_t payload_len, uint64_t expected);
   void SendRead(std::shared_ptr<Request> req);
   void SendWrite(std::shared_ptr<Request> req);
   void Retry(std::shared_ptr<Request> req, Status why, bool is_write);
@@ -184,6 +205,12 @@ class Client {
   // is scheduled on a timer that is going away; retries end with CANCELLED.
   std::shared_mutex closing_mu_;
   bool closing_ = false;
+
+  rpc::Transport* transport_;
+  // The loops outlive the storage connections on them (declared before).
+  std::vector<std::unique_ptr<loop::EventLoop>> loops_;
+  std::mutex servers_mu_;
+  std::map<std::string, std::unique_ptr<Server>> servers_;  // guarded by servers_mu_; entries never removed
 
   rpc::ChannelPool channels_;  // keep last but for meta_ (see above)
   rpc::RpcChannel* meta_;      // owned by channels_

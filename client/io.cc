@@ -130,52 +130,99 @@ void Client::Retry(std::shared_ptr<Request> req, Status why, bool is_write) {
 }
 
 void Client::SendRead(std::shared_ptr<Request> req) {
-  proto::ReadReq rr;
-  std::vector<iovec> sink;
-  sink.reserve(req->pieces.size());
-  uint64_t expected = 0;
-  for (const Piece& p : req->pieces) {
-    proto::ReadItem* item = rr.add_items();
-    item->mutable_chunk()->set_target_id(req->where.target_id);
-    item->mutable_chunk()->set_inode(p.op->file.ino());
-    item->mutable_chunk()->set_index(p.index);
-    item->set_offset(p.offset);
-    item->set_length(p.length);
-    item->set_chunk_size(p.op->file.layout().chunk_size());
-    sink.push_back({p.dst, p.length});
-    expected += p.length;
+  Server* s = ServerFor(req->where.address);
+  if (s->loop->InLoopThread()) return QueueRead(s, std::move(req));
+  s->loop->Post([this, s, req = std::move(req)]() mutable { QueueRead(s, std::move(req)); });
+}
+
+void Client::QueueRead(Server* s, std::shared_ptr<Request> req) {
+  s->queued.push_back(std::move(req));
+  if (s->flush_scheduled) return;
+  s->flush_scheduled = true;
+  s->loop->AtEndOfIteration([this, s] { FlushReads(s); });
+}
+
+// Every read queued for the server in this iteration leaves now, as few
+// frames as max_request_bytes allows.
+void Client::FlushReads(Server* s) {
+  s->flush_scheduled = false;
+  std::vector<std::shared_ptr<Request>> queued = std::move(s->queued);
+  s->queued.clear();
+  for (size_t i = 0; i < queued.size();) {
+    std::vector<std::shared_ptr<Request>> frame;
+    proto::ReadReq rr;
+    std::vector<iovec> sink;
+    uint64_t expected = 0;
+    for (; i < queued.size(); ++i) {
+      uint64_t bytes = 0;
+      for (const Piece& p : queued[i]->pieces) bytes += p.length;
+      if (!frame.empty() && expected + bytes > options_.max_request_bytes) break;
+      const Request& req = *queued[i];
+      for (const Piece& p : req.pieces) {
+        proto::ReadItem* item = rr.add_items();
+        item->mutable_chunk()->set_target_id(req.where.target_id);
+        item->mutable_chunk()->set_inode(p.op->file.ino());
+        item->mutable_chunk()->set_index(p.index);
+        item->set_offset(p.offset);
+        item->set_length(p.length);
+        item->set_chunk_size(p.op->file.layout().chunk_size());
+        sink.push_back({p.dst, p.length});
+      }
+      expected += bytes;
+      frame.push_back(queued[i]);
+    }
+    s->channel->CallOnLoop(proto::STORAGE_READ, rr.SerializeAsString(), {}, std::move(sink), options_.io_timeout_ms,
+                           [this, frame = std::move(frame), expected](Status st, const std::string& msg,
+                                                                      uint32_t payload_len) {
+                             OnReadResponse(frame, std::move(st), msg, payload_len, expected);
+                           });
   }
-  channels_.Get(req->where.address)
-      ->Call(proto::STORAGE_READ, rr, nullptr, 0, std::move(sink), options_.io_timeout_ms,
-             [this, req, expected](Status st, const std::string& msg, uint32_t payload_len) {
-               proto::ReadRsp rsp;
-               if (st.ok() && (!rsp.ParseFromString(msg) || rsp.results_size() != static_cast<int>(req->pieces.size())))
-                 st = Error(proto::PROTOCOL_ERROR, "malformed read response");
-               if (!st.ok()) return Retry(req, st, false);
-               if (payload_len == expected) return CompletePieces(*req, Status::OK());
-               // Some items failed. The payload holds only the OK items, so their
-               // bytes sit out of place: items that failed for good fail alone,
-               // the rest are read again.
-               auto again = std::make_shared<Request>();
-               again->where = req->where;
-               again->attempts = req->attempts;
-               Status retry_why;
-               for (int i = 0; i < rsp.results_size(); ++i) {
-                 const auto& r = rsp.results(i);
-                 Status item = r.code() == proto::OK ? Status::OK() : Error(r.code(), r.message());
-                 if (!item.ok() && !Retryable(item)) {
-                   CompletePiece(req->pieces[i], item);
-                   continue;
-                 }
-                 if (!item.ok()) retry_why = item;
-                 again->pieces.push_back(req->pieces[i]);
-               }
-               if (again->pieces.size() == req->pieces.size() && retry_why.ok())
-                 return Retry(req, Error(proto::PROTOCOL_ERROR, "read payload does not match the results"), false);
-               if (again->pieces.empty()) return;
-               Retry(again, retry_why.ok() ? Error(proto::UNAVAILABLE, "items re-read after a failed neighbour") : retry_why,
-                     false);
-             });
+}
+
+void Client::OnReadResponse(const std::vector<std::shared_ptr<Request>>& reqs, Status st, const std::string& msg,
+                            uint32_t payload_len, uint64_t expected) {
+  size_t items = 0;
+  for (const auto& r : reqs) items += r->pieces.size();
+  proto::ReadRsp rsp;
+  if (st.ok() && (!rsp.ParseFromString(msg) || static_cast<size_t>(rsp.results_size()) != items))
+    st = Error(proto::PROTOCOL_ERROR, "malformed read response");
+  if (!st.ok()) {
+    for (const auto& r : reqs) Retry(r, st, false);
+    return;
+  }
+  if (payload_len == expected) {
+    for (const auto& r : reqs) CompletePieces(*r, Status::OK());
+    return;
+  }
+  // Some items failed. The payload holds only the OK items, so every byte
+  // after the first failure sits out of place: items that failed for good fail
+  // alone, the rest (OK or not) are read again.
+  bool any_failed = false;
+  for (const auto& r : rsp.results()) any_failed |= r.code() != proto::OK;
+  if (!any_failed) {
+    for (const auto& r : reqs) Retry(r, Error(proto::PROTOCOL_ERROR, "read payload does not match the results"), false);
+    return;
+  }
+  int i = 0;
+  for (const auto& req : reqs) {
+    auto again = std::make_shared<Request>();
+    again->where = req->where;
+    again->attempts = req->attempts;
+    Status retry_why;
+    for (const Piece& piece : req->pieces) {
+      const auto& r = rsp.results(i++);
+      Status item = r.code() == proto::OK ? Status::OK() : Error(r.code(), r.message());
+      if (!item.ok() && !Retryable(item)) {
+        CompletePiece(piece, item);
+        continue;
+      }
+      if (!item.ok()) retry_why = item;
+      again->pieces.push_back(piece);
+    }
+    if (again->pieces.empty()) continue;
+    Retry(again, retry_why.ok() ? Error(proto::UNAVAILABLE, "items re-read after a failed neighbour") : retry_why,
+          false);
+  }
 }
 
 void Client::SendWrite(std::shared_ptr<Request> req) {
@@ -192,8 +239,8 @@ void Client::SendWrite(std::shared_ptr<Request> req) {
   wr.set_lane(req->lane);
   wr.set_seq(req->seq);
   iovec payload{const_cast<uint8_t*>(p.src), p.length};
-  channels_.Get(req->where.address)
-      ->Call(proto::STORAGE_WRITE, wr, &payload, 1, {}, options_.io_timeout_ms,
+  ServerFor(req->where.address)
+      ->channel->Call(proto::STORAGE_WRITE, wr, &payload, 1, {}, options_.io_timeout_ms,
              [this, req](Status st, const std::string&, uint32_t) {
                if (!st.ok()) return Retry(req, st, true);
                FinishRequest(*req, Status::OK(), true);

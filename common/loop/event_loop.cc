@@ -42,6 +42,16 @@ Result<std::unique_ptr<EventLoop>> EventLoop::Start(Options options) {
     loop->stopped_ = true;
     return st;
   }
+  if (loop->options_.clock != RealClock()) {
+    loop->manual_clock_ = true;
+    try {
+      loop->clock_thread_ = std::thread([l = loop.get()] { l->ClockThread(); });
+    } catch (const std::system_error& e) {
+      loop->Stop();
+      return Error(proto::INTERNAL, "cannot start the clock thread of " + loop->name() + ": " + e.what());
+    }
+    loop->Post([] {});  // publish the first deadline
+  }
   return loop;
 }
 
@@ -82,6 +92,15 @@ EventLoop::~EventLoop() {
 void EventLoop::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  if (clock_thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> l(clock_mu_);
+      clock_stop_ = true;
+    }
+    clock_cv_.notify_all();
+    handled_cv_.notify_all();
+    clock_thread_.join();
+  }
   stopping_.store(true, std::memory_order_release);
   uint64_t one = 1;
   (void)!::write(event_fd_, &one, sizeof(one));
@@ -183,6 +202,40 @@ void EventLoop::Enter(bool wait) {
   if (rc < 0 && rc != -ETIME && !Transient(rc)) LOG_ERROR("{}: io_uring_enter: {}", name(), strerror(-rc));
 }
 
+void EventLoop::PublishNextDeadline() {
+  int64_t next = timers_.NextDeadline();
+  {
+    std::lock_guard<std::mutex> l(clock_mu_);
+    if (next != clock_target_) {
+      clock_target_ = next;
+      clock_retarget_ = true;
+    }
+    clock_handled_ = true;
+  }
+  clock_cv_.notify_all();
+  handled_cv_.notify_all();
+}
+
+void EventLoop::ClockThread() {
+  std::unique_lock<std::mutex> l(clock_mu_);
+  while (!clock_stop_) {
+    clock_retarget_ = false;
+    if (options_.clock->WaitUntil(clock_cv_, l, clock_target_, [&] { return clock_retarget_ || clock_stop_; }))
+      continue;  // a new deadline, or stopping
+    // The deadline came: wake the loop, and wait (bounded, in real time) until
+    // it ran what fell due before waiting on the clock again.
+    clock_handled_ = false;
+    l.unlock();
+    Post([] {});
+    {
+      uint64_t one = 1;
+      (void)!::write(event_fd_, &one, sizeof(one));
+    }
+    l.lock();
+    handled_cv_.wait_for(l, std::chrono::seconds(10), [&] { return clock_handled_ || clock_stop_; });
+  }
+}
+
 void EventLoop::Run() {
   while (!stopping_.load(std::memory_order_acquire)) {
     iterations_.fetch_add(1, std::memory_order_relaxed);
@@ -194,6 +247,7 @@ void EventLoop::Run() {
       for (auto& fn : hooks) fn();
     }
     ArmWakeup();
+    if (manual_clock_) PublishNextDeadline();
     bool wait = !busy;
     if (wait) {
       sleeping_.store(true);

@@ -11,6 +11,12 @@
 // completions in one io_uring_enter — without waiting when there is work left
 // — and run each completion's callback.
 //
+// Clocks: timers run on Options::clock. On the real clock the loop sleeps in
+// io_uring_enter until the next deadline. On any other clock (a ManualClock in
+// tests) a companion thread waits on that clock for the next deadline and
+// wakes the loop, and goes back to waiting only after the loop has run what
+// fell due — so ManualClock::Settle() covers the loop's timers too.
+//
 // Waking: Post() from another thread writes the loop's eventfd only when the
 // loop is (about to be) asleep in io_uring_enter; a busy loop is not woken.
 //
@@ -29,6 +35,7 @@
 #include <liburing.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -104,6 +111,9 @@ class EventLoop {
   void ArmWakeup();
   void Enter(bool wait);
   void Reap();
+  // Non-real clocks: the companion thread, and what the loop tells it.
+  void ClockThread();
+  void PublishNextDeadline();
 
   Options options_;
   io_uring ring_{};
@@ -128,6 +138,13 @@ class EventLoop {
   std::atomic<uint64_t> iterations_{0}, wakeups_{0};
   std::atomic<std::thread::id> thread_id_{};
   std::thread thread_;
+
+  bool manual_clock_ = false;
+  std::mutex clock_mu_;  // guards the fields below
+  std::condition_variable clock_cv_, handled_cv_;
+  int64_t clock_target_ = TimerWheel::kNone;
+  bool clock_retarget_ = false, clock_handled_ = false, clock_stop_ = false;
+  std::thread clock_thread_;
 };
 
 }  // namespace shoal::loop

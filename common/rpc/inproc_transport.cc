@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -57,9 +58,24 @@ class InprocListener : public Listener {
 
 // The client end: applies the faults of its server address to every frame it
 // writes. Frames are whole in one WriteV (the RPC layer sends them so).
+}  // namespace
+
+// Proxies of connections handed over to event loops (see ReleaseFd below):
+// counted, so that the transport outlives them.
+struct InprocTransport::Proxies {
+  std::mutex mu;
+  std::condition_variable cv;
+  int live = 0;          // proxy threads running
+  std::set<int> fds;     // their loop-side sockets, shut down when the transport goes
+};
+
+namespace {
+
 class FaultyConnection : public Connection {
  public:
-  FaultyConnection(std::unique_ptr<Connection> inner, Faults* faults) : inner_(std::move(inner)), faults_(faults) {}
+  FaultyConnection(std::unique_ptr<Connection> inner, Faults* faults,
+                   std::shared_ptr<InprocTransport::Proxies> proxies)
+      : inner_(std::move(inner)), faults_(faults), proxies_(std::move(proxies)) {}
   ~FaultyConnection() override {
     {
       std::lock_guard<std::mutex> l(hold_mu_);
@@ -107,6 +123,59 @@ class FaultyConnection : public Connection {
   void Shutdown() override { inner_->Shutdown(); }
   std::string PeerName() const override { return inner_->PeerName(); }
 
+  // An event loop drives sockets itself, so the faults cannot sit in WriteV
+  // any more: the loop gets one end of a new socketpair, and two threads
+  // stand between it and the connection — frames from the loop go through
+  // this object's faults (WriteV), bytes from the server pass unchanged.
+  int ReleaseFd() override {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return -1;
+    std::shared_ptr<FaultyConnection> conn(new FaultyConnection(std::move(inner_), faults_, proxies_));
+    std::shared_ptr<Connection> local(NewStreamConnection(sv[1], "loop"));
+    {
+      std::lock_guard<std::mutex> l(proxies_->mu);
+      proxies_->live += 2;
+      proxies_->fds.insert(sv[1]);
+    }
+    auto end = [conn, local, proxies = proxies_, fd = sv[1]] {
+      conn->Shutdown();
+      local->Shutdown();
+      std::lock_guard<std::mutex> l(proxies->mu);
+      proxies->fds.erase(fd);
+      if (--proxies->live == 0) proxies->cv.notify_all();
+    };
+    try {
+      std::thread([conn, local, end] {
+        for (;;) {  // loop -> server, one frame at a time through the faults
+          uint8_t header[kFrameHeaderSize];
+          FrameHeader h;
+          if (!local->ReadFull(header, sizeof(header)).ok()) break;
+          if (!DecodeFrameHeader(header, ~0ull, &h).ok()) break;
+          std::string body(size_t{h.message_len} + h.payload_len, '\0');
+          if (!body.empty() && !local->ReadFull(body.data(), body.size()).ok()) break;
+          iovec v[3] = {{header, sizeof(header)}, {body.data(), h.message_len}, {body.data() + h.message_len,
+                                                                                  h.payload_len}};
+          if (!conn->WriteV(v, 3).ok()) break;
+        }
+        end();
+      }).detach();
+      std::thread([conn, local, end] {
+        std::vector<uint8_t> buf(64 << 10);
+        for (;;) {  // server -> loop, unchanged
+          auto n = conn->ReadSome(buf.data(), buf.size());
+          if (!n.ok()) break;
+          iovec v{buf.data(), *n};
+          if (!local->WriteV(&v, 1).ok()) break;
+        }
+        end();
+      }).detach();
+    } catch (const std::system_error&) {
+      ::close(sv[0]);
+      return -1;  // (a thread that did start ends when its sockets shut down)
+    }
+    return sv[0];
+  }
+
  private:
   static bool TakeOne(std::atomic<int>& counter) {
     int v = counter.load();
@@ -130,6 +199,7 @@ class FaultyConnection : public Connection {
 
   std::unique_ptr<Connection> inner_;
   Faults* faults_;
+  std::shared_ptr<InprocTransport::Proxies> proxies_;
   std::string scratch_;
   std::mutex write_mu_;  // whole frames: a held frame never lands inside another
   std::mutex hold_mu_;
@@ -140,8 +210,13 @@ class FaultyConnection : public Connection {
 
 }  // namespace
 
-InprocTransport::InprocTransport() = default;
-InprocTransport::~InprocTransport() = default;
+InprocTransport::InprocTransport() : proxies_(std::make_shared<Proxies>()) {}
+
+InprocTransport::~InprocTransport() {
+  std::unique_lock<std::mutex> l(proxies_->mu);
+  for (int fd : proxies_->fds) ::shutdown(fd, SHUT_RDWR);
+  proxies_->cv.wait(l, [&] { return proxies_->live == 0; });
+}
 
 Faults& InprocTransport::FaultsFor(const std::string& address) {
   std::lock_guard<std::mutex> l(mu_);
@@ -183,7 +258,7 @@ Result<std::unique_ptr<Connection>> InprocTransport::Connect(const std::string& 
     ep->pending.push_back(std::move(server_end));
   }
   ep->cv.notify_all();
-  return std::unique_ptr<Connection>(new FaultyConnection(NewStreamConnection(fds[0], address), &faults));
+  return std::unique_ptr<Connection>(new FaultyConnection(NewStreamConnection(fds[0], address), &faults, proxies_));
 }
 
 }  // namespace shoal::rpc

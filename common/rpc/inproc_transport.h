@@ -3,7 +3,10 @@
 // server address — what a flaky network or a sick server does to a client.
 //
 // Faults apply to bytes a client sends towards `address` (requests), checked
-// on every write, so they can be switched on and off while calls are in flight.
+// on every frame, so they can be switched on and off while calls are in flight
+// — also on a connection handed to an event loop (ReleaseFd), through a
+// proxy. The transport must outlive the connections made with it; its
+// destructor ends the proxies.
 // Thread-safe.
 #pragma once
 
@@ -45,11 +48,13 @@ class InprocTransport : public Transport {
   Faults& FaultsFor(const std::string& address);
 
   struct Endpoint;  // a listening name (defined in the .cc)
+  struct Proxies;   // connections handed to event loops (defined in the .cc)
 
  private:
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Endpoint>> endpoints_;
   std::map<std::string, std::unique_ptr<Faults>> faults_;
+  std::shared_ptr<Proxies> proxies_;
 };
 
 }  // namespace shoal::rpc
