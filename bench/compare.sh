@@ -146,6 +146,14 @@ cpu_ticks() {  # pids...: summed utime+stime of those processes, in ticks
   echo "$sum"
 }
 
+bs_bytes() {  # 4k / 128k / 1m -> bytes
+  case $1 in
+    *k) echo $((${1%k} << 10)) ;;
+    *m) echo $((${1%m} << 20)) ;;
+    *) echo "$1" ;;
+  esac
+}
+
 pid_of() { cat "$home/run/$1.pid" 2>/dev/null || true; }
 
 # ---------------------------------------------------------------------------
@@ -217,17 +225,18 @@ ganesha_pid=$(cat "$state/ganesha.pid.ours")
 # ---------------------------------------------------------------------------
 # Measuring. Each cell appends one JSON object to $cells.
 
-# Appends a cell from a shoal-bench JSON result, with our own server CPU figure.
-record_bench() {  # system json_file server_ticks
-  /usr/bin/python3 - "$1" "$2" "$3" "$clk_tck" >>"$cells" <<'EOF'
+# Appends a cell from a shoal-bench JSON result, with our own server CPU figure
+# (workload, bs and qd are what we asked for).
+record_bench() {  # system json_file server_ticks workload bs_bytes qd
+  /usr/bin/python3 - "$@" "$clk_tck" >>"$cells" <<'EOF'
 import json, sys
-system, path, ticks, tck = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+system, path, ticks, workload, bs, qd, tck = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 r = json.load(open(path))
 server = ticks / tck
 client = float(r.get("client_cpu_s", 0.0))
 gb = r["bytes"] / 1e9
 print(json.dumps({
-    "system": system, "workload": r.get("workload", "file"), "bs": r.get("bs", 0), "qd": r["qd"],
+    "system": system, "workload": workload, "bs": bs, "qd": qd,
     "iops": r["iops"], "mbps": r["mbps"], "p50_us": r.get("p50_us"), "p99_us": r.get("p99_us"),
     "client_cpu_s": round(client, 3), "server_cpu_s": round(server, 3),
     "cpu_s_per_gb": round((client + server) / gb, 3) if gb > 0 else None,
@@ -271,11 +280,11 @@ fio_cell() {  # system file bs qd server_pids...
       --norandommap --randrepeat=0 --numjobs=1 --output-format=json --output="$out" ||
     die "fio failed on $file (bs $bs, qd $qd)"
   after=$(cpu_ticks "$@")
-  record_fio "$system" "$out" $((after - before)) "$bs" "$qd"
+  record_fio "$system" "$out" $((after - before)) "$(bs_bytes "$bs")" "$qd"
 }
 
-bench_cell() {  # system server_pid_csv shoal-bench-args...
-  local system=$1 pids=$2; shift 2
+bench_cell() {  # system server_pid_csv workload bs qd shoal-bench-args...
+  local system=$1 pids=$2 workload=$3 bs=$4 qd=$5; shift 5
   local out=$state/last.bench.json before after
   rm -f "$out"
   local extra=()
@@ -285,7 +294,7 @@ bench_cell() {  # system server_pid_csv shoal-bench-args...
   bounded "$bench_bin" "$@" --seconds "$seconds" "${extra[@]}" --json "$out" >>"$state/bench.log" 2>&1 ||
     die "shoal-bench $* failed (log: $state/bench.log)"
   after=$(cpu_ticks ${pids//,/ })
-  record_bench "$system" "$out" $((after - before))
+  record_bench "$system" "$out" $((after - before)) "$workload" "$(bs_bytes "$bs")" "$qd"
 }
 
 file_cells() {  # bs qd
@@ -293,23 +302,23 @@ file_cells() {  # bs qd
   log "file, bs $bs, qd $qd: disk"
   drop_caches; fio_cell disk "$disk_file" "$bs" "$qd"
   log "file, bs $bs, qd $qd: shoal-native"
-  drop_caches; bench_cell shoal-native "$server_csv" native --config "$conf" --path /bench.dat --bs "$bs" --qd "$qd"
+  drop_caches; bench_cell shoal-native "$server_csv" file "$bs" "$qd" native --config "$conf" --path /bench.dat --bs "$bs" --qd "$qd"
   log "file, bs $bs, qd $qd: shoal-fuse"
   drop_caches; fio_cell shoal-fuse "$mnt/bench.dat" "$bs" "$qd" "${server_pids[@]}"
   log "file, bs $bs, qd $qd: nfs"
-  drop_caches; bench_cell nfs "$ganesha_pid" nfs --nfs-url "$nfs_url" --path /bench.dat --bs "$bs" --qd "$qd"
+  drop_caches; bench_cell nfs "$ganesha_pid" file "$bs" "$qd" nfs --nfs-url "$nfs_url" --path /bench.dat --bs "$bs" --qd "$qd"
 }
 
 dataset_cells() {
   local qd=64
   log "dataset, qd $qd: disk"
-  drop_caches; bench_cell disk "" posix --dataset --path "$data/files" --qd "$qd"
+  drop_caches; bench_cell disk "" dataset 0 "$qd" posix --dataset --path "$data/files" --qd "$qd"
   log "dataset, qd $qd: shoal-native"
-  drop_caches; bench_cell shoal-native "$server_csv" native --dataset --config "$conf" --path /files --qd "$qd"
+  drop_caches; bench_cell shoal-native "$server_csv" dataset 0 "$qd" native --dataset --config "$conf" --path /files --qd "$qd"
   log "dataset, qd $qd: shoal-fuse"
-  drop_caches; bench_cell shoal-fuse "$server_csv" posix --dataset --path "$mnt/files" --qd "$qd"
+  drop_caches; bench_cell shoal-fuse "$server_csv" dataset 0 "$qd" posix --dataset --path "$mnt/files" --qd "$qd"
   log "dataset, qd $qd: nfs"
-  drop_caches; bench_cell nfs "$ganesha_pid" nfs --dataset --nfs-url "$nfs_url" --path /files --qd "$qd"
+  drop_caches; bench_cell nfs "$ganesha_pid" dataset 0 "$qd" nfs --dataset --nfs-url "$nfs_url" --path /files --qd "$qd"
 }
 
 bss=(4k 128k 1m)
@@ -324,10 +333,10 @@ cat "$disk_file" >/dev/null
 find "$data/files" -type f -exec cat {} + >/dev/null
 for bs in "${bss[@]}"; do for qd in "${qds[@]}"; do
   log "file, bs $bs, qd $qd: nfs-warm"
-  bench_cell nfs-warm "$ganesha_pid" nfs --nfs-url "$nfs_url" --path /bench.dat --bs "$bs" --qd "$qd"
+  bench_cell nfs-warm "$ganesha_pid" file "$bs" "$qd" nfs --nfs-url "$nfs_url" --path /bench.dat --bs "$bs" --qd "$qd"
 done; done
 log "dataset, qd 64: nfs-warm"
-bench_cell nfs-warm "$ganesha_pid" nfs --dataset --nfs-url "$nfs_url" --path /files --qd 64
+bench_cell nfs-warm "$ganesha_pid" dataset 0 64 nfs --dataset --nfs-url "$nfs_url" --path /files --qd 64
 
 # ---------------------------------------------------------------------------
 # Report.

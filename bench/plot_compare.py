@@ -51,6 +51,7 @@ def main(argv):
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 8), sharex=True,
                                       gridspec_kw={"height_ratios": [3, 2]})
     width = 0.8 / len(systems)
+    lowest = min(max(c["mbps"], 0.01) for c in cells)
     for i, system in enumerate(systems):
         xs, mbps, cpu = [], [], []
         for j, name in enumerate(names):
@@ -63,15 +64,18 @@ def main(argv):
         top.bar(xs, mbps, width, label=system, color=COLOURS.get(system))
         bottom.bar(xs, cpu, width, label=system, color=COLOURS.get(system))
     top.set_yscale("log")
+    top.set_ylim(bottom=lowest / 3)  # bars start below the smallest, so every bar shows
     top.set_ylabel("MB/s (log)")
-    top.set_title("Random reads: Shoal vs local disk vs NFS-Ganesha (one machine)")
-    top.legend(ncol=len(systems), fontsize="small")
+    fig.suptitle("Reads: Shoal vs local disk vs NFS-Ganesha (one machine)")
+    handles, labels = top.get_legend_handles_labels()
+    fig.legend(handles, labels, ncol=len(systems), fontsize="small", loc="upper center",
+               bbox_to_anchor=(0.5, 0.955))
     top.grid(axis="y", which="both", alpha=0.3)
     bottom.set_ylabel("CPU s per GB")
     bottom.grid(axis="y", alpha=0.3)
     bottom.set_xticks(range(len(names)))
     bottom.set_xticklabels(names)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     fig.savefig(argv[2], dpi=110)
     return 0
 
