@@ -232,7 +232,9 @@ record_bench() {  # system json_file server_ticks workload bs_bytes qd
 import json, sys
 system, path, ticks, workload, bs, qd, tck = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 r = json.load(open(path))
-server = ticks / tck
+# shoal-bench measures the servers over its timed phase when given their pids;
+# our /proc figure (the whole run, setup included) is the fallback.
+server = float(r["server_cpu_s"]) if ticks > 0 and "server_cpu_s" in r else ticks / tck
 client = float(r.get("client_cpu_s", 0.0))
 gb = r["bytes"] / 1e9
 print(json.dumps({
