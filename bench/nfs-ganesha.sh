@@ -15,8 +15,8 @@
 # still calls v4 "not yet functional".
 #
 # Config, log, pid file and NFSv4 recovery state all live in <state-dir>.
-# The daemon runs in its own memory cgroup (v2: /sys/fs/cgroup/shoal-bench-nfs,
-# v1: /sys/fs/cgroup/memory/shoal-bench-nfs) capped at NFS_MEM_MAX (default
+# The daemon runs in its own memory cgroup (v2: /sys/fs/cgroup/shoal-bench-nfs-<id>,
+# v1: /sys/fs/cgroup/memory/shoal-bench-nfs-<id>; <id> from the state dir's path) capped at NFS_MEM_MAX (default
 # 256M) so that it cannot hold the dataset in its own memory; page cache it
 # faults in is charged to that cgroup and so stays below the cap too. Without a
 # usable memory controller the server still runs, with a warning.
@@ -25,7 +25,6 @@
 # NFS_MEM_MAX (bytes or K/M/G suffix; 0 = no cgroup), NFS_WAIT_SECS (default 30).
 set -euo pipefail
 
-cgroup_name=shoal-bench-nfs
 wait_secs=${NFS_WAIT_SECS:-30}
 
 log() { echo "nfs-ganesha: $*" >&2; }
@@ -71,8 +70,11 @@ to_bytes() {  # 256M -> 268435456
 
 # Prints the directory of our memory cgroup after creating it with the cap, or
 # nothing when there is no memory controller we can use.
-make_cgroup() {  # bytes
-  local dir
+make_cgroup() {  # bytes state-dir
+  # One cgroup per state directory, so that two servers (two users of this
+  # script) never share or remove each other's cap.
+  local dir cgroup_name
+  cgroup_name=shoal-bench-nfs-$(printf %s "$2" | md5sum | cut -c1-8)
   if grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
     # cgroup v2 unified: children of the root get the controller only when the
     # root's subtree_control enables it.
@@ -161,7 +163,7 @@ LOG {
 }
 EOF
   if [ "$mem" != 0 ]; then
-    cg=$(make_cgroup "$mem")
+    cg=$(make_cgroup "$mem" "$state")
     if [ -n "$cg" ]; then echo "$cg" >"$state/cgroup"
     else log "warning: no usable memory cgroup; ganesha runs without a memory cap"; fi
   fi
