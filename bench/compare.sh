@@ -71,7 +71,7 @@ done
 [[ $files =~ ^[0-9]+$ ]] && ((files > 0)) || { echo "compare: --files wants a positive integer" >&2; exit 2; }
 if ((quick)); then
   # Explicit flags given before or after --quick win only if they differ from the defaults.
-  [ "$size_gib" = 4 ] && size_gib=0.5
+  [ "$size_gib" = 4 ] && size_gib=1
   [ "$seconds" = 10 ] && seconds=3
   [ "$files" = 10000 ] && files=200
 fi
@@ -88,10 +88,10 @@ cells=$work/cells.jsonl
 disk_file=$data/bench.dat
 min_file=$((64 << 10))
 max_file=$((512 << 10))
-# Ganesha's memory cap: an eighth of the file, between 64 MiB and 256 MiB.
-nfs_mem=$((size_bytes / 8))
-((nfs_mem < 64 << 20)) && nfs_mem=$((64 << 20))
-((nfs_mem > 256 << 20)) && nfs_mem=$((256 << 20))
+# Ganesha's memory cap: its own working memory (up to ~100 MiB of buffers at
+# QD64 x 1 MiB; at 64 MiB the kernel OOM-killed it) plus page cache of a
+# sixteenth of the file. No swap, so what the cap squeezes is the page cache.
+nfs_mem=${NFS_MEM_MAX:-$(((256 << 20) + size_bytes / 16))}
 cell_deadline=$((seconds * 4 + 120))  # any one reader gets this long before it is killed
 clk_tck=$(getconf CLK_TCK)
 
@@ -285,6 +285,13 @@ fio_cell() {  # system file bs qd server_pids...
   record_fio "$system" "$out" $((after - before)) "$(bs_bytes "$bs")" "$qd"
 }
 
+ganesha_alive() {  # after an NFS cell: a dead ganesha (its cgroup's OOM killer?) ends the run
+  local st
+  st=$(awk '{print $3}' "/proc/$ganesha_pid/stat" 2>/dev/null) || st=gone
+  [ "$st" != gone ] && [ "$st" != Z ] && return 0
+  die "ganesha ($ganesha_pid) died during the last cell; an OOM kill in its cgroup? (dmesg; raise NFS_MEM_MAX, now $nfs_mem)"
+}
+
 bench_cell() {  # system server_pid_csv workload bs qd shoal-bench-args...
   local system=$1 pids=$2 workload=$3 bs=$4 qd=$5; shift 5
   local out=$state/last.bench.json before after
@@ -293,8 +300,11 @@ bench_cell() {  # system server_pid_csv workload bs qd shoal-bench-args...
   [ -z "$pids" ] || extra=(--server-pids "$pids")
   before=$(cpu_ticks ${pids//,/ })
   echo "+ shoal-bench $* ${extra[*]}" >>"$state/bench.log"
-  bounded "$bench_bin" "$@" --seconds "$seconds" "${extra[@]}" --json "$out" >>"$state/bench.log" 2>&1 ||
+  if ! bounded "$bench_bin" "$@" --seconds "$seconds" "${extra[@]}" --json "$out" >>"$state/bench.log" 2>&1; then
+    [[ $system != nfs* ]] || ganesha_alive
     die "shoal-bench $* failed (log: $state/bench.log)"
+  fi
+  [[ $system != nfs* ]] || ganesha_alive
   after=$(cpu_ticks ${pids//,/ })
   record_bench "$system" "$out" $((after - before)) "$workload" "$(bs_bytes "$bs")" "$qd"
 }
