@@ -15,7 +15,7 @@
 #   nfs-warm      the same after the whole file was read once (served from page cache)
 # Workloads (rows): random reads over one large file at 4 KiB, 128 KiB, 1 MiB x
 # QD1, QD64 (one thread); then a small-file dataset (--files files of
-# 64-512 KiB) read whole in shuffled order at QD64 (disk and shoal-fuse use
+# 64-512 KiB) read whole in shuffled order at QD64, one pass (each file once) (disk and shoal-fuse use
 # shoal-bench posix there, since fio cannot shuffle whole files).
 #
 # CPU: "CPU s/GB" is the CPU time of the whole system that served the reads
@@ -298,9 +298,10 @@ bench_cell() {  # system server_pid_csv workload bs qd shoal-bench-args...
   rm -f "$out"
   local extra=()
   [ -z "$pids" ] || extra=(--server-pids "$pids")
+  [[ " $* " == *" --ops "* ]] || extra+=(--seconds "$seconds")  # a cell bounded by count sets its own
   before=$(cpu_ticks ${pids//,/ })
   echo "+ shoal-bench $* ${extra[*]}" >>"$state/bench.log"
-  if ! bounded "$bench_bin" "$@" --seconds "$seconds" "${extra[@]}" --json "$out" >>"$state/bench.log" 2>&1; then
+  if ! bounded "$bench_bin" "$@" "${extra[@]}" --json "$out" >>"$state/bench.log" 2>&1; then
     [[ $system != nfs* ]] || ganesha_alive
     die "shoal-bench $* failed (log: $state/bench.log)"
   fi
@@ -321,16 +322,19 @@ file_cells() {  # bs qd
   drop_caches; bench_cell nfs "$ganesha_pid" file "$bs" "$qd" nfs --nfs-url "$nfs_url" --path /bench.dat --bs "$bs" --qd "$qd"
 }
 
+# Dataset cells read every file exactly once (one shuffled pass), so that no
+# system gets to re-read what an earlier pass left in a cache.
+one_pass=(--ops "$files" --seconds 0)
 dataset_cells() {
   local qd=64
   log "dataset, qd $qd: disk"
-  drop_caches; bench_cell disk "" dataset 0 "$qd" posix --dataset --path "$data/files" --qd "$qd"
+  drop_caches; bench_cell disk "" dataset 0 "$qd" posix --dataset --path "$data/files" --qd "$qd" "${one_pass[@]}"
   log "dataset, qd $qd: shoal-native"
-  drop_caches; bench_cell shoal-native "$server_csv" dataset 0 "$qd" native --dataset --config "$conf" --path /files --qd "$qd"
+  drop_caches; bench_cell shoal-native "$server_csv" dataset 0 "$qd" native --dataset --config "$conf" --path /files --qd "$qd" "${one_pass[@]}"
   log "dataset, qd $qd: shoal-fuse"
-  drop_caches; bench_cell shoal-fuse "$server_csv" dataset 0 "$qd" posix --dataset --path "$mnt/files" --qd "$qd"
+  drop_caches; bench_cell shoal-fuse "$server_csv" dataset 0 "$qd" posix --dataset --path "$mnt/files" --qd "$qd" "${one_pass[@]}"
   log "dataset, qd $qd: nfs"
-  drop_caches; bench_cell nfs "$ganesha_pid" dataset 0 "$qd" nfs --dataset --nfs-url "$nfs_url" --path /files --qd "$qd"
+  drop_caches; bench_cell nfs "$ganesha_pid" dataset 0 "$qd" nfs --dataset --nfs-url "$nfs_url" --path /files --qd "$qd" "${one_pass[@]}"
 }
 
 bss=(4k 128k 1m)
@@ -348,7 +352,7 @@ for bs in "${bss[@]}"; do for qd in "${qds[@]}"; do
   bench_cell nfs-warm "$ganesha_pid" file "$bs" "$qd" nfs --nfs-url "$nfs_url" --path /bench.dat --bs "$bs" --qd "$qd"
 done; done
 log "dataset, qd 64: nfs-warm"
-bench_cell nfs-warm "$ganesha_pid" dataset 0 64 nfs --dataset --nfs-url "$nfs_url" --path /files --qd 64
+bench_cell nfs-warm "$ganesha_pid" dataset 0 64 nfs --dataset --nfs-url "$nfs_url" --path /files --qd 64 "${one_pass[@]}"
 
 # ---------------------------------------------------------------------------
 # Report.
@@ -375,7 +379,7 @@ for c in cells:
 def ratio(a, b):
     if not a or not b or not b["mbps"]: return "–"
     return "%.2f" % (a["mbps"] / b["mbps"])
-print("Random reads of one %.1f GiB file, %s s per cell; dataset: %s files of 64–512 KiB read whole, shuffled." % (size / (1 << 30), secs, nfiles))
+print("Random reads of one %.1f GiB file, %s s per cell; dataset: %s files of 64–512 KiB, each read whole once, shuffled." % (size / (1 << 30), secs, nfiles))
 print("Cells: IOPS / MB/s / p99 µs. CPU: CPU seconds (client + servers) per GB read.\n")
 hdr = ["workload"] + systems + ["native/nfs", "fuse/nfs", "native/disk", "fuse/disk", "CPU s/GB " + " · ".join(systems)]
 print("| " + " | ".join(hdr) + " |")
