@@ -73,7 +73,7 @@ if ((quick)); then
   # Explicit flags given before or after --quick win only if they differ from the defaults.
   [ "$size_gib" = 4 ] && size_gib=1
   [ "$seconds" = 10 ] && seconds=3
-  [ "$files" = 10000 ] && files=200
+  [ "$files" = 10000 ] && files=1000
 fi
 size_bytes=$(/usr/bin/python3 -c "print(int(float('$size_gib') * (1 << 30)) // (1 << 20) << 20)")
 ((size_bytes >= 64 << 20)) || { echo "compare: --size-gib too small (at least 64 MiB)" >&2; exit 2; }
@@ -119,8 +119,11 @@ trap 'log "interrupted"; exit 130' INT TERM
 
 # Runs a command in the background with a deadline and waits for it, so that a
 # signal to this script interrupts the wait (the trap then stops the child).
-bounded() {  # command...
-  timeout --kill-after=10 "$cell_deadline" "$@" &
+# Its output goes to log_file: redirecting the call instead would also send
+# this script's own messages (and the trap's) there while it waits.
+bounded() {  # log_file command...
+  local log_file=$1; shift
+  timeout --kill-after=10 "$cell_deadline" "$@" >>"$log_file" 2>&1 &
   child=$!
   local rc=0
   wait "$child" || rc=$?
@@ -277,10 +280,10 @@ fio_cell() {  # system file bs qd server_pids...
   local system=$1 file=$2 bs=$3 qd=$4; shift 4
   local out=$state/last.fio.json before after
   before=$(cpu_ticks "$@")
-  bounded fio --name=randread --filename="$file" --rw=randread --bs="$bs" --iodepth="$qd" \
+  bounded "$state/fio.log" fio --name=randread --filename="$file" --rw=randread --bs="$bs" --iodepth="$qd" \
       --ioengine=io_uring --direct=1 --size="$size_bytes" --runtime="$seconds" --time_based \
       --norandommap --randrepeat=0 --numjobs=1 --output-format=json --output="$out" ||
-    die "fio failed on $file (bs $bs, qd $qd)"
+    die "fio failed on $file (bs $bs, qd $qd; log: $state/fio.log)"
   after=$(cpu_ticks "$@")
   record_fio "$system" "$out" $((after - before)) "$(bs_bytes "$bs")" "$qd"
 }
@@ -301,7 +304,7 @@ bench_cell() {  # system server_pid_csv workload bs qd shoal-bench-args...
   [[ " $* " == *" --ops "* ]] || extra+=(--seconds "$seconds")  # a cell bounded by count sets its own
   before=$(cpu_ticks ${pids//,/ })
   echo "+ shoal-bench $* ${extra[*]}" >>"$state/bench.log"
-  if ! bounded "$bench_bin" "$@" "${extra[@]}" --json "$out" >>"$state/bench.log" 2>&1; then
+  if ! bounded "$state/bench.log" "$bench_bin" "$@" "${extra[@]}" --json "$out"; then
     [[ $system != nfs* ]] || ganesha_alive
     die "shoal-bench $* failed (log: $state/bench.log)"
   fi

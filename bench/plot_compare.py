@@ -60,7 +60,7 @@ def main(argv):
                 continue
             xs.append(j + (i - (len(systems) - 1) / 2) * width)
             mbps.append(max(cell["mbps"], 0.01))
-            cpu.append(cell.get("cpu_s_per_gb") or 0)
+            cpu.append(max(cell.get("cpu_s_per_gb") or 0, 0.001))
         top.bar(xs, mbps, width, label=system, color=COLOURS.get(system))
         bottom.bar(xs, cpu, width, label=system, color=COLOURS.get(system))
     top.set_yscale("log")
@@ -71,7 +71,8 @@ def main(argv):
     fig.legend(handles, labels, ncol=len(systems), fontsize="small", loc="upper center",
                bbox_to_anchor=(0.5, 0.955))
     top.grid(axis="y", which="both", alpha=0.3)
-    bottom.set_ylabel("CPU s per GB")
+    bottom.set_yscale("log")
+    bottom.set_ylabel("CPU s per GB (log)")
     bottom.grid(axis="y", alpha=0.3)
     bottom.set_xticks(range(len(names)))
     bottom.set_xticklabels(names)
