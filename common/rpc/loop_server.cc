@@ -62,7 +62,7 @@ class LoopConnection : public std::enable_shared_from_this<LoopConnection> {
   const std::string& peer() const { return peer_; }
   uint64_t max_frame_bytes() const { return shared_->options.max_frame_bytes; }
 
-  void Start() { ArmRecv(); }
+  void Start() { Resume(); }
 
   // Loop thread. Idempotent.
   void Close(const std::string& why) {
@@ -112,10 +112,6 @@ class LoopConnection : public std::enable_shared_from_this<LoopConnection> {
 
   void ArmRecv() {
     if (closed_ || recv_ref_) return;
-    if (OverLimits()) {
-      shared_->stalls.fetch_add(1, std::memory_order_relaxed);
-      return;  // resumed by Finish when replies drain
-    }
     io_uring_sqe* sqe = loop_->Sqe();
     if (!sqe) return Close("the ring refused a receive");
     if (big_) {
@@ -166,7 +162,21 @@ class LoopConnection : public std::enable_shared_from_this<LoopConnection> {
     } else {
       rend_ += static_cast<size_t>(res);
     }
+    Resume();
+  }
+
+  // Dispatches what is buffered and reads on — unless the connection is at
+  // its limits, in which case it waits (frames stay buffered, no deadline
+  // runs: the peer is not the slow one) until replies drain.
+  void Resume() {
+    if (closed_ || recv_ref_) return;
     if (!big_ && !ParseBuffered()) return;
+    if (OverLimits()) {
+      if (frame_timer_) loop_->CancelTimer(frame_timer_);
+      frame_timer_ = 0;
+      shared_->stalls.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
     WatchPartialFrame();
     ArmRecv();
   }
@@ -174,7 +184,7 @@ class LoopConnection : public std::enable_shared_from_this<LoopConnection> {
   // Dispatches every whole frame in the buffer; starts a big frame that does
   // not fit. False when the connection was closed.
   bool ParseBuffered() {
-    while (!closed_ && rend_ - rbegin_ >= kFrameHeaderSize) {
+    while (!closed_ && !OverLimits() && rend_ - rbegin_ >= kFrameHeaderSize) {
       FrameHeader h;
       Status st = DecodeFrameHeader(rbuf_.get() + rbegin_, shared_->options.max_frame_bytes, &h);
       if (st.ok() && h.is_response()) st = Error(proto::PROTOCOL_ERROR, "response frame sent to a server");
@@ -311,7 +321,7 @@ class LoopConnection : public std::enable_shared_from_this<LoopConnection> {
       send_timer_ = 0;
     }
     Flush();
-    ArmRecv();
+    Resume();
   }
 
   // The frame is sent (or will never be): its bytes may be reused, its

@@ -45,6 +45,7 @@ class StorageNode {
   }
 
   rpc::LoopServer& server() { return *server_; }
+  loop::EventLoop& loop() { return *loop_; }
   storage::StorageService& service() { return *service_; }
 
  private:
