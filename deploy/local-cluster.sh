@@ -111,8 +111,9 @@ cluster_key_file = '$home/conf/cluster.key'"
     "$common" "$port" "$home" $((port + 100)) >"$home/conf/meta.toml"
   printf "%s\nmeta_address = '127.0.0.1:%d'\n" "$common" "$port" >"$home/conf/client.toml"
   printf "%s\nmeta_address = '127.0.0.1:%d'\nmountpoint = '%s'\n" "$common" "$port" "$mnt" >"$home/conf/fuse.toml"
+  # Three servers share this machine's cores: one event loop each, not one per core.
   for i in $(seq 1 $nodes); do
-    printf "%s\nmeta_address = '127.0.0.1:%d'\nlisten = '127.0.0.1:%d'\nnode_id = %d\ntargets = ['%d:%s/target%d']\nmetrics_listen = '127.0.0.1:%d'\n" \
+    printf "%s\nevent_loops = 1\nmeta_address = '127.0.0.1:%d'\nlisten = '127.0.0.1:%d'\nnode_id = %d\ntargets = ['%d:%s/target%d']\nmetrics_listen = '127.0.0.1:%d'\n" \
       "$common" "$port" $((port + i)) "$i" $((i * 100 + 1)) "$home" "$i" $((port + 100 + i)) >"$home/conf/storage$i.toml"
   done
 

@@ -19,7 +19,8 @@ constexpr int kSubmitAttempts = 100;
 constexpr int64_t kStopDrainMs = 30000;
 }  // namespace
 
-EventLoop::EventLoop(Options options) : options_(std::move(options)), timers_(options_.clock->NowMs()) {}
+EventLoop::EventLoop(Options options)
+    : options_(std::move(options)), manual_clock_(options_.clock != RealClock()), timers_(options_.clock->NowMs()) {}
 
 Result<std::unique_ptr<EventLoop>> EventLoop::Start(Options options) {
   std::unique_ptr<EventLoop> loop(new EventLoop(std::move(options)));
@@ -42,8 +43,7 @@ Result<std::unique_ptr<EventLoop>> EventLoop::Start(Options options) {
     loop->stopped_ = true;
     return st;
   }
-  if (loop->options_.clock != RealClock()) {
-    loop->manual_clock_ = true;
+  if (loop->manual_clock_) {
     try {
       loop->clock_thread_ = std::thread([l = loop.get()] { l->ClockThread(); });
     } catch (const std::system_error& e) {

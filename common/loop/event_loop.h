@@ -132,6 +132,7 @@ class EventLoop {
   std::atomic<bool> stopping_{false};
   bool stopped_ = false;
 
+  const bool manual_clock_;  // set before the thread starts (see Clocks above)
   TimerWheel timers_;
   std::vector<std::function<void()>> end_of_iteration_;
   uint64_t in_flight_ = 0;
@@ -139,7 +140,6 @@ class EventLoop {
   std::atomic<std::thread::id> thread_id_{};
   std::thread thread_;
 
-  bool manual_clock_ = false;
   std::mutex clock_mu_;  // guards the fields below
   std::condition_variable clock_cv_, handled_cv_;
   int64_t clock_target_ = TimerWheel::kNone;
