@@ -129,6 +129,11 @@ class ServerConnection {
     RaiseTo(server_->peak_bytes_, bytes_);
     return true;
   }
+  void Charge(uint64_t bytes) {
+    std::lock_guard<std::mutex> l(mu_);
+    bytes_ += bytes;
+    RaiseTo(server_->peak_bytes_, bytes_);
+  }
   void Release(uint64_t admitted) {
     std::lock_guard<std::mutex> l(mu_);
     ReleaseLocked(admitted);
@@ -258,10 +263,20 @@ class ServerConnection {
 
 ServerCall::ServerCall(std::shared_ptr<ServerConnection> conn, FrameHeader header, std::string message,
                        AlignedBuffer payload)
-    : conn_(std::move(conn)), header_(header), message_(std::move(message)), payload_(std::move(payload)) {}
+    : conn_(std::move(conn)),
+      header_(header),
+      message_(std::move(message)),
+      payload_(std::move(payload)),
+      charged_(uint64_t{header.message_len} + header.payload_len) {}
 
 ServerCall::~ServerCall() {
-  if (!answered_.load()) conn_->Release(uint64_t{header_.message_len} + header_.payload_len);
+  if (!answered_.load()) conn_->Release(charged_.load());
+}
+
+void ServerCall::ChargeInFlightBytes(uint64_t bytes) {
+  if (answered_.load()) return;
+  charged_ += bytes;
+  conn_->Charge(bytes);
 }
 
 std::string ServerCall::peer() const { return conn_->conn().PeerName(); }
@@ -281,7 +296,7 @@ void ServerCall::Answer(FrameHeader h, const std::string& msg, const iovec* payl
     LOG_WARN("{} call from {} answered twice; the second answer is dropped", proto::Method_Name(method()), peer());
     return;
   }
-  (void)conn_->Send(h, msg, payload, n, uint64_t{header_.message_len} + header_.payload_len);
+  (void)conn_->Send(h, msg, payload, n, charged_.load());
 }
 
 void ServerCall::Reply(const google::protobuf::Message& rsp, const iovec* payload, int payload_iovs) {

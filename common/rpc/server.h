@@ -86,6 +86,12 @@ class ServerCall {
   // RpcServer::Options::max_items_per_request); handlers of batches check it.
   uint32_t max_items_per_request() const;
 
+  // Counts `bytes` the handler holds for this call (e.g. read buffers)
+  // against the connection's max_bytes_in_flight until the call is answered,
+  // so that per-item costs hold back further requests too. Never blocks; call
+  // before answering.
+  void ChargeInFlightBytes(uint64_t bytes);
+
   // Parses the request message. On failure replies PROTOCOL_ERROR, logs, closes
   // the connection and returns false; the handler must then return.
   bool Parse(google::protobuf::Message* msg);
@@ -102,6 +108,7 @@ class ServerCall {
   FrameHeader header_;
   std::string message_;
   AlignedBuffer payload_;
+  std::atomic<uint64_t> charged_{0};  // frame bytes plus what the handler charged
   std::atomic<bool> answered_{false};
 };
 

@@ -55,6 +55,8 @@ struct Setup {
 constexpr proto::Method kEchoInline = proto::STORAGE_STATS;  // reply payload = request payload, on the reader
 constexpr proto::Method kEchoPool = proto::STORAGE_WRITE;    // the same, on the worker pool
 constexpr proto::Method kPark = proto::STORAGE_READ;         // held until the test releases it
+constexpr proto::Method kParkHeavy = proto::STORAGE_TRUNCATE;  // the same, on the reader, charging kHeavyBytes
+constexpr uint64_t kHeavyBytes = 400 << 10;
 
 template <typename S>
 class TransportContractTest : public ::testing::Test {
@@ -86,6 +88,12 @@ class TransportContractTest : public ::testing::Test {
     server_->Register(kEchoInline, RpcServer::Dispatch::kInline, echo);
     server_->Register(kEchoPool, RpcServer::Dispatch::kPool, echo);
     server_->Register(kPark, RpcServer::Dispatch::kPool, [this](std::shared_ptr<ServerCall> call) {
+      std::lock_guard<std::mutex> l(park_mu_);
+      parked_.push_back(std::move(call));
+      ++parked_total_;
+    });
+    server_->Register(kParkHeavy, RpcServer::Dispatch::kInline, [this](std::shared_ptr<ServerCall> call) {
+      call->ChargeInFlightBytes(kHeavyBytes);  // say, the read buffers of a batch
       std::lock_guard<std::mutex> l(park_mu_);
       parked_.push_back(std::move(call));
       ++parked_total_;
@@ -307,6 +315,22 @@ TYPED_TEST(TransportContractTest, BytesInFlightAreBoundedByBackPressure) {
   ASSERT_TRUE(Eventually([&] { return this->ParkedTotal() >= before + 4; }));
   // Parked calls hold request bytes; their small replies went out at once.
   EXPECT_LE(this->server_->counters().peak_bytes_in_flight, 4 * kPayload);
+}
+
+TYPED_TEST(TransportContractTest, BytesAHandlerHoldsCountAgainstTheLimit) {
+  auto o = this->SmallOptions();
+  o.max_bytes_in_flight = 1 << 20;
+  this->StartServer(o);
+  Connection* flood = this->Peer(true);
+  this->Pipeline(flood, kParkHeavy, 1000, 0);  // tiny requests, each costing the server 400 KiB
+  // 0, 400 KiB and 800 KiB held each leave room; 1200 KiB does not.
+  ASSERT_TRUE(Eventually([&] { return this->Parked() == 3; }));
+  ASSERT_TRUE(Eventually([&] { return this->server_->counters().backpressure_pauses >= 1; }));
+  size_t before = this->ParkedTotal();
+  this->AnswerParked();
+  ASSERT_TRUE(Eventually([&] { return this->ParkedTotal() >= before + 3; }));
+  EXPECT_EQ(this->server_->counters().peak_requests_in_flight, 3u);
+  EXPECT_LE(this->server_->counters().peak_bytes_in_flight, 3 * kHeavyBytes);
 }
 
 TYPED_TEST(TransportContractTest, ClientThatStopsReadingStallsOnlyItself) {
