@@ -14,6 +14,7 @@ namespace shoal::rpc {
 struct RpcChannel::Conn {
   std::unique_ptr<Connection> conn;
   std::mutex send_mu;
+  int send_timeout_ms = 0;  // guarded by send_mu; the socket's current send timeout
   struct Pending {
     Callback done;
     std::vector<iovec> sink;
@@ -187,6 +188,13 @@ void RpcChannel::Call(proto::Method method, const google::protobuf::Message& req
   Status st;
   {
     std::lock_guard<std::mutex> l(conn->send_mu);
+    // A server applying back-pressure may take a while to read a request; the
+    // send may block as long as the call may last, no longer.
+    int send_ms = std::max(timeout_ms, 1);
+    if (send_ms != conn->send_timeout_ms) {
+      conn->conn->SetTimeouts(0, send_ms);
+      conn->send_timeout_ms = send_ms;
+    }
     st = SendFrame(*conn->conn, h, msg, request_payload, request_iovs);
   }
   // The reader fails every outstanding call, this one included, once the

@@ -16,6 +16,8 @@
 // that times out while its send is still running gets its callback when the
 // send returns).
 //
+// Sending a request blocks (while the server applies back-pressure) for at
+// most the call's timeout; then the connection is dropped and its calls fail.
 // A server that stalls inside a frame cannot hold the channel: once the first
 // byte of a response arrived, the rest must arrive by its call's deadline (or
 // within `frame_read_timeout_ms` when no live call waits for it); otherwise
