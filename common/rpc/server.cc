@@ -119,7 +119,9 @@ class ServerConnection {
   bool Admit(uint64_t frame_bytes) {
     const auto& o = options();
     std::unique_lock<std::mutex> l(mu_);
-    auto fits = [&] { return requests_ < o.max_requests_in_flight && (bytes_ == 0 || bytes_ + frame_bytes <= o.max_bytes_in_flight); };
+    auto fits = [&] {
+      return requests_ < o.max_requests_in_flight && (bytes_ == 0 || bytes_ + frame_bytes <= o.max_bytes_in_flight);
+    };
     if (!closed_ && !fits()) server_->backpressure_pauses_++;
     room_cv_.wait(l, [&] { return closed_ || fits(); });
     if (closed_) return false;
