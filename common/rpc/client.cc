@@ -26,13 +26,6 @@ struct RpcChannel::Conn {
   int64_t read_deadline_ms = Clock::kNever;       // guarded by mu; the frame being read must be in by then
   std::atomic<bool> read_timed_out{false};        // the reaper shut the connection for a stalled frame
 
-  // The deadline of the live call with this id, if there is one.
-  int64_t CallDeadline(uint64_t id, int64_t now_ms) {
-    std::lock_guard<std::mutex> l(mu);
-    auto it = pending.find(id);
-    if (it == pending.end() || it->second.deadline_ms <= now_ms) return Clock::kNever;
-    return it->second.deadline_ms;
-  }
 
   bool Take(uint64_t id, Pending* out) {
     std::lock_guard<std::mutex> l(mu);
@@ -263,12 +256,6 @@ Status RpcChannel::ReadFrames(Conn& c) {
       if (st.code() != proto::UNAVAILABLE) LOG_WARN("closing connection to {}: {}", options_.address, st.ToString());
       return st;
     }
-    // The rest of the frame is due by its call's deadline (a live call's
-    // caller waits that long anyway), else within the frame timeout.
-    int64_t now = options_.clock->NowMs();
-    int64_t due = conn->CallDeadline(h.request_id, now);
-    if (due == Clock::kNever) due = now + options_.frame_read_timeout_ms;
-    SetReadDeadline(*conn, due);
     std::string msg(h.message_len, '\0');
     st = in.Read(msg.data(), msg.size());
     if (!st.ok()) return stalled(st);
@@ -303,6 +290,9 @@ Status RpcChannel::ReadFrames(Conn& c) {
         dst.push_back({v.iov_base, k});
         left -= k;
       }
+      // The payload goes into the caller's sink, so its callback cannot run
+      // before the read ends: past the call's deadline the read is cut.
+      SetReadDeadline(*conn, p.deadline_ms);
       st = in.ReadV(dst.data(), static_cast<int>(dst.size()));
       if (!st.ok()) {
         // The sink may hold partial bytes, but the caller learns of failure

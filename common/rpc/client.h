@@ -19,10 +19,11 @@
 // Sending a request blocks (while the server applies back-pressure) for at
 // most the call's timeout; then the connection is dropped and its calls fail.
 // A server that stalls inside a frame cannot hold the channel: once the first
-// byte of a response arrived, the rest must arrive by its call's deadline (or
-// within `frame_read_timeout_ms` when no live call waits for it); otherwise
-// that call fails with TIMEOUT and the connection is dropped (the other calls
-// on it fail with UNAVAILABLE, and the next call reconnects). Failing to start
+// byte of a response arrived, its header and message must follow within
+// `frame_read_timeout_ms`, and a payload bound for a caller's sink must be in
+// by that call's deadline; otherwise the call fails with TIMEOUT and the
+// connection is dropped (the other calls on it fail with UNAVAILABLE, and the
+// next call reconnects). Failing to start
 // a thread or to allocate a response buffer fails the call, never the process.
 //
 // Callbacks run on the channel's reader thread (or the caller's thread for an
