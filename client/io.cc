@@ -4,6 +4,7 @@
 #include "client/client.h"
 #include "client/timer.h"
 #include "common/crc32c.h"
+#include "common/rpc/server.h"
 #include "proto/storage.pb.h"
 
 namespace shoal::client {
@@ -281,7 +282,8 @@ void Client::ReadMany(std::vector<ReadSpec> reads) {
     for (auto& [where, piece] : placed) {
       auto& reqs = by_target[where.target_id];
       uint64_t& bytes = open_bytes[where.target_id];
-      if (reqs.empty() || bytes + piece.length > options_.max_request_bytes) {
+      if (reqs.empty() || bytes + piece.length > options_.max_request_bytes ||
+          reqs.back()->pieces.size() >= rpc::kDefaultMaxItemsPerRequest) {
         reqs.push_back(std::make_shared<Request>());
         reqs.back()->where = where;
         bytes = 0;

@@ -6,6 +6,7 @@
 
 #include "common/config.h"
 #include "common/rpc/handshake.h"
+#include "common/rpc/server.h"
 
 namespace shoal {
 
@@ -17,6 +18,23 @@ struct ClusterConfig {
   void AddTo(ConfigSpec& spec);
   // Loads the key: credentials for the handshake.
   Result<rpc::Credentials> Credentials() const;
+};
+
+// The RPC server's protection against bad or slow peers, as config keys
+// (defaults: rpc::RpcServer::Options; meaning: rpc/server.h).
+struct RpcLimitsConfig {
+  int64_t max_connections;
+  int64_t handshake_timeout_ms;
+  int64_t frame_read_timeout_ms;
+  int64_t send_timeout_ms;
+  uint32_t max_requests_in_flight;
+  int64_t max_bytes_in_flight;
+  uint32_t max_items_per_request;
+
+  RpcLimitsConfig();
+  void AddTo(ConfigSpec& spec);
+  // INVALID_ARGUMENT when a value is below 1 or too large.
+  Status ApplyTo(rpc::RpcServer::Options* options) const;
 };
 
 // Blocks SIGTERM and SIGINT in the calling thread and every thread it starts

@@ -1,5 +1,7 @@
 // A fixed pool of worker threads running queued closures in FIFO order.
 // Submit() is thread-safe. The destructor drains the queue and joins.
+// When a thread cannot be created the constructor joins the ones it started
+// and throws std::system_error (callers turn that into a Status).
 #pragma once
 
 #include <condition_variable>
@@ -14,16 +16,14 @@ namespace shoal {
 class ThreadPool {
  public:
   explicit ThreadPool(int threads) {
-    for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { Run(); });
-  }
-  ~ThreadPool() {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      stopping_ = true;
+    try {
+      for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { Run(); });
+    } catch (...) {
+      StopAndJoin();
+      throw;
     }
-    cv_.notify_all();
-    for (auto& t : workers_) t.join();
   }
+  ~ThreadPool() { StopAndJoin(); }
   void Submit(std::function<void()> fn) {
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -33,6 +33,14 @@ class ThreadPool {
   }
 
  private:
+  void StopAndJoin() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
   void Run() {
     for (;;) {
       std::function<void()> fn;

@@ -30,6 +30,7 @@ struct MetaConfig {
   uint32_t worker_threads = 8;
   int64_t max_frame_bytes = 64 << 20;
   std::string metrics_listen;
+  RpcLimitsConfig rpc_limits;
 };
 
 int Fail(const Status& st) { return ExitWithError("shoal-meta", st); }
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
   spec.Add("worker_threads", &cfg.worker_threads, "threads serving metadata requests");
   spec.Add("max_frame_bytes", &cfg.max_frame_bytes, "largest accepted RPC frame");
   spec.Add("metrics_listen", &cfg.metrics_listen, "host:port for Prometheus metrics (GET /metrics); empty: off");
+  cfg.rpc_limits.AddTo(spec);
   // A flag only, never a config key: a config file that says init would
   // start a fresh cluster over a lost database at the next start.
   bool init = false;
@@ -80,6 +82,7 @@ int main(int argc, char** argv) {
   opts.creds = *creds;
   opts.max_frame_bytes = cfg.max_frame_bytes;
   opts.worker_threads = static_cast<int>(cfg.worker_threads);
+  if (st = cfg.rpc_limits.ApplyTo(&opts); !st.ok()) return Fail(st);
   opts.name = "meta";
   rpc::RpcServer server(opts, rpc::TcpTransport());
   meta::MetaServiceStats stats;

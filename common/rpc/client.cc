@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <future>
+#include <new>
+#include <system_error>
 #include <unordered_map>
 
 #include "common/log.h"
@@ -12,6 +14,7 @@ namespace shoal::rpc {
 struct RpcChannel::Conn {
   std::unique_ptr<Connection> conn;
   std::mutex send_mu;
+  int send_timeout_ms = 0;  // guarded by send_mu; the socket's current send timeout
   struct Pending {
     Callback done;
     std::vector<iovec> sink;
@@ -20,6 +23,9 @@ struct RpcChannel::Conn {
   std::mutex mu;
   std::unordered_map<uint64_t, Pending> pending;  // guarded by mu
   bool dead = false;                              // guarded by mu
+  int64_t read_deadline_ms = Clock::kNever;       // guarded by mu; the frame being read must be in by then
+  std::atomic<bool> read_timed_out{false};        // the reaper shut the connection for a stalled frame
+
 
   bool Take(uint64_t id, Pending* out) {
     std::lock_guard<std::mutex> l(mu);
@@ -42,9 +48,7 @@ struct RpcChannel::Conn {
 };
 
 RpcChannel::RpcChannel(Options options, Transport* transport)
-    : options_(std::move(options)), transport_(transport) {
-  reaper_ = std::thread([this] { ReapLoop(); });
-}
+    : options_(std::move(options)), transport_(transport) {}
 
 RpcChannel::~RpcChannel() {
   std::shared_ptr<Conn> conn;
@@ -58,7 +62,32 @@ RpcChannel::~RpcChannel() {
   cv_.notify_all();
   cv_.wait(l, [this] { return live_readers_ == 0; });
   l.unlock();
-  reaper_.join();
+  if (reaper_.joinable()) reaper_.join();
+}
+
+Status RpcChannel::StartReaper() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (reaper_.joinable()) return Status::OK();
+  if (stopping_) return Error(proto::CANCELLED, "channel closed");
+  try {
+    reaper_ = std::thread([this] { ReapLoop(); });
+  } catch (const std::system_error& e) {
+    return Error(proto::UNAVAILABLE, std::string("cannot start the channel's reaper thread: ") + e.what());
+  }
+  return Status::OK();
+}
+
+void RpcChannel::SetReadDeadline(Conn& conn, int64_t deadline_ms) {
+  {
+    std::lock_guard<std::mutex> l(conn.mu);
+    conn.read_deadline_ms = deadline_ms;
+  }
+  if (deadline_ms == Clock::kNever) return;
+  std::lock_guard<std::mutex> l(mu_);
+  if (deadline_ms < next_reap_ms_) {
+    next_reap_ms_ = deadline_ms;
+    cv_.notify_all();
+  }
 }
 
 Result<std::shared_ptr<RpcChannel::Conn>> RpcChannel::GetConn() {
@@ -67,6 +96,7 @@ Result<std::shared_ptr<RpcChannel::Conn>> RpcChannel::GetConn() {
     std::lock_guard<std::mutex> cl(conn_->mu);
     if (!conn_->dead) return conn_;
   }
+  RETURN_IF_ERROR(StartReaper());
   ASSIGN_OR_RETURN(auto raw, transport_->Connect(options_.address, options_.connect_timeout_ms));
   Credentials creds = options_.creds;
   creds.timeout_ms = std::max(creds.timeout_ms, 1);
@@ -82,7 +112,16 @@ Result<std::shared_ptr<RpcChannel::Conn>> RpcChannel::GetConn() {
     if (stopping_) return Error(proto::CANCELLED, "channel closed");
     ++live_readers_;
   }
-  std::thread([this, conn] { ReadLoop(conn); }).detach();
+  try {
+    std::thread([this, conn] { ReadLoop(conn); }).detach();
+  } catch (const std::system_error& e) {
+    conn->conn->Shutdown();
+    std::lock_guard<std::mutex> ml(mu_);
+    --live_readers_;
+    cv_.notify_all();
+    return Error(proto::UNAVAILABLE, "connection to " + options_.address + ": cannot start its reader thread: " +
+                                         e.what());
+  }
   conn_ = conn;
   return conn;
 }
@@ -142,6 +181,13 @@ void RpcChannel::Call(proto::Method method, const google::protobuf::Message& req
   Status st;
   {
     std::lock_guard<std::mutex> l(conn->send_mu);
+    // A server applying back-pressure may take a while to read a request; the
+    // send may block as long as the call may last, no longer.
+    int send_ms = std::max(timeout_ms, 1);
+    if (send_ms != conn->send_timeout_ms) {
+      conn->conn->SetTimeouts(0, send_ms);
+      conn->send_timeout_ms = send_ms;
+    }
     st = SendFrame(*conn->conn, h, msg, request_payload, request_iovs);
   }
   // The reader fails every outstanding call, this one included, once the
@@ -174,23 +220,49 @@ Status RpcChannel::CallSync(proto::Method method, const google::protobuf::Messag
 }
 
 void RpcChannel::ReadLoop(std::shared_ptr<Conn> conn) {
+  Status st;
+  try {
+    st = ReadFrames(*conn);
+  } catch (const std::bad_alloc&) {
+    st = Error(proto::UNAVAILABLE, "out of memory reading a response");
+    LOG_WARN("closing connection to {}: {}", options_.address, st.ToString());
+  }
+  conn->FailAll(Error(proto::UNAVAILABLE, "connection to " + options_.address + " lost: " + st.ToString()));
+  std::lock_guard<std::mutex> l(mu_);
+  --live_readers_;
+  cv_.notify_all();
+}
+
+Status RpcChannel::ReadFrames(Conn& c) {
+  Conn* conn = &c;
   FrameReader in(*conn->conn, options_.max_frame_bytes);
+  // A read that failed because the reaper shut a stalled frame down is a timeout.
+  auto stalled = [&](Status st) {
+    if (!conn->read_timed_out.load()) return st;
+    return Error(proto::TIMEOUT, "response from " + options_.address + " stalled mid-frame: " + st.message());
+  };
   Status st;
   for (;;) {
     FrameHeader h;
-    st = in.ReadHeader(&h);
+    SetReadDeadline(*conn, Clock::kNever);
+    st = in.WaitForData();  // idle between frames: no deadline
+    if (st.ok()) {
+      SetReadDeadline(*conn, options_.clock->NowMs() + options_.frame_read_timeout_ms);
+      st = in.ReadHeader(&h);
+    }
     if (st.ok() && !h.is_response()) st = Error(proto::PROTOCOL_ERROR, "request frame sent to a client");
     if (!st.ok()) {
+      st = stalled(st);
       if (st.code() != proto::UNAVAILABLE) LOG_WARN("closing connection to {}: {}", options_.address, st.ToString());
-      break;
+      return st;
     }
     std::string msg(h.message_len, '\0');
     st = in.Read(msg.data(), msg.size());
-    if (!st.ok()) break;
+    if (!st.ok()) return stalled(st);
     Conn::Pending p;
     if (!conn->Take(h.request_id, &p)) {  // timed out earlier: discard
       st = in.Skip(h.payload_len);
-      if (!st.ok()) break;
+      if (!st.ok()) return stalled(st);
       continue;
     }
     if (h.status != proto::OK) {
@@ -198,7 +270,7 @@ void RpcChannel::ReadLoop(std::shared_ptr<Conn> conn) {
       d.ParseFromString(msg);
       st = in.Skip(h.payload_len);
       p.done(Error(static_cast<ErrorCode>(h.status), d.message()), std::string(), 0);
-      if (!st.ok()) break;
+      if (!st.ok()) return stalled(st);
       continue;
     }
     uint64_t room = 0;
@@ -206,7 +278,7 @@ void RpcChannel::ReadLoop(std::shared_ptr<Conn> conn) {
     if (h.payload_len > room) {
       st = in.Skip(h.payload_len);
       p.done(Error(proto::PROTOCOL_ERROR, "response payload larger than the destination"), std::string(), 0);
-      if (!st.ok()) break;
+      if (!st.ok()) return stalled(st);
       continue;
     }
     if (h.payload_len > 0) {
@@ -218,20 +290,20 @@ void RpcChannel::ReadLoop(std::shared_ptr<Conn> conn) {
         dst.push_back({v.iov_base, k});
         left -= k;
       }
+      // The payload goes into the caller's sink, so its callback cannot run
+      // before the read ends: past the call's deadline the read is cut.
+      SetReadDeadline(*conn, p.deadline_ms);
       st = in.ReadV(dst.data(), static_cast<int>(dst.size()));
       if (!st.ok()) {
         // The sink may hold partial bytes, but the caller learns of failure
         // before it may reuse the buffer.
+        st = stalled(st);
         p.done(st, std::string(), 0);
-        break;
+        return st;
       }
     }
     p.done(Status::OK(), msg, h.payload_len);
   }
-  conn->FailAll(Error(proto::UNAVAILABLE, "connection to " + options_.address + " lost: " + st.ToString()));
-  std::lock_guard<std::mutex> l(mu_);
-  --live_readers_;
-  cv_.notify_all();
 }
 
 void RpcChannel::ReapLoop() {
@@ -262,8 +334,15 @@ int64_t RpcChannel::ExpireCalls() {
   std::vector<Conn::Pending> expired;
   int64_t now = options_.clock->NowMs();
   int64_t earliest = Clock::kNever;
+  bool stalled = false;
   {
     std::lock_guard<std::mutex> pl(conn->mu);
+    if (conn->read_deadline_ms <= now) {
+      stalled = true;
+      conn->read_deadline_ms = Clock::kNever;
+    } else {
+      earliest = std::min(earliest, conn->read_deadline_ms);
+    }
     for (auto it = conn->pending.begin(); it != conn->pending.end();) {
       if (it->second.deadline_ms <= now) {
         expired.push_back(std::move(it->second));
@@ -273,6 +352,13 @@ int64_t RpcChannel::ExpireCalls() {
         ++it;
       }
     }
+  }
+  if (stalled) {
+    // The reader is stuck inside a frame: breaking the connection frees it
+    // (and reports its call as TIMEOUT).
+    LOG_WARN("closing connection to {}: a response frame stalled past its deadline", options_.address);
+    conn->read_timed_out = true;
+    conn->conn->Shutdown();
   }
   for (auto& p : expired) p.done(Error(proto::TIMEOUT, "call to " + options_.address + " timed out"), "", 0);
   return earliest;

@@ -16,6 +16,16 @@
 // that times out while its send is still running gets its callback when the
 // send returns).
 //
+// Sending a request blocks (while the server applies back-pressure) for at
+// most the call's timeout; then the connection is dropped and its calls fail.
+// A server that stalls inside a frame cannot hold the channel: once the first
+// byte of a response arrived, its header and message must follow within
+// `frame_read_timeout_ms`, and a payload bound for a caller's sink must be in
+// by that call's deadline; otherwise the call fails with TIMEOUT and the
+// connection is dropped (the other calls on it fail with UNAVAILABLE, and the
+// next call reconnects). Failing to start
+// a thread or to allocate a response buffer fails the call, never the process.
+//
 // Callbacks run on the channel's reader thread (or the caller's thread for an
 // immediate failure, or a call that ended during its own send) and must not
 // block.
@@ -49,6 +59,7 @@ class RpcChannel {
     Credentials creds;
     uint64_t max_frame_bytes = 64ull << 20;
     int connect_timeout_ms = 2000;
+    int frame_read_timeout_ms = 30000;  // on `clock`, see above
     const Clock* clock = RealClock();  // call deadlines
   };
 
@@ -70,10 +81,14 @@ class RpcChannel {
   struct SendGate;
   Result<std::shared_ptr<Conn>> GetConn();
   void ReadLoop(std::shared_ptr<Conn> conn);
+  Status ReadFrames(Conn& conn);  // until the connection breaks; returns why
   void ReapLoop();
   // Fails the current connection's calls whose deadline passed; returns the
   // earliest deadline still pending (Clock::kNever when none).
   int64_t ExpireCalls();
+  // Sets the deadline of the frame `conn`'s reader is in (Clock::kNever: idle).
+  void SetReadDeadline(Conn& conn, int64_t deadline_ms);
+  Status StartReaper();
 
   Options options_;
   Transport* transport_;
@@ -86,7 +101,7 @@ class RpcChannel {
   int live_readers_ = 0;
   bool stopping_ = false;
   int64_t next_reap_ms_ = Clock::kNever;  // when the reaper wakes; a call with an earlier deadline lowers it
-  std::thread reaper_;
+  std::thread reaper_;  // started with the first connection
 };
 
 }  // namespace shoal::rpc

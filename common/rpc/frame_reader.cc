@@ -10,6 +10,7 @@ FrameReader::FrameReader(Connection& conn, uint64_t max_frame_bytes, size_t buff
 
 size_t FrameReader::Take(uint8_t* dst, size_t n) {
   size_t k = std::min(n, end_ - begin_);
+  if (k == 0) return 0;  // dst may be null (an empty payload owns no buffer)
   std::memcpy(dst, buf_.get() + begin_, k);
   begin_ += k;
   return k;

@@ -16,6 +16,9 @@ class FrameReader {
  public:
   FrameReader(Connection& conn, uint64_t max_frame_bytes, size_t buffer_bytes = 64 << 10);
 
+  // Blocks until at least one byte of the next frame is here (or buffered);
+  // lets the caller tell an idle connection from a frame in progress.
+  Status WaitForData() { return Fill(1); }
   // The next header, validated (see DecodeFrameHeader).
   Status ReadHeader(FrameHeader* h);
   // Exactly `n` bytes into `dst`.

@@ -1,5 +1,6 @@
 // TCP backend of the transport seam: blocking sockets, one reader per
-// connection, TCP_NODELAY, large socket buffers for bulk payload.
+// connection, TCP_NODELAY, large socket buffers for bulk payload, keepalive
+// and TCP_USER_TIMEOUT on both ends (see transport.h).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -64,6 +65,17 @@ void TuneSocket(int fd) {
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 }
 
+// Dead-peer detection for TCP only (a socketpair has no such options).
+void EnableKeepalive(int fd) {
+  int one = 1, idle = kKeepaliveIdleSec, intvl = kKeepaliveIntervalSec, cnt = kKeepaliveProbes;
+  unsigned int user_timeout = kTcpUserTimeoutMs;
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
+}
+
 // A private copy of an iovec array, consumed from the front as bytes move.
 class IovCursor {
  public:
@@ -120,6 +132,24 @@ class StreamConnection : public Connection {
     return Status::OK();
   }
 
+  Result<size_t> TryWriteV(const iovec* iov, int n) override {
+    size_t done = 0;
+    for (IovCursor cur(iov, n); !cur.done();) {
+      msghdr msg{};
+      msg.msg_iov = cur.iov();
+      msg.msg_iovlen = cur.count();
+      ssize_t w = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        return Status::FromErrno(errno, "send to " + peer_);
+      }
+      cur.Consume(static_cast<size_t>(w));
+      done += static_cast<size_t>(w);
+    }
+    return done;
+  }
+
   Status ReadFullV(const iovec* iov, int n) override {
     for (IovCursor cur(iov, n); !cur.done();) {
       ssize_t r = ::readv(fd_, cur.iov(), cur.count());
@@ -154,6 +184,7 @@ class StreamConnection : public Connection {
 
   void Shutdown() override { ::shutdown(fd_, SHUT_RDWR); }
   std::string PeerName() const override { return peer_; }
+  int NativeHandle() const override { return fd_; }
 
  private:
   int fd_;
@@ -174,7 +205,10 @@ class TcpListener : public Listener {
       sockaddr_in sa{};
       socklen_t len = sizeof(sa);
       int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&sa), &len, SOCK_CLOEXEC);
-      if (fd >= 0) return std::unique_ptr<Connection>(new StreamConnection(fd, SockName(sa)));
+      if (fd >= 0) {
+        EnableKeepalive(fd);
+        return std::unique_ptr<Connection>(new StreamConnection(fd, SockName(sa)));
+      }
       if (closed_) return Error(proto::CANCELLED, "listener closed");
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno == EMFILE || errno == ENFILE) {
@@ -225,6 +259,7 @@ class Tcp : public Transport {
     }
     int flags = fcntl(fd, F_GETFL);
     fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    EnableKeepalive(fd);
     return std::unique_ptr<Connection>(new StreamConnection(fd, address));
   }
 

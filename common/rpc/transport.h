@@ -4,6 +4,11 @@
 // serialize among themselves (the RPC layer holds a send mutex); Shutdown()
 // may be called from any thread and makes blocked reads and writes fail.
 //
+// TCP connections (both ends) carry SO_KEEPALIVE with the kKeepalive* settings
+// and TCP_USER_TIMEOUT, so a peer that vanished without a FIN or RST (power
+// loss, a cut cable) breaks the connection within about a minute instead of
+// holding a reader and its buffers forever.
+//
 // Bulk data on TCP travels as frame payload read straight into the caller's
 // buffer (see rpc/client.h). A one-sided backend (RDMA) plugs in below the
 // RPC layer through the same request/response flow.
@@ -19,12 +24,26 @@
 
 namespace shoal::rpc {
 
+constexpr int kKeepaliveIdleSec = 30;      // idle time before the first probe
+constexpr int kKeepaliveIntervalSec = 10;  // between probes
+constexpr int kKeepaliveProbes = 3;        // unanswered probes that break the connection
+constexpr int kTcpUserTimeoutMs = 60000;   // unacknowledged sent data that breaks the connection
+
 class Connection {
  public:
   virtual ~Connection() = default;
   // Writes every byte of iov[0..n). UNAVAILABLE when the peer is gone,
   // TIMEOUT when the send timeout passes.
   virtual Status WriteV(const iovec* iov, int n) = 0;
+  // Writes what the transport accepts without blocking, a prefix of
+  // iov[0..n), and returns its length (0 when nothing fits now). Errors as
+  // WriteV. The default blocks until everything is written.
+  virtual Result<size_t> TryWriteV(const iovec* iov, int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; ++i) total += iov[i].iov_len;
+    RETURN_IF_ERROR(WriteV(iov, n));
+    return total;
+  }
   // Reads exactly the bytes of iov[0..n). UNAVAILABLE on EOF or reset.
   virtual Status ReadFullV(const iovec* iov, int n) = 0;
   // Reads what is available, 1 to `len` bytes (blocking until at least one).
@@ -40,6 +59,8 @@ class Connection {
   // Hands the socket over to the caller (an event loop that drives it from
   // now on) and leaves this object empty. -1 when the backend has no socket.
   virtual int ReleaseFd() { return -1; }
+  // The socket descriptor, for inspection (tests); -1 when there is none.
+  virtual int NativeHandle() const { return -1; }
 };
 
 class Listener {
