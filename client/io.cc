@@ -157,7 +157,9 @@ void Client::FlushReads(Server* s) {
     for (; i < queued.size(); ++i) {
       uint64_t bytes = 0;
       for (const Piece& p : queued[i]->pieces) bytes += p.length;
-      if (!frame.empty() && expected + bytes > options_.max_request_bytes) break;
+      if (!frame.empty() && (expected + bytes > options_.max_request_bytes ||
+                             rr.items_size() + queued[i]->pieces.size() > rpc::kDefaultMaxItemsPerRequest))
+        break;
       const Request& req = *queued[i];
       for (const Piece& p : req.pieces) {
         proto::ReadItem* item = rr.add_items();

@@ -113,7 +113,7 @@ class MemoryChunkStore : public ChunkStore {
     uint32_t start = op->offset / align_ * align_;
     uint32_t end = (op->offset + op->length + align_ - 1) / align_ * align_;
     op->buffer = AlignedBuffer(end - start, align_);
-    std::memset(op->buffer.data(), 0, end - start);
+    if (end > start) std::memset(op->buffer.data(), 0, end - start);
     {
       std::lock_guard<std::mutex> l(mu_);
       auto it = chunks_.find({op->inode, op->index});

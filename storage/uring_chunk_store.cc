@@ -194,7 +194,7 @@ class UringChunkStore : public ChunkStore {
     ReadOp* op = st->op;
     const uint32_t want = st->end - st->start;
     if (!st->file && !st->opened) {  // never written
-      std::memset(op->buffer.data(), 0, want);
+      if (want) std::memset(op->buffer.data(), 0, want);
       return Status::OK();
     }
     if (!st->file) {
@@ -215,7 +215,7 @@ class UringChunkStore : public ChunkStore {
                                           std::to_string(op->inode) + " is shorter than its header says");
       RETURN_IF_ERROR(VerifyBlocks(h, st->start / kBlockSize, op->buffer.data(), stored));
     }
-    std::memset(op->buffer.data() + stored, 0, want - stored);
+    if (want > stored) std::memset(op->buffer.data() + stored, 0, want - stored);
     return Status::OK();
   }
 
