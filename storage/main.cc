@@ -34,6 +34,9 @@ struct StorageConfig {
   int64_t max_requests_in_flight = 1024;  // per connection
   int64_t max_bytes_in_flight = 256 << 20;  // per connection
   int64_t max_read_items = 16384;
+  int64_t handshake_timeout_ms = 5000;
+  int64_t frame_read_timeout_ms = 30000;
+  int64_t send_timeout_ms = 60000;
   uint32_t ring_entries = 1024;
   uint32_t chunk_cache_entries = 16384;
   int64_t max_frame_bytes = 64 << 20;
@@ -91,6 +94,10 @@ int main(int argc, char** argv) {
   spec.Add("max_bytes_in_flight", &cfg.max_bytes_in_flight,
            "request payload plus unsent reply bytes per connection before the server stops reading it");
   spec.Add("max_read_items", &cfg.max_read_items, "most chunk pieces in one batched read");
+  spec.Add("handshake_timeout_ms", &cfg.handshake_timeout_ms, "a connection's whole handshake must end within this");
+  spec.Add("frame_read_timeout_ms", &cfg.frame_read_timeout_ms,
+           "a request frame must arrive whole within this of its first byte");
+  spec.Add("send_timeout_ms", &cfg.send_timeout_ms, "a peer that takes none of its replies this long is dropped");
   spec.Add("chunk_cache_entries", &cfg.chunk_cache_entries, "open chunk files (with CRCs) cached per target");
   spec.Add("max_frame_bytes", &cfg.max_frame_bytes, "largest accepted RPC frame");
   spec.Add("max_read_bytes", &cfg.max_read_bytes, "largest batched read answered in one response");
@@ -202,6 +209,9 @@ int main(int argc, char** argv) {
   opts.max_connections = static_cast<int>(cfg.max_connections);
   opts.max_requests_in_flight = static_cast<uint32_t>(cfg.max_requests_in_flight);
   opts.max_bytes_in_flight = static_cast<uint64_t>(cfg.max_bytes_in_flight);
+  opts.handshake_timeout_ms = static_cast<int>(cfg.handshake_timeout_ms);
+  opts.frame_read_timeout_ms = static_cast<int>(cfg.frame_read_timeout_ms);
+  opts.send_timeout_ms = static_cast<int>(cfg.send_timeout_ms);
   rpc::LoopServer server(opts, rpc::TcpTransport(), loop_ptrs);
   service.Register(server);
   if (st = server.Start(); !st.ok()) return Fail(st);

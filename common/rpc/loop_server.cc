@@ -18,7 +18,7 @@ namespace shoal::rpc {
 struct LoopServer::Shared {
   Options options;
   std::unordered_map<uint32_t, LoopHandler> handlers;
-  std::atomic<uint64_t> rejected{0}, open{0}, stalls{0};
+  std::atomic<uint64_t> rejected{0}, open{0}, stalls{0}, timed_out{0};
   std::atomic<bool> stopping{false};
   std::mutex mu;  // guards handshaking
   std::condition_variable cv;
@@ -37,6 +37,7 @@ struct OutFrame {
   std::string message;
   std::vector<iovec> payload;
   std::function<void()> release;
+  AlignedBuffer request_payload;  // kept until sent: a reply may point into it (an echo)
   uint64_t bytes = 0;   // on the wire
   uint64_t charge = 0;  // what it counts against the connection's bytes in flight
 };
@@ -237,6 +238,7 @@ class LoopConnection : public std::enable_shared_from_this<LoopConnection> {
     frame_timer_ = loop_->After(shared_->options.frame_read_timeout_ms, [weak] {
       if (auto c = weak.lock()) {
         c->frame_timer_ = 0;
+        c->shared_->timed_out.fetch_add(1, std::memory_order_relaxed);
         c->Close("frame not received whole within " + std::to_string(c->shared_->options.frame_read_timeout_ms) +
                  " ms");
       }
@@ -288,6 +290,7 @@ class LoopConnection : public std::enable_shared_from_this<LoopConnection> {
       send_timer_ = loop_->After(shared_->options.send_timeout_ms, [weak] {
         if (auto c = weak.lock()) {
           c->send_timer_ = 0;
+          c->shared_->timed_out.fetch_add(1, std::memory_order_relaxed);
           c->Close("peer did not take its replies within " + std::to_string(c->shared_->options.send_timeout_ms) +
                    " ms");
         }
@@ -424,7 +427,7 @@ void LoopCall::ReplyRaw(std::string message, const iovec* payload, int payload_i
   f->release = std::move(release);
   f->bytes = kFrameHeaderSize + f->message.size() + payload_len;
   f->charge = header_.payload_len;  // the request's payload leaves the budget with its reply
-  payload_ = AlignedBuffer();       // the request's bytes are not needed any more
+  f->request_payload = std::move(payload_);
   if (conn_->loop()->InLoopThread()) return conn_->QueueReply(std::move(f));
   // std::function needs a copyable closure: hand the frame over by pointer.
   OutFrame* raw = f.release();
@@ -445,7 +448,7 @@ void LoopCall::ReplyError(const Status& st) {
   EncodeFrameHeader(h, f->header);
   f->bytes = kFrameHeaderSize + f->message.size();
   f->charge = header_.payload_len;
-  payload_ = AlignedBuffer();
+  payload_ = AlignedBuffer();  // an error carries no payload
   if (conn_->loop()->InLoopThread()) return conn_->QueueReply(std::move(f));
   OutFrame* raw = f.release();
   conn_->loop()->Post([conn = conn_, raw] { conn->QueueReply(std::unique_ptr<OutFrame>(raw)); });
@@ -482,6 +485,7 @@ std::string LoopServer::Address() const { return listener_ ? listener_->Address(
 uint64_t LoopServer::rejected_connections() const { return shared_->rejected.load(); }
 uint64_t LoopServer::open_connections() const { return shared_->open.load(); }
 uint64_t LoopServer::backpressure_stalls() const { return shared_->stalls.load(); }
+uint64_t LoopServer::timed_out_connections() const { return shared_->timed_out.load(); }
 
 void LoopServer::AcceptLoop() {
   const auto& o = shared_->options;
@@ -525,7 +529,37 @@ void LoopServer::AcceptLoop() {
 
 void LoopServer::Handshake(std::unique_ptr<Connection> conn) {
   const auto& o = shared_->options;
-  Status st = ServerHandshake(*conn, o.creds);
+  // The total deadline: a timer on a loop shuts the socket down if the
+  // handshake is still running when it fires (per-read timeouts alone let a
+  // peer that trickles bytes go on for ever).
+  struct Watch {
+    std::mutex mu;
+    Connection* conn;
+    bool over = false;  // the handshake ended, or the deadline passed
+    bool timed_out = false;
+  };
+  auto watch = std::make_shared<Watch>();
+  watch->conn = conn.get();
+  loop::EventLoop* timer_loop = loops_[0];
+  timer_loop->Post([timer_loop, watch, ms = o.handshake_timeout_ms] {
+    timer_loop->After(ms, [watch] {
+      std::lock_guard<std::mutex> l(watch->mu);
+      if (watch->over) return;
+      watch->over = watch->timed_out = true;
+      watch->conn->Shutdown();
+    });
+  });
+  Credentials creds = o.creds;
+  creds.timeout_ms = std::max(1, std::min(creds.timeout_ms, o.handshake_timeout_ms));
+  Status st = ServerHandshake(*conn, creds);
+  {
+    std::lock_guard<std::mutex> l(watch->mu);
+    if (watch->timed_out) {
+      shared_->timed_out.fetch_add(1, std::memory_order_relaxed);
+      st = Error(proto::TIMEOUT, "handshake not done within " + std::to_string(o.handshake_timeout_ms) + " ms");
+    }
+    watch->over = true;
+  }
   int fd = st.ok() ? conn->ReleaseFd() : -1;
   if (st.ok() && fd < 0) st = Error(proto::INTERNAL, "transport " + transport_->Name() + " has no socket to hand over");
   if (!st.ok()) {

@@ -2,7 +2,8 @@
 //
 // An accept thread takes connections from the transport and runs each
 // handshake on a thread of its own, bounded by `max_connections` and by a
-// total handshake deadline; an authenticated connection is then handed to one
+// total handshake deadline (`handshake_timeout_ms`: a peer trickling a byte
+// at a time is dropped when it passes); an authenticated connection is then handed to one
 // of the loops (round robin) and lives there: its receives, its handlers and
 // its sends all run on that loop's thread and ring. No thread per connection,
 // no blocking socket call on a loop.
@@ -89,7 +90,8 @@ class LoopServer {
  public:
   struct Options {
     std::string listen = "127.0.0.1:0";
-    Credentials creds;  // creds.timeout_ms bounds the whole handshake
+    Credentials creds;
+    int handshake_timeout_ms = 5000;  // the whole handshake
     uint64_t max_frame_bytes = 64ull << 20;
     std::string name = "rpc";
     int max_connections = 4096;
@@ -113,6 +115,8 @@ class LoopServer {
   uint64_t open_connections() const;
   // Times a connection stopped reading because it reached a limit.
   uint64_t backpressure_stalls() const;
+  // Connections closed for a deadline: handshake, frame read, or send.
+  uint64_t timed_out_connections() const;
 
   struct Shared;  // what connections share with the server (outlives it)
 
