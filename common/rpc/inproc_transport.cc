@@ -137,15 +137,21 @@ class FaultyConnection : public Connection {
       proxies_->live += 2;
       proxies_->fds.insert(sv[1]);
     }
-    auto end = [conn, local, proxies = proxies_, fd = sv[1]] {
-      conn->Shutdown();
-      local->Shutdown();
-      std::lock_guard<std::mutex> l(proxies->mu);
+    // Each thread lets go of the connection before it counts itself out, so
+    // the last one out has destroyed it by then (the transport waits for that).
+    auto finish = [proxies = proxies_, fd = sv[1]](std::shared_ptr<FaultyConnection>& c,
+                                                   std::shared_ptr<Connection>& l) {
+      c->Shutdown();
+      l->Shutdown();
+      c.reset();
+      l.reset();
+      std::lock_guard<std::mutex> g(proxies->mu);
       proxies->fds.erase(fd);
       if (--proxies->live == 0) proxies->cv.notify_all();
     };
+    int started = 0;
     try {
-      std::thread([conn, local, end] {
+      std::thread([conn, local, finish]() mutable {
         for (;;) {  // loop -> server, one frame at a time through the faults
           uint8_t header[kFrameHeaderSize];
           FrameHeader h;
@@ -157,9 +163,10 @@ class FaultyConnection : public Connection {
                                                                                   h.payload_len}};
           if (!conn->WriteV(v, 3).ok()) break;
         }
-        end();
+        finish(conn, local);
       }).detach();
-      std::thread([conn, local, end] {
+      ++started;
+      std::thread([conn, local, finish]() mutable {
         std::vector<uint8_t> buf(64 << 10);
         for (;;) {  // server -> loop, unchanged
           auto n = conn->ReadSome(buf.data(), buf.size());
@@ -167,9 +174,13 @@ class FaultyConnection : public Connection {
           iovec v{buf.data(), *n};
           if (!local->WriteV(&v, 1).ok()) break;
         }
-        end();
+        finish(conn, local);
       }).detach();
     } catch (const std::system_error&) {
+      {
+        std::lock_guard<std::mutex> g(proxies_->mu);
+        proxies_->live -= 2 - started;
+      }
       ::close(sv[0]);
       return -1;  // (a thread that did start ends when its sockets shut down)
     }

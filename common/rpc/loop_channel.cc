@@ -426,7 +426,9 @@ struct LoopChannel::Impl : std::enable_shared_from_this<Impl> {
     const FrameHeader& h = c->rh;
     uint32_t idx = static_cast<uint32_t>(h.request_id);
     uint32_t gen = static_cast<uint32_t>(h.request_id >> 32);
-    bool known = idx < slots.size() && slots[idx].used && slots[idx].gen == gen && !slots[idx].in_send;
+    // A call may still be in_send: its batch is being sent, but the server
+    // answered, so it had every byte of this call's frame — done with them.
+    bool known = idx < slots.size() && slots[idx].used && slots[idx].gen == gen;
     if (!known) {  // timed out (or never ours): drop its payload
       if (h.payload_len) {
         c->rstate = Conn::kDiscard;
