@@ -84,7 +84,7 @@ struct LoopChannel::Impl : std::enable_shared_from_this<Impl> {
   bool flush_scheduled = false;
   std::shared_ptr<Impl> flush_ref;
   bool closed = false;
-  std::promise<void>* drained = nullptr;  // the destructor waits on it
+  std::shared_ptr<std::promise<void>> drained;  // the destructor waits on it
 
   Impl(Options o, Transport* t, loop::EventLoop* l) : options(std::move(o)), transport(t), loop(l) {}
 
@@ -151,7 +151,8 @@ struct LoopChannel::Impl : std::enable_shared_from_this<Impl> {
     free_slots.push_back(idx);
     done(st, message, payload_len);
     if (closed && used == 0 && drained) {
-      auto* d = std::exchange(drained, nullptr);
+      auto d = std::move(drained);
+      drained.reset();
       d->set_value();
     }
   }
@@ -514,19 +515,24 @@ LoopChannel::LoopChannel(Options options, Transport* transport, loop::EventLoop*
     : impl_(std::make_shared<Impl>(std::move(options), transport, loop)) {}
 
 LoopChannel::~LoopChannel() {
-  std::promise<void> drained;
-  auto done = drained.get_future();
-  std::thread connect;
-  impl_->loop->Post([impl = impl_, &drained, &connect] {
-    impl->drained = &drained;
+  auto drained = std::make_shared<std::promise<void>>();
+  auto done = drained->get_future();
+  auto connect = std::make_shared<std::thread>();
+  impl_->loop->Post([impl = impl_, drained, connect] {
+    // Taken before Shutdown: once the last call completed, the destructor
+    // goes on.
+    *connect = std::move(impl->connect_thread);
+    impl->drained = drained;
     impl->Shutdown();
-    connect = std::move(impl->connect_thread);
-    if (impl->drained && impl->used == 0) std::exchange(impl->drained, nullptr)->set_value();
+    if (impl->drained && impl->used == 0) {
+      impl->drained.reset();
+      drained->set_value();
+    }
   });
   done.wait();
   // Joined here, not on the loop: it may still be connecting. It holds a
   // reference to the Impl, never to this object.
-  if (connect.joinable()) connect.join();
+  if (connect->joinable()) connect->join();
 }
 
 void LoopChannel::Call(proto::Method method, const google::protobuf::Message& request, const iovec* request_payload,
