@@ -3,17 +3,21 @@
 // to the workers: worker w drives the contexts c with c % workers == w from
 // its own poll loop, so no context is ever touched by two threads (libnfs
 // contexts are not thread-safe). Reads go round-robin over a worker's
-// contexts; each context opens a file on its first read of it and keeps the
-// handle (an NFSv3 open is a LOOKUP; the data arrives in libnfs's buffer and
-// is copied into the caller's, as a kernel client would copy it too).
+// contexts. A context opens a file on its first read of it there and keeps
+// the handle to the end (over v3 an open is a LOOKUP, over v4 an OPEN; a
+// dataset's first pass pays one per file). Data arrives in libnfs's buffer
+// and is copied into the caller's, as a kernel client's is.
 #include <fcntl.h>
 #include <nfsc/libnfs.h>
 #include <poll.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 
 #include "bench/shoal_bench/backend.h"
 #include "bench/shoal_bench/pattern.h"
@@ -36,6 +40,11 @@ nfs_context* Mount(const std::string& url, Status* st) {
     return nullptr;
   }
   nfs_set_timeout(nfs, kNfsTimeoutMs);
+  // NFSv4 identifies a client by this name: contexts sharing one would
+  // expire each other's state (NFS4ERR_EXPIRED).
+  static std::atomic<int> seq{0};
+  std::string name = "shoal-bench-" + std::to_string(getpid()) + "-" + std::to_string(seq++);
+  nfs4_set_client_name(nfs, name.c_str());
   nfs_url* u = nfs_parse_url_dir(nfs, url.c_str());
   if (u == nullptr) {
     *st = Error(proto::INVALID_ARGUMENT, "bad NFS URL '" + url + "': " + nfs_get_error(nfs));
@@ -56,16 +65,18 @@ nfs_context* Mount(const std::string& url, Status* st) {
 
 class NfsQueue : public Queue {
  public:
-  NfsQueue(const std::vector<FileEntry>* files, uint32_t depth) : files_(files), slots_(depth) {
+  NfsQueue(const std::vector<FileEntry>* files, uint32_t depth, bool v4) : files_(files), slots_(depth), v4_(v4) {
     for (auto& s : slots_) s.queue = this;
     ready_.reserve(depth);
   }
   ~NfsQueue() override {
     // Destroying a context fails its outstanding calls through their
-    // callbacks, which still find the slots and ready_ alive.
+    // callbacks, which still find the slots and ready_ alive; closing_ stops
+    // them from starting anything new.
+    closing_ = true;
     for (Conn& c : conns_) {
       for (nfsfh* fh : c.handles)
-        if (fh) nfs_close(c.nfs, fh);
+        if (fh != nullptr && fh != kOpening) nfs_close(c.nfs, fh);
       nfs_destroy_context(c.nfs);
     }
   }
@@ -74,7 +85,7 @@ class NfsQueue : public Queue {
     Status st;
     nfs_context* nfs = Mount(url, &st);
     if (!nfs) return st;
-    conns_.push_back({nfs, std::vector<nfsfh*>(files_->size(), nullptr)});
+    conns_.push_back({nfs, std::vector<nfsfh*>(files_->size(), nullptr), false, {}, {}});
     pfds_.push_back({});
     return Status::OK();
   }
@@ -84,15 +95,21 @@ class NfsQueue : public Queue {
     s.op = op;
     s.conn = static_cast<uint32_t>(next_conn_++ % conns_.size());
     Conn& c = conns_[s.conn];
-    int rc = c.handles[op.file]
-                 ? nfs_pread_async(c.nfs, c.handles[op.file], op.offset, op.length, &Slot::OnRead, &s)
-                 : nfs_open_async(c.nfs, (*files_)[op.file].path.c_str(), O_RDONLY, &Slot::OnOpen, &s);
-    if (rc != 0) {
-      Status st = NfsError(c.nfs, rc, "queue a read of " + (*files_)[op.file].path);
-      NoteError(st.ToString());
-      return st;
+    nfsfh*& fh = c.handles[op.file];
+    int rc = 0;
+    if (fh == kOpening) {
+      c.awaiting_handle.push_back(&s);
+    } else if (fh != nullptr) {
+      rc = nfs_pread_async(c.nfs, fh, op.offset, op.length, &OnRead, &s);
+    } else {
+      fh = kOpening;
+      rc = StartOpen(c, &s);
+      if (rc != 0) fh = nullptr;
     }
-    return Status::OK();
+    if (rc == 0) return Status::OK();
+    Status st = NfsError(c.nfs, rc, "queue a read of " + (*files_)[op.file].path);
+    NoteError(st.ToString());
+    return st;
   }
 
   size_t Reap(ReadDone* out, size_t max, int timeout_ms) override {
@@ -104,32 +121,83 @@ class NfsQueue : public Queue {
   }
 
  private:
-  struct Conn {
-    nfs_context* nfs;
-    std::vector<nfsfh*> handles;  // by file, opened on first use
-  };
-  // One read in flight; libnfs's callbacks get it as their private data.
-  struct Slot {
+  struct Slot {  // one read in flight; libnfs's callbacks get it as their private data
     NfsQueue* queue = nullptr;
     ReadOp op;
     uint32_t conn = 0;
-
-    static void OnOpen(int err, nfs_context* nfs, void* data, void* priv) {
-      auto* s = static_cast<Slot*>(priv);
-      if (err < 0) return s->queue->Fail(*s, "open: " + std::string(static_cast<const char*>(data)));
-      auto* fh = static_cast<nfsfh*>(data);
-      s->queue->conns_[s->conn].handles[s->op.file] = fh;
-      if (nfs_pread_async(nfs, fh, s->op.offset, s->op.length, &Slot::OnRead, s) != 0)
-        s->queue->Fail(*s, std::string("queue a read: ") + nfs_get_error(nfs));
-    }
-    static void OnRead(int err, nfs_context*, void* data, void* priv) {
-      auto* s = static_cast<Slot*>(priv);
-      if (err < 0) return s->queue->Fail(*s, "read: " + std::string(static_cast<const char*>(data)));
-      size_t n = std::min(static_cast<size_t>(err), s->op.length);
-      std::memcpy(s->op.buf, data, n);
-      s->queue->ready_.push_back({s->op.tag, true, n});
-    }
   };
+  // A file's handle on a context: opened by the first read of it there, kept
+  // until the end. NFSv4 OPENs are numbered per open owner, and libnfs 4.0
+  // gives a context one owner but does not order them (two at once fail with
+  // NFS4ERR_BAD_SEQID; a second OPEN of a file makes the first handle's
+  // stateid old): so a file is opened once per context, and over v4 one OPEN
+  // runs at a time per context. READs never wait for each other.
+  struct Conn {
+    nfs_context* nfs;
+    std::vector<nfsfh*> handles;        // by file: nullptr, kOpening or the handle
+    bool opening;                       // v4: an OPEN is out
+    std::deque<Slot*> open_queue;       // v4: reads whose file's OPEN waits its turn
+    std::vector<Slot*> awaiting_handle;  // reads whose file's OPEN is out or queued
+  };
+  static inline nfsfh* const kOpening = reinterpret_cast<nfsfh*>(1);
+
+  int StartOpen(Conn& c, Slot* s) {
+    if (v4_ && c.opening) {
+      c.open_queue.push_back(s);
+      return 0;
+    }
+    int rc = nfs_open_async(c.nfs, (*files_)[s->op.file].path.c_str(), O_RDONLY, &OnOpen, s);
+    if (rc == 0) c.opening = true;
+    return rc;
+  }
+
+  static void OnOpen(int err, nfs_context* nfs, void* data, void* priv) {
+    auto* s = static_cast<Slot*>(priv);
+    NfsQueue* q = s->queue;
+    Conn& c = q->conns_[s->conn];
+    c.opening = false;
+    const uint32_t file = s->op.file;
+    std::string error;
+    if (err < 0) {
+      c.handles[file] = nullptr;
+      error = "open " + (*q->files_)[file].path + ": " + static_cast<const char*>(data);
+    } else {
+      c.handles[file] = static_cast<nfsfh*>(data);
+    }
+    // This read and every read that waited for the same file go on (or fail).
+    q->Resume(c, s, file, error);
+    for (size_t i = 0; i < c.awaiting_handle.size();) {
+      Slot* w = c.awaiting_handle[i];
+      if (w->op.file != file) {
+        ++i;
+        continue;
+      }
+      c.awaiting_handle[i] = c.awaiting_handle.back();
+      c.awaiting_handle.pop_back();
+      q->Resume(c, w, file, error);
+    }
+    while (!q->closing_ && !c.opening && !c.open_queue.empty()) {
+      Slot* next = c.open_queue.front();
+      c.open_queue.pop_front();
+      if (q->StartOpen(c, next) != 0) {
+        c.handles[next->op.file] = nullptr;
+        q->Fail(*next, std::string("queue an open: ") + nfs_get_error(nfs));
+      }
+    }
+  }
+  void Resume(Conn& c, Slot* s, uint32_t file, const std::string& error) {
+    if (!error.empty()) return Fail(*s, error);
+    if (closing_) return Fail(*s, "cancelled");
+    if (nfs_pread_async(c.nfs, c.handles[file], s->op.offset, s->op.length, &OnRead, s) != 0)
+      Fail(*s, std::string("queue a read: ") + nfs_get_error(c.nfs));
+  }
+  static void OnRead(int err, nfs_context*, void* data, void* priv) {
+    auto* s = static_cast<Slot*>(priv);
+    if (err < 0) return s->queue->Fail(*s, "read: " + std::string(static_cast<const char*>(data)));
+    size_t n = std::min(static_cast<size_t>(err), s->op.length);
+    std::memcpy(s->op.buf, data, n);
+    s->queue->ready_.push_back({s->op.tag, true, n});
+  }
 
   void Fail(const Slot& s, const std::string& msg) {
     NoteError(msg);
@@ -149,6 +217,8 @@ class NfsQueue : public Queue {
 
   const std::vector<FileEntry>* files_;
   std::vector<Slot> slots_;  // by tag
+  const bool v4_;
+  bool closing_ = false;
   std::vector<Conn> conns_;
   std::vector<pollfd> pfds_;
   std::vector<ReadDone> ready_;  // completions not yet reaped
@@ -187,7 +257,7 @@ class NfsBackend : public Backend {
                                           int workers) override {
     if (conns_ < workers)
       return Error(proto::INVALID_ARGUMENT, "--nfs-conns must be at least --threads (each worker drives its own)");
-    auto q = std::make_unique<NfsQueue>(files, depth);
+    auto q = std::make_unique<NfsQueue>(files, depth, url_.find("version=4") != std::string::npos);
     for (int c = worker; c < conns_; c += workers) RETURN_IF_ERROR(q->AddConnection(url_));
     return std::unique_ptr<Queue>(std::move(q));
   }
@@ -210,7 +280,11 @@ class NfsBackend : public Backend {
     nfsfh* fh = nullptr;
     int rc = nfs_creat(nfs_, path.c_str(), 0644, &fh);
     if (rc != 0) return NfsError(nfs_, rc, "create " + path);
-    std::vector<uint8_t> buf(1 << 20);
+    // Writes of the server's write size at most. libnfs 4.0 (Debian 12)
+    // writes over NFSv3 only; over v4 every WRITE fails to encode ("Failed to
+    // encode COMPOUND4args"): make the files in the exported directory with
+    // `make posix` instead.
+    std::vector<uint8_t> buf(std::clamp<uint64_t>(nfs_get_writemax(nfs_), 4096, 1 << 20));
     Status st;
     for (uint64_t off = 0; off < size && st.ok();) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - off));
