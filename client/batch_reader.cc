@@ -40,24 +40,41 @@ BatchReader::~BatchReader() {
   ring_->cv.wait(l, [this] { return ring_->outstanding == 0; });
 }
 
-Status BatchReader::Submit(const Item& item) {
+Status BatchReader::Check(const Item& item) const {
   if (in_flight_ >= capacity_) return Error(proto::OUT_OF_RANGE, "batch reader full: reap completions first");
   if (item.file == nullptr || item.buf == nullptr)
     return Error(proto::INVALID_ARGUMENT, "batch read item needs a file and a buffer");
+  return Status::OK();
+}
+
+IoCallback BatchReader::Track(uint64_t user_data) {
   ++in_flight_;
   {
     std::lock_guard<std::mutex> l(ring_->mu);
     ++ring_->outstanding;
   }
-  client_->ReadAsync(*item.file, item.offset, item.length, item.buf,
-                     [ring = ring_, tag = item.user_data](Result<size_t> r) { ring->Complete(tag, std::move(r)); });
+  return [ring = ring_, user_data](Result<size_t> r) { ring->Complete(user_data, std::move(r)); };
+}
+
+Status BatchReader::Submit(const Item& item) {
+  RETURN_IF_ERROR(Check(item));
+  client_->ReadAsync(*item.file, item.offset, item.length, item.buf, Track(item.user_data));
   return Status::OK();
 }
 
 size_t BatchReader::Submit(const Item* items, size_t count) {
-  size_t n = 0;
-  while (n < count && Submit(items[n]).ok()) ++n;
-  return n;
+  std::vector<Client::AsyncRead> reads;
+  reads.reserve(std::min(count, capacity_ - in_flight_));
+  for (size_t n = 0; n < count && Check(items[n]).ok(); ++n)
+    reads.push_back({items[n].file, items[n].offset, items[n].length, items[n].buf, Track(items[n].user_data)});
+  size_t started = reads.size();
+  if (started == 1) {
+    const Item& it = items[0];
+    client_->ReadAsync(*it.file, it.offset, it.length, it.buf, std::move(reads[0].done));
+  } else if (started > 1) {
+    client_->ReadAsyncMany(std::move(reads));
+  }
+  return started;
 }
 
 size_t BatchReader::Reap(Completion* out, size_t max, size_t min, int timeout_ms) {

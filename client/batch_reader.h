@@ -64,7 +64,9 @@ class BatchReader {
   // nothing was started. Any other failure arrives as the item's completion.
   Status Submit(const Item& item);
   // Starts items in order until the ring is full or an item is refused;
-  // returns how many were started (items[0..n)).
+  // returns how many were started (items[0..n)). They go out together: the
+  // pieces of all of them are grouped per server into shared requests, so
+  // many small reads cost a few RPCs (Client::ReadAsyncMany).
   size_t Submit(const Item* items, size_t count);
 
   // Waits up to timeout_ms (0: not at all, < 0: no limit) until at least
@@ -78,6 +80,8 @@ class BatchReader {
 
  private:
   struct Ring;  // shared with the callbacks, so it outlives a late one
+  Status Check(const Item& item) const;
+  IoCallback Track(uint64_t user_data);  // counts one more in flight; its completion callback
   Client* client_;
   size_t capacity_;
   size_t in_flight_ = 0;  // submitted, not yet reaped (the driving thread's count)
