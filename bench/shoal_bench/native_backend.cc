@@ -15,19 +15,36 @@ using client::Attr;
 using client::BatchReader;
 using client::ProcessCaller;
 
+// Reads are staged by Submit and started together at the next Reap, like
+// SQEs pushed in one io_uring_enter: their pieces share requests per server.
 class NativeQueue : public Queue {
  public:
   NativeQueue(client::Client* c, const std::vector<Attr>* attrs, uint32_t depth)
-      : attrs_(attrs), reader_(c, depth), done_(depth) {}
+      : attrs_(attrs), reader_(c, depth), done_(depth) {
+    staged_.reserve(depth);
+  }
 
   Status Submit(const ReadOp& op) override {
-    Status st = reader_.Submit({&(*attrs_)[op.file], op.offset, op.length, op.buf, op.tag});
-    if (!st.ok()) NoteError(st.ToString());
-    return st;
+    if (reader_.in_flight() + staged_.size() >= reader_.max_in_flight())
+      return Error(proto::OUT_OF_RANGE, "more reads than --qd");
+    staged_.push_back({&(*attrs_)[op.file], op.offset, op.length, op.buf, op.tag});
+    return Status::OK();
   }
 
   size_t Reap(ReadDone* out, size_t max, int timeout_ms) override {
-    size_t n = reader_.Reap(done_.data(), std::min(max, done_.size()), 1, timeout_ms);
+    size_t n = 0;
+    if (!staged_.empty()) {
+      size_t started = reader_.Submit(staged_.data(), staged_.size());
+      // The cap was checked when staging, so only a bad item (never made
+      // here) is refused: it fails alone.
+      for (size_t i = started; i < staged_.size() && n < max; ++i) {
+        NoteError("batch reader refused a read");
+        out[n++] = {static_cast<uint32_t>(staged_[i].user_data), false, 0};
+      }
+      staged_.clear();
+      if (n > 0) return n;
+    }
+    n = reader_.Reap(done_.data(), std::min(max, done_.size()), 1, timeout_ms);
     for (size_t i = 0; i < n; ++i) {
       const auto& c = done_[i];
       out[i] = {static_cast<uint32_t>(c.user_data), c.status.ok(), c.bytes};
@@ -39,6 +56,7 @@ class NativeQueue : public Queue {
  private:
   const std::vector<Attr>* attrs_;
   BatchReader reader_;
+  std::vector<BatchReader::Item> staged_;
   std::vector<BatchReader::Completion> done_;
 };
 
