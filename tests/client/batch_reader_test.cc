@@ -151,6 +151,38 @@ TEST_F(BatchReaderTest, BadItemsAreRefusedOrFailAlone) {
   EXPECT_EQ(0, memcmp(buf.data() + 3 * kChunk, data_.data() + 2 * kChunk + 5, 50));
 }
 
+// Frames towards a node are counted by dropping them (the reads then fail
+// after their attempts): reads submitted together share one request per
+// server and attempt, reads submitted one by one go out alone.
+TEST_F(BatchReaderTest, ItemsSubmittedTogetherShareOneRequestPerServer) {
+  constexpr size_t kReads = 24;
+  auto& faults = cluster_.FaultsFor(static_cast<int>(client_->Place(file_.layout(), 0)->node_id));
+  std::vector<uint8_t> buf(kReads * 1024);
+  std::vector<BatchReader::Item> items;
+  for (size_t i = 0; i < kReads; ++i) items.push_back({&file_, i * 2048, 1024, buf.data() + i * 1024, i});  // all in chunk 0
+  auto frames_sent = [&](bool together) {
+    BatchReader reader(client_.get(), kReads);
+    faults.drop_next_frames = 100000;
+    if (together) {
+      EXPECT_EQ(reader.Submit(items.data(), items.size()), kReads);
+    } else {
+      for (const auto& it : items) EXPECT_TRUE(reader.Submit(it).ok());
+    }
+    BatchReader::Completion done[kReads];
+    for (size_t got = 0; got < kReads;) {
+      size_t n = reader.Reap(done + got, kReads - got, 1, 20000);
+      EXPECT_GT(n, 0u);
+      if (n == 0) break;
+      got += n;
+    }
+    for (const auto& c : done) EXPECT_FALSE(c.status.ok());  // every frame was lost
+    return 100000 - faults.drop_next_frames.exchange(0);
+  };
+  int together = frames_sent(true), alone = frames_sent(false);
+  EXPECT_LE(together, 2) << "one request per attempt (io_attempts = 2)";
+  EXPECT_GE(alone, static_cast<int>(kReads));
+}
+
 TEST_F(BatchReaderTest, ReadsPastTheEndAreShortLikePread) {
   BatchReader reader(client_.get(), 4);
   std::vector<uint8_t> buf(3 * 4096, 0xee);
