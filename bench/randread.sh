@@ -8,7 +8,7 @@
 # Brings the local cluster up if it is not (deploy/local-cluster.sh), writes a
 # dataset file of N GiB (default 4) into the mount and one on the local disk,
 # then runs fio (O_DIRECT, libaio) at 4 KiB QD64 and 1 MiB QD16 on both, and
-# shoal-bench-randread with the same number of reads in flight (2 batches).
+# `shoal-bench native` (libshoal's BatchReader) with the same reads in flight.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 size_gib=4
@@ -41,7 +41,15 @@ run() {  # file bs depth
     | /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]["read"]; print("%.0f %.0f" % (j["iops"], j["bw_bytes"]/1e6))'
 }
 
-bench_bin=${SHOAL_BUILD:-$root/build}/bench/shoal-bench-randread
+bench_bin=${SHOAL_BUILD:-$root/build}/bench/shoal-bench
+bench_json=$(mktemp)
+trap 'rm -f "$bench_json"' EXIT
+# Prints IOPS and MB/s of one shoal-bench native run.
+native() {  # bs depth
+  "$bench_bin" native --config "$home/conf/client.toml" --path /bench.dat --bs "$1" --qd "$2" \
+      --seconds "$runtime" --json "$bench_json" >/dev/null
+  /usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("%.0f %.0f" % (j["iops"], j["mbps"]))' "$bench_json"
+}
 ratio() { /usr/bin/python3 -c "print('%-14s %-14s %12.2f %10.2f' % ('', '$1', $2 / $3, $4 / max($5, 1)))"; }
 
 printf "%-14s %-14s %12s %10s\n" workload target IOPS MB/s
@@ -49,8 +57,7 @@ for spec in "4k 4096 64" "1m 1048576 16"; do
   set -- $spec
   read -r d_iops d_bw < <(run "$disk_file" "$1" "$3")
   read -r s_iops s_bw < <(run "$shoal_file" "$1" "$3")
-  read -r b_iops b_bw _ < <("$bench_bin" --config "$home/conf/client.toml" --path /bench.dat --block "$2" \
-                              --batch $(($3 / 2)) --inflight 2 --seconds "$runtime")
+  read -r b_iops b_bw < <(native "$2" "$3")
   printf "%-14s %-14s %12s %10s\n" "randread $1 QD$3" disk "$d_iops" "$d_bw"
   printf "%-14s %-14s %12s %10s\n" "" shoal-fuse "$s_iops" "$s_bw"
   printf "%-14s %-14s %12s %10s\n" "" libshoal-batch "$b_iops" "$b_bw"

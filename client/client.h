@@ -115,6 +115,17 @@ class Client {
   void ReadAsync(const Attr& file, uint64_t offset, size_t length, uint8_t* buf, IoCallback done,
                  std::optional<uint64_t> end = std::nullopt);
   Result<size_t> Read(const Attr& file, uint64_t offset, size_t length, uint8_t* buf);
+  // Starts many reads at once: their chunk pieces are grouped per server into
+  // shared requests (as ReadBatch does), and each read completes through its
+  // own callback, like ReadAsync. `file` is needed only during the call.
+  struct AsyncRead {
+    const Attr* file;
+    uint64_t offset;
+    size_t length;
+    uint8_t* buf;
+    IoCallback done;
+  };
+  void ReadAsyncMany(std::vector<AsyncRead> reads);
   // Many reads at once; each item gets its own status. Files are found by inode.
   Status ReadBatch(std::vector<BatchReadItem>& items);
   // Writes `length` bytes; durable on the storage targets when it completes.

@@ -305,6 +305,14 @@ void Client::ReadAsync(const Attr& file, uint64_t offset, size_t length, uint8_t
   ReadMany(std::move(one));
 }
 
+void Client::ReadAsyncMany(std::vector<AsyncRead> reads) {
+  std::vector<ReadSpec> specs;
+  specs.reserve(reads.size());
+  for (AsyncRead& r : reads)
+    specs.push_back(ReadSpec{r.file, r.file->size(), r.offset, r.length, r.buf, std::move(r.done)});
+  ReadMany(std::move(specs));
+}
+
 void Client::WriteAsync(const Attr& file, uint64_t offset, size_t length, const uint8_t* data, IoCallback done) {
   if (Status st = CheckRegular(file); !st.ok()) return done(st);
   if (length == 0) return done(size_t{0});
