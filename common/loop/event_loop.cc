@@ -169,18 +169,23 @@ void EventLoop::ArmWakeup() {
 }
 
 void EventLoop::Reap() {
-  io_uring_cqe* cqe;
-  unsigned head, seen = 0;
-  io_uring_for_each_cqe(&ring_, head, cqe) {
-    ++seen;
+  // One CQE at a time, the head re-read each time: a callback may reap
+  // itself (Sqe() does when the rings are full), and no CQE runs twice.
+  for (;;) {
+    io_uring_cqe* cqe = nullptr;
+    unsigned head;
+    bool got = false;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      got = true;
+      break;
+    }
+    if (!got) return;
     auto* op = static_cast<LoopOp*>(io_uring_cqe_get_data(cqe));
     int32_t res = cqe->res;
     --in_flight_;
-    // Advance first: a callback may enter the ring (and reap) itself.
     io_uring_cq_advance(&ring_, 1);
     if (op) op->done(op, res);
   }
-  (void)seen;
 }
 
 void EventLoop::Enter(bool wait) {
