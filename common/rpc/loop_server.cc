@@ -285,17 +285,25 @@ class LoopConnection : public std::enable_shared_from_this<LoopConnection> {
     loop::EventLoop::SetOp(sqe, &send_op_);
     send_ref_ = shared_from_this();
     sending_ = true;
-    if (!send_timer_) {
-      std::weak_ptr<LoopConnection> weak = shared_from_this();
-      send_timer_ = loop_->After(shared_->options.send_timeout_ms, [weak] {
-        if (auto c = weak.lock()) {
-          c->send_timer_ = 0;
-          c->shared_->timed_out.fetch_add(1, std::memory_order_relaxed);
-          c->Close("peer did not take its replies within " + std::to_string(c->shared_->options.send_timeout_ms) +
-                   " ms");
-        }
-      });
-    }
+    send_started_ms_ = loop_->clock().NowMs();
+    if (!send_timer_) ArmSendTimer(send_started_ms_ + shared_->options.send_timeout_ms);
+  }
+
+  // One timer per connection, not one per send: when it fires it closes the
+  // connection if the send in flight has made no progress for the timeout,
+  // re-arms for the send in flight otherwise, and lapses when idle.
+  void ArmSendTimer(int64_t deadline_ms) {
+    std::weak_ptr<LoopConnection> weak = shared_from_this();
+    send_timer_ = loop_->At(deadline_ms, [weak] {
+      auto c = weak.lock();
+      if (!c) return;
+      c->send_timer_ = 0;
+      if (!c->sending_ || c->closed_) return;
+      int64_t deadline = c->send_started_ms_ + c->shared_->options.send_timeout_ms;
+      if (c->loop_->clock().NowMs() < deadline) return c->ArmSendTimer(deadline);
+      c->shared_->timed_out.fetch_add(1, std::memory_order_relaxed);
+      c->Close("peer did not take its replies within " + std::to_string(c->shared_->options.send_timeout_ms) + " ms");
+    });
   }
 
   static void OnSendDone(loop::LoopOp* op, int32_t res) {
@@ -319,10 +327,6 @@ class LoopConnection : public std::enable_shared_from_this<LoopConnection> {
       Finish(*f);
     }
     sent_of_front_ = n;
-    if (out_.empty()) {
-      if (send_timer_) loop_->CancelTimer(send_timer_);
-      send_timer_ = 0;
-    }
     Flush();
     Resume();
   }
@@ -379,6 +383,7 @@ class LoopConnection : public std::enable_shared_from_this<LoopConnection> {
   std::vector<iovec> send_iov_;
   msghdr send_msghdr_{};
   loop::TimerWheel::TimerId send_timer_ = 0;
+  int64_t send_started_ms_ = 0;  // when the send in flight was submitted
 };
 
 // ---- LoopCall ----

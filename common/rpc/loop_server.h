@@ -22,8 +22,8 @@
 // at the limit the server stops reading that connection until replies drain —
 // a peer that pipelines without reading its replies stalls only itself. A
 // frame must arrive whole within `frame_read_timeout_ms` of its first byte,
-// and a reply the peer does not drain within `send_timeout_ms` closes the
-// connection. Bad input (bad magic, a frame over `max_frame_bytes` — checked
+// and a send to a peer that takes none of it for `send_timeout_ms` closes the
+// connection (a slow reader that keeps taking bytes is not cut off). Bad input (bad magic, a frame over `max_frame_bytes` — checked
 // before allocating —, a response sent to a server, an unparsable message)
 // closes only that connection, with a logged reason.
 //

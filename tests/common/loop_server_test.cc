@@ -70,7 +70,9 @@ class LoopServerContractTest : public ::testing::Test {
   Connection* Peer(bool handshake = true) {
     auto c = backend_.transport()->Connect(server_->Address(), 2000);
     EXPECT_TRUE(c.ok());
-    if (handshake) EXPECT_TRUE(ClientHandshake(**c, Creds()).ok());
+    if (handshake) {
+      EXPECT_TRUE(ClientHandshake(**c, Creds()).ok());
+    }
     peers_.push_back(std::move(c).value());
     return peers_.back().get();
   }
