@@ -599,6 +599,7 @@ TEST(PowerCutTest, ConcurrentWritersWithFaultsAndACut) {
     std::vector<ChunkModel> models(kWriters);
     std::vector<std::string> errors(kWriters);
     std::atomic<bool> stop{false};
+    std::atomic<int> writing{kWriters};
     std::vector<std::thread> writers;
     for (int w = 0; w < kWriters; ++w) {
       writers.emplace_back([&, w] {
@@ -631,12 +632,16 @@ TEST(PowerCutTest, ConcurrentWritersWithFaultsAndACut) {
           }
           m.visible = *now;
         }
+        --writing;
       });
     }
     std::mt19937_64 rng(round);
     for (int i = 0; i < 30 && !t.env().dead(); ++i) {
       t.env().InjectFault(static_cast<Fault>(rng() % static_cast<int>(Fault::kCount)), rng() % 6, 1);
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // pacing only; nothing waits on it
+      // The next fault once the writers have moved on (or have all stopped).
+      uint64_t before = t.env().mutating_calls();
+      ASSERT_TRUE(testutil::Eventually(
+          [&] { return t.env().mutating_calls() > before + 2 || t.env().dead() || writing == 0; }));
     }
     t.env().DieAfter(rng() % 20);
     ASSERT_TRUE(testutil::Eventually([&] { return t.env().dead(); }));
