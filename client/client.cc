@@ -3,11 +3,13 @@
 
 #include <unistd.h>
 
+#include <optional>
 #include <future>
 #include <set>
 
 #include "client/timer.h"
 #include "common/rpc/transport_select.h"
+#include "common/xattr_name.h"
 #include "proto/storage.pb.h"
 
 namespace shoal::client {
@@ -314,6 +316,65 @@ Result<std::string> Client::Readlink(uint64_t ino) {
   proto::ReadlinkRsp rsp;
   RETURN_IF_ERROR(MetaCall(proto::META_READLINK, req, &rsp));
   return rsp.target();
+}
+
+namespace {
+// Answers for the namespaces meta does not store, so they cost no round trip.
+std::optional<Status> LocalXattrAnswer(const std::string& name, bool write) {
+  switch (ClassifyXattr(name)) {
+    case XattrNamespace::kUser:
+    case XattrNamespace::kTrusted:
+      return std::nullopt;
+    case XattrNamespace::kSecurity:
+      if (!write) return Error(proto::ATTR_NOT_FOUND, "no attribute " + name);
+      [[fallthrough]];
+    default:
+      return Error(proto::NOT_SUPPORTED, "extended attribute namespace of " + name + " is not supported");
+  }
+}
+}  // namespace
+
+Status Client::SetXattr(const Caller& c, uint64_t ino, const std::string& name, const std::string& value,
+                        uint32_t flags) {
+  if (auto local = LocalXattrAnswer(name, /*write=*/true)) return *local;
+  proto::SetXattrReq req;
+  *req.mutable_caller() = c;
+  req.set_ino(ino);
+  req.set_name(name);
+  req.set_value(value);
+  req.set_flags(flags);
+  proto::EmptyRsp rsp;
+  return MetaCall(proto::META_SETXATTR, req, &rsp);
+}
+
+Result<std::string> Client::GetXattr(const Caller& c, uint64_t ino, const std::string& name) {
+  if (auto local = LocalXattrAnswer(name, /*write=*/false)) return *local;
+  proto::GetXattrReq req;
+  *req.mutable_caller() = c;
+  req.set_ino(ino);
+  req.set_name(name);
+  proto::GetXattrRsp rsp;
+  RETURN_IF_ERROR(MetaCall(proto::META_GETXATTR, req, &rsp));
+  return std::move(*rsp.mutable_value());
+}
+
+Result<std::vector<std::string>> Client::ListXattr(const Caller& c, uint64_t ino) {
+  proto::ListXattrReq req;
+  *req.mutable_caller() = c;
+  req.set_ino(ino);
+  proto::ListXattrRsp rsp;
+  RETURN_IF_ERROR(MetaCall(proto::META_LISTXATTR, req, &rsp));
+  return std::vector<std::string>(rsp.names().begin(), rsp.names().end());
+}
+
+Status Client::RemoveXattr(const Caller& c, uint64_t ino, const std::string& name) {
+  if (auto local = LocalXattrAnswer(name, /*write=*/true)) return *local;
+  proto::RemoveXattrReq req;
+  *req.mutable_caller() = c;
+  req.set_ino(ino);
+  req.set_name(name);
+  proto::EmptyRsp rsp;
+  return MetaCall(proto::META_REMOVEXATTR, req, &rsp);
 }
 
 Result<proto::ReadDirRsp> Client::ReadDir(const Caller& c, uint64_t ino, const std::string& start_after,

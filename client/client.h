@@ -101,6 +101,14 @@ class Client {
   Result<Attr> UpdateLength(uint64_t ino, uint64_t length);
   Result<Attr> SetLayout(const Caller& c, uint64_t ino, uint32_t chunk_size, uint32_t stripe_width);
   Result<proto::ClusterTable> ClusterTable(bool refresh);
+  // Extended attributes (meta/meta_store.h states the rules). Names in the
+  // namespaces Shoal does not store are answered here without asking meta:
+  // security.* reads find nothing (ATTR_NOT_FOUND) — the kernel asks for
+  // security.capability on writes — and writes, like system.*, are NOT_SUPPORTED.
+  Status SetXattr(const Caller& c, uint64_t ino, const std::string& name, const std::string& value, uint32_t flags);
+  Result<std::string> GetXattr(const Caller& c, uint64_t ino, const std::string& name);
+  Result<std::vector<std::string>> ListXattr(const Caller& c, uint64_t ino);
+  Status RemoveXattr(const Caller& c, uint64_t ino, const std::string& name);
 
   // ---- paths ----
   // Resolves an absolute path ("/a/b"), without following a final symlink.

@@ -34,6 +34,8 @@ int Status::ToErrno() const {
     case proto::LOOP: return ELOOP;
     case proto::NOT_SUPPORTED: return EOPNOTSUPP;
     case proto::TOO_MANY_LINKS: return EMLINK;
+    case proto::ATTR_NOT_FOUND: return ENODATA;
+    case proto::ARG_TOO_BIG: return E2BIG;
     default: return EIO;  // IO_ERROR, CHECKSUM_MISMATCH, UNAVAILABLE, INTERNAL, STALE_VERSION
   }
 }

@@ -18,8 +18,8 @@
 
 namespace shoal::meta {
 
-enum class Cf { kInodes = 0, kDirents = 1, kCluster = 2, kDeleteQueue = 3 };
-constexpr int kNumCfs = 4;
+enum class Cf { kInodes = 0, kDirents = 1, kCluster = 2, kDeleteQueue = 3, kXattrs = 4 };
+constexpr int kNumCfs = 5;
 
 class KvBatch {
  public:

@@ -107,6 +107,21 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
   Serve<SetLayoutReq, AttrRsp>(server, META_SET_LAYOUT, cluster, stats, [&](const SetLayoutReq& r, AttrRsp* o) {
     return AttrInto(store.SetLayout(r.caller(), r.ino(), r.chunk_size(), r.stripe_width()), o->mutable_attr());
   });
+  Serve<SetXattrReq, EmptyRsp>(server, META_SETXATTR, cluster, stats, [&](const SetXattrReq& r, EmptyRsp*) {
+    return store.SetXattr(r.caller(), r.ino(), r.name(), r.value(), r.flags());
+  });
+  Serve<GetXattrReq, GetXattrRsp>(server, META_GETXATTR, cluster, stats, [&](const GetXattrReq& r, GetXattrRsp* o) {
+    ASSIGN_OR_RETURN(*o->mutable_value(), store.GetXattr(r.caller(), r.ino(), r.name()));
+    return Status::OK();
+  });
+  Serve<ListXattrReq, ListXattrRsp>(server, META_LISTXATTR, cluster, stats, [&](const ListXattrReq& r, ListXattrRsp* o) {
+    ASSIGN_OR_RETURN(auto names, store.ListXattr(r.caller(), r.ino()));
+    for (auto& n : names) o->add_names(std::move(n));
+    return Status::OK();
+  });
+  Serve<RemoveXattrReq, EmptyRsp>(server, META_REMOVEXATTR, cluster, stats, [&](const RemoveXattrReq& r, EmptyRsp*) {
+    return store.RemoveXattr(r.caller(), r.ino(), r.name());
+  });
 
   Serve<RegisterReq, RegisterRsp>(server, CLUSTER_REGISTER, cluster, stats, [&](const RegisterReq& r, RegisterRsp* o) {
     ASSIGN_OR_RETURN(*o, cluster.Register(r));

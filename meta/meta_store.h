@@ -67,6 +67,18 @@ class MetaStore {
   Result<Attr> Open(const Caller& c, uint64_t ino, uint32_t flags);
   Result<Attr> UpdateLength(uint64_t ino, uint64_t length);
   Result<Attr> SetLayout(const Caller& c, uint64_t ino, uint32_t chunk_size, uint32_t stripe_width);
+
+  // Extended attributes (ops/xattr.cc), with Linux's rules: user.* on regular
+  // files and directories only (EPERM to set on others, ATTR_NOT_FOUND to read),
+  // the file's read/write permission, sticky directories writable by their
+  // owner only; trusted.* for root only (NOT_PERMITTED / ATTR_NOT_FOUND, hidden from
+  // others' listings). Set and remove change ctime.
+  // SetXattr: flags XATTR_CREATE / XATTR_REPLACE; ARG_TOO_BIG past 64 KiB;
+  // NO_SPACE when the inode's names would not fit one 64 KiB listing.
+  Status SetXattr(const Caller& c, uint64_t ino, const std::string& name, const std::string& value, uint32_t flags);
+  Result<std::string> GetXattr(const Caller& c, uint64_t ino, const std::string& name);  // ATTR_NOT_FOUND when absent
+  Result<std::vector<std::string>> ListXattr(const Caller& c, uint64_t ino);
+  Status RemoveXattr(const Caller& c, uint64_t ino, const std::string& name);  // ATTR_NOT_FOUND when absent
   // Live inodes, kept as a counter in the same batches that create and free them.
   uint64_t CountInodes() const;
   // The number the next new inode gets: every inode that exists or ever
@@ -104,6 +116,10 @@ class MetaStore {
   // Drops one link of `victim` (already loaded) into `b`; frees it at zero.
   void DropLink(KvBatch& b, Attr& victim);
   Result<bool> DirIsEmpty(uint64_t ino);
+  // Deletes every extended attribute of `ino` in `b` (the inode is being freed).
+  void DropXattrs(KvBatch& b, uint64_t ino);
+  // Linux's xattr_permission(): may `c` read (or write) `name` of `a`?
+  static Status CheckXattrAccess(const Attr& a, const Caller& c, const std::string& name, bool write);
   // For a new entry: loads the parent directory, checks the caller may add
   // to it, and that `name` is free (ALREADY_EXISTS). Requires write_mu_.
   Result<Attr> PrepareNewEntry(const Caller& c, uint64_t parent, const std::string& name);

@@ -370,6 +370,37 @@ void OpStatfs(fuse_req_t req, fuse_ino_t) {
   fuse_reply_statfs(req, &v);
 }
 
+// Extended attributes. `size` 0 asks how large the answer is; a buffer too
+// small for it is ERANGE, as the kernel's contract says.
+void ReplySized(fuse_req_t req, const std::string& bytes, size_t size) {
+  if (size == 0) return (void)fuse_reply_xattr(req, bytes.size());
+  if (bytes.size() > size) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, bytes.data(), bytes.size());
+}
+
+void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  ReplyStatus(req, Ctx(req)->client->SetXattr(CallerOf(req), ino, name, std::string(value, size),
+                                              static_cast<uint32_t>(flags)));
+}
+
+void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  auto v = Ctx(req)->client->GetXattr(CallerOf(req), ino, name);
+  if (!v.ok()) return ReplyStatus(req, v.status());
+  ReplySized(req, *v, size);
+}
+
+void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  auto names = Ctx(req)->client->ListXattr(CallerOf(req), ino);
+  if (!names.ok()) return ReplyStatus(req, names.status());
+  std::string list;
+  for (const auto& n : *names) list.append(n).push_back('\0');
+  ReplySized(req, list, size);
+}
+
+void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  ReplyStatus(req, Ctx(req)->client->RemoveXattr(CallerOf(req), ino, name));
+}
+
 void OpInit(void* userdata, fuse_conn_info* conn) {
   auto* ctx = static_cast<FuseContext*>(userdata);
   conn->max_read = ctx->options.max_read;
@@ -410,6 +441,10 @@ const fuse_lowlevel_ops kOps = [] {
   ops.releasedir = OpReleasedir;
   ops.statfs = OpStatfs;
   ops.create = OpCreate;
+  ops.setxattr = OpSetxattr;
+  ops.getxattr = OpGetxattr;
+  ops.listxattr = OpListxattr;
+  ops.removexattr = OpRemovexattr;
   return ops;
 }();
 

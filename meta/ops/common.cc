@@ -210,6 +210,7 @@ Attr MetaStore::NewAttr(uint64_t ino, proto::FileType type, uint32_t mode, const
 void MetaStore::DropLink(KvBatch& b, Attr& victim) {
   if (victim.type() == proto::DIRECTORY || victim.nlink() <= 1) {
     b.Delete(Cf::kInodes, InodeKey(victim.ino()));
+    DropXattrs(b, victim.ino());
     AdjustInodeCount(b, -1);
     if (victim.type() == proto::REGULAR) {
       proto::ReclaimEntry e;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -201,6 +202,98 @@ TEST(NamespaceTest, BadNamesAndEndOfFile) {
   alignas(4096) static char abuf[4096];
   EXPECT_EQ(pread(fd, abuf, sizeof(abuf), 0), 3);
   close(fd);
+}
+
+// Names are bytes: one that is not UTF-8 (Latin-1 "café", and bytes no encoding
+// gives meaning) goes through create, readdir, stat, rename, symlink and unlink.
+TEST(NamespaceTest, NamesThatAreNotUtf8RoundTrip) {
+  LocalCluster c;
+  ASSERT_TRUE(c.Start()) << c.error();
+  const std::string latin1 = "caf\xe9.txt";
+  const std::string raw = "\xff\xfe\x80-\xc3(";
+  const std::string a = c.mount() + "/" + latin1;
+  ASSERT_EQ(WriteAll(a, "bytes"), 0);
+  ASSERT_EQ(E(mkdir((c.mount() + "/" + raw).c_str(), 0755)), 0);
+  std::set<std::string> listed;
+  DIR* d = opendir(c.mount().c_str());
+  ASSERT_NE(d, nullptr);
+  while (dirent* e = readdir(d)) listed.insert(e->d_name);
+  closedir(d);
+  EXPECT_TRUE(listed.count(latin1));
+  EXPECT_TRUE(listed.count(raw));
+  struct stat st;
+  ASSERT_EQ(stat(a.c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 5);
+  const std::string moved = c.mount() + "/" + raw + "/" + raw + "\xe9";
+  ASSERT_EQ(E(rename(a.c_str(), moved.c_str())), 0);
+  EXPECT_EQ(E(stat(a.c_str(), &st)), ENOENT);
+  EXPECT_EQ(ReadFile(moved), "bytes");
+  // A symlink whose target is not UTF-8 either.
+  const std::string link = c.mount() + "/l\xe9";
+  ASSERT_EQ(E(symlink((raw + "/" + raw + "\xe9").c_str(), link.c_str())), 0);
+  char target[64] = {};
+  ASSERT_EQ(readlink(link.c_str(), target, sizeof(target) - 1), static_cast<ssize_t>(raw.size() * 2 + 2));
+  EXPECT_EQ(std::string(target), raw + "/" + raw + "\xe9");
+  EXPECT_EQ(ReadFile(link), "bytes");
+  EXPECT_EQ(E(unlink(link.c_str())), 0);
+  EXPECT_EQ(E(unlink(moved.c_str())), 0);
+  EXPECT_EQ(E(rmdir((c.mount() + "/" + raw).c_str())), 0);
+  EXPECT_EQ(E(stat(moved.c_str(), &st)), ENOENT);
+}
+
+// Extended attributes through the kernel: the size query, a short buffer,
+// the flags, Linux's limits, and the namespaces Shoal does not store.
+TEST(NamespaceTest, ExtendedAttributesRoundTrip) {
+  LocalCluster c;
+  ASSERT_TRUE(c.Start()) << c.error();
+  const std::string f = c.mount() + "/x";
+  ASSERT_EQ(WriteAll(f, "data"), 0);
+  const std::string value("bin\0ary\xff", 8);
+  ASSERT_EQ(E(setxattr(f.c_str(), "user.one", value.data(), value.size(), XATTR_CREATE)), 0);
+  ASSERT_EQ(E(setxattr(f.c_str(), "trusted.two", "2", 1, 0)), 0);
+  EXPECT_EQ(E(setxattr(f.c_str(), "user.one", "v", 1, XATTR_CREATE)), EEXIST);
+  EXPECT_EQ(E(setxattr(f.c_str(), "user.none", "v", 1, XATTR_REPLACE)), ENODATA);
+  EXPECT_EQ(getxattr(f.c_str(), "user.one", nullptr, 0), static_cast<ssize_t>(value.size()));
+  char buf[256];
+  EXPECT_EQ(getxattr(f.c_str(), "user.one", buf, 3), -1);
+  EXPECT_EQ(errno, ERANGE);
+  ASSERT_EQ(getxattr(f.c_str(), "user.one", buf, sizeof(buf)), static_cast<ssize_t>(value.size()));
+  EXPECT_EQ(std::string(buf, value.size()), value);
+  EXPECT_EQ(getxattr(f.c_str(), "user.none", buf, sizeof(buf)), -1);
+  EXPECT_EQ(errno, ENODATA);
+  // The listing: every name NUL-terminated.
+  ssize_t n = listxattr(f.c_str(), nullptr, 0);
+  ASSERT_EQ(n, static_cast<ssize_t>(sizeof("trusted.two") + sizeof("user.one")));
+  ASSERT_EQ(listxattr(f.c_str(), buf, sizeof(buf)), n);
+  EXPECT_EQ(std::string(buf, n), std::string("trusted.two\0user.one\0", n));
+  EXPECT_EQ(listxattr(f.c_str(), buf, 4), -1);
+  EXPECT_EQ(errno, ERANGE);
+  // Linux's limits, and the namespaces not stored: security.* reads find
+  // nothing (the kernel asks for security.capability on writes).
+  std::string big(64 * 1024 + 1, 'b');
+  EXPECT_EQ(E(setxattr(f.c_str(), "user.big", big.data(), big.size(), 0)), E2BIG);
+  big.pop_back();
+  EXPECT_EQ(E(setxattr(f.c_str(), "user.big", big.data(), big.size(), 0)), 0);
+  EXPECT_EQ(getxattr(f.c_str(), "user.big", nullptr, 0), static_cast<ssize_t>(big.size()));
+  EXPECT_EQ(getxattr(f.c_str(), "security.capability", buf, sizeof(buf)), -1);
+  EXPECT_EQ(errno, ENODATA);
+  EXPECT_EQ(E(setxattr(f.c_str(), "security.x", "v", 1, 0)), EOPNOTSUPP);
+  EXPECT_EQ(E(setxattr(f.c_str(), "os2.x", "v", 1, 0)), EOPNOTSUPP);
+  // Writes still work with getxattr answered (no stale privilege checks).
+  ASSERT_EQ(WriteAll(f, "rewritten"), 0);
+  EXPECT_EQ(ReadFile(f), "rewritten");
+  ASSERT_EQ(E(removexattr(f.c_str(), "user.one")), 0);
+  EXPECT_EQ(E(removexattr(f.c_str(), "user.one")), ENODATA);
+  // Symlinks take no user.* attributes (lsetxattr acts on the link itself).
+  const std::string l = c.mount() + "/lnk";
+  ASSERT_EQ(E(symlink("x", l.c_str())), 0);
+  EXPECT_EQ(E(lsetxattr(l.c_str(), "user.k", "v", 1, 0)), EPERM);
+  // Attributes outlive a restart of the mount (they are meta's).
+  auto client = c.NewClient();
+  ASSERT_TRUE(client);
+  auto a = client->Resolve(client::ProcessCaller(), "/x");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(*client->GetXattr(client::ProcessCaller(), a->ino(), "trusted.two"), "2");
 }
 
 TEST(NamespaceTest, AWriterSeesItsOwnLengthBeforeClose) {
