@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -233,7 +234,7 @@ bool After(const timespec& a, const timespec& b) {
   return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
 }
 
-Outcome Run(const Scenario& s, const std::string& tree, const Actor& actor) {
+Outcome RunIn(const Scenario& s, const std::string& tree, const Actor& actor) {
   Outcome o;
   const std::string dir = tree + "/" + actor.name + "/" + s.name;
   std::filesystem::create_directories(dir);
@@ -615,7 +616,7 @@ TEST(PosixConformanceTest, EveryScenarioMatchesALocalFilesystem) {
   int checked = 0, differ = 0;
   for (const Actor& actor : {kRoot, kUnpriv}) {
     for (const Scenario& s : Scenarios()) {
-      Outcome want = Run(s, local, actor), got = Run(s, remote, actor);
+      Outcome want = RunIn(s, local, actor), got = RunIn(s, remote, actor);
       ++checked;
       std::string diff;
       if (want.errs != got.errs) diff += "  errno: local " + Show(want.errs) + ", shoal " + Show(got.errs) + "\n";
