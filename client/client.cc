@@ -287,11 +287,11 @@ Result<Attr> Client::Open(const Caller& c, uint64_t ino, uint32_t flags) {
   return std::move(*rsp.mutable_attr());
 }
 
-Result<Attr> Client::UpdateLength(uint64_t ino, uint64_t length, bool kill_suid) {
+Result<Attr> Client::UpdateLength(uint64_t ino, uint64_t length, const Caller* writer) {
   proto::UpdateLengthReq req;
   req.set_ino(ino);
   req.set_length(length);
-  req.set_kill_suid(kill_suid);
+  if (writer) *req.mutable_writer() = *writer;
   SHOAL_ATTR_CALL(proto::META_UPDATE_LENGTH, UpdateLengthReq, req);
 }
 

@@ -109,8 +109,8 @@ class Client {
   // Checks the access `flags` ask for; O_TRUNC on a regular file truncates
   // it to 0 (cutting its chunks, as SetAttr does) and answers the new attributes.
   Result<Attr> Open(const Caller& c, uint64_t ino, uint32_t flags);
-  // `kill_suid`: the data was written by a non-root caller (see UpdateLengthReq).
-  Result<Attr> UpdateLength(uint64_t ino, uint64_t length, bool kill_suid = false);
+  // `writer`: the data was written by this non-root caller (see UpdateLengthReq).
+  Result<Attr> UpdateLength(uint64_t ino, uint64_t length, const Caller* writer = nullptr);
   Result<Attr> SetLayout(const Caller& c, uint64_t ino, uint32_t chunk_size, uint32_t stripe_width);
   Result<proto::ClusterTable> ClusterTable(bool refresh);
 

@@ -106,7 +106,7 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
     return AttrInto(store.Open(r.caller(), r.ino(), r.flags()), o->mutable_attr());
   });
   Serve<UpdateLengthReq, AttrRsp>(server, META_UPDATE_LENGTH, cluster, stats, [&](const UpdateLengthReq& r, AttrRsp* o) {
-    return AttrInto(store.UpdateLength(r.ino(), r.length(), r.kill_suid()), o->mutable_attr());
+    return AttrInto(store.UpdateLength(r.ino(), r.length(), r.has_writer() ? &r.writer() : nullptr), o->mutable_attr());
   });
   Serve<SetLayoutReq, AttrRsp>(server, META_SET_LAYOUT, cluster, stats, [&](const SetLayoutReq& r, AttrRsp* o) {
     return AttrInto(store.SetLayout(r.caller(), r.ino(), r.chunk_size(), r.stripe_width()), o->mutable_attr());

@@ -74,9 +74,9 @@ class MetaStore {
   Result<std::vector<DirEntryRow>> ReadDir(const Caller& c, uint64_t ino, const std::string& start_after,
                                            uint32_t limit, bool plus, bool* eof);
   Result<Attr> Open(const Caller& c, uint64_t ino, uint32_t flags);
-  // size = max(size, length); mtime = ctime = now. `kill_suid`: the writer
-  // was not root, so S_ISUID (and S_ISGID with group-execute) go.
-  Result<Attr> UpdateLength(uint64_t ino, uint64_t length, bool kill_suid = false);
+  // size = max(size, length); mtime = ctime = now. `writer` (when set, not
+  // root) wrote data: set-id bits go as KillSuid says.
+  Result<Attr> UpdateLength(uint64_t ino, uint64_t length, const Caller* writer = nullptr);
   Result<Attr> SetLayout(const Caller& c, uint64_t ino, uint32_t chunk_size, uint32_t stripe_width);
   // Live inodes, kept as a counter in the same batches that create and free them.
   uint64_t CountInodes() const;

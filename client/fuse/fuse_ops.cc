@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 namespace shoal::fuse {
@@ -131,7 +132,8 @@ struct FileHandle {
   // Written since the last report (mtime must move even when the length
   // does not), and by whom: a non-root writer clears setuid/setgid.
   std::atomic<bool> dirty{false};
-  std::atomic<bool> kill_suid{false};
+  std::mutex writer_mu;
+  std::optional<proto::Caller> writer;  // guarded by writer_mu
 };
 
 FileHandle* Handle(fuse_file_info* fi) { return reinterpret_cast<FileHandle*>(fi->fh); }
@@ -269,7 +271,12 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
 void OpWrite(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off, fuse_file_info* fi) {
   FileHandle* h = Handle(fi);
   h->dirty = true;
-  if (fuse_req_ctx(req)->uid != 0) h->kill_suid = true;
+  // Only a file with set-id bits (as of open) needs the writer's identity;
+  // asking the kernel for its groups costs a /proc read.
+  if (fuse_req_ctx(req)->uid != 0 && (h->attr.mode() & (S_ISUID | S_ISGID))) {
+    std::lock_guard<std::mutex> l(h->writer_mu);
+    if (!h->writer) h->writer = CallerOf(req);
+  }
   // libfuse reuses `data` once we return; the copy lets the write finish asynchronously.
   auto* copy = static_cast<uint8_t*>(malloc(size ? size : 1));
   if (!copy) return (void)fuse_reply_err(req, ENOMEM);
@@ -290,11 +297,16 @@ Status ReportLength(fuse_req_t req, FileHandle* h) {
   uint64_t end = h->written_end.load();
   if (end <= h->reported_end.load() && !h->dirty.load()) return Status::OK();
   h->dirty = false;  // before the call: a write racing with it marks the handle again
-  bool kill = h->kill_suid.exchange(false);
-  auto a = Ctx(req)->client->UpdateLength(h->attr.ino(), end, kill);
+  std::optional<proto::Caller> writer;
+  {
+    std::lock_guard<std::mutex> l(h->writer_mu);
+    writer.swap(h->writer);
+  }
+  auto a = Ctx(req)->client->UpdateLength(h->attr.ino(), end, writer ? &*writer : nullptr);
   if (!a.ok()) {
     h->dirty = true;
-    if (kill) h->kill_suid = true;
+    std::lock_guard<std::mutex> l(h->writer_mu);
+    if (!h->writer) h->writer = std::move(writer);
     return a.status();
   }
   h->reported_end = end;

@@ -16,8 +16,13 @@ Result<Attr> MetaStore::SetAttr(const proto::SetAttrReq& req) {
   bool owner = c.uid() == 0 || c.uid() == a.uid();
   int64_t now = NowNs();
   if (req.set_mode()) {
-    if (!owner) return Error(proto::NOT_PERMITTED, "only the owner may change the mode");
     uint32_t mode = req.mode() & 07777;
+    const uint32_t setid = S_ISUID | S_ISGID;
+    // Clearing set-id bits and nothing else is what a write or truncate by
+    // anyone who may write does (the kernel sends it as a mode change).
+    bool only_clears_setid = (mode & ~setid) == (a.mode() & ~setid) && (mode & setid & ~a.mode()) == 0;
+    if (!owner && !(only_clears_setid && CheckAccess(a, c, W_OK).ok()))
+      return Error(proto::NOT_PERMITTED, "only the owner may change the mode");
     // A non-root caller outside the file's group cannot set the setgid bit.
     if (c.uid() != 0 && !InGroup(c, a.gid())) mode &= ~static_cast<uint32_t>(S_ISGID);
     a.set_mode(mode);

@@ -8,7 +8,7 @@
 
 namespace shoal::meta {
 
-Result<Attr> MetaStore::UpdateLength(uint64_t ino, uint64_t length, bool kill_suid) {
+Result<Attr> MetaStore::UpdateLength(uint64_t ino, uint64_t length, const Caller* writer) {
   std::lock_guard<std::mutex> l(write_mu_);
   ASSIGN_OR_RETURN(Attr a, LoadInode(ino));
   if (a.type() != proto::REGULAR) return Error(proto::INVALID_ARGUMENT, "not a regular file");
@@ -16,14 +16,7 @@ Result<Attr> MetaStore::UpdateLength(uint64_t ino, uint64_t length, bool kill_su
   int64_t now = NowNs();
   a.set_mtime_ns(now);
   a.set_ctime_ns(now);
-  if (kill_suid) {
-    // Not root; its groups are unknown here, so only the group-execute rule
-    // drops S_ISGID (as the FUSE kernel module does).
-    Caller writer;
-    writer.set_uid(~0u);
-    writer.set_gid(a.gid());
-    KillSuid(a, writer, /*by_root_too=*/false);
-  }
+  if (writer) KillSuid(a, *writer, /*by_root_too=*/false);
   return CommitInode(a);
 }
 

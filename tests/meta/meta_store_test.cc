@@ -313,11 +313,24 @@ TYPED_TEST(MetaStoreTest, SetgidDirectoriesAndSetidClearing) {
   chmod.set_set_mode(true);
   chmod.set_mode(06777);
   ASSERT_TRUE(s.SetAttr(chmod).ok());
-  EXPECT_EQ(s.UpdateLength(x, 10, false)->mode(), 06777u);
-  EXPECT_EQ(s.UpdateLength(x, 10, true)->mode(), 0777u);
-  chmod.set_mode(02767);  // setgid without group-execute stays
+  Caller member = User(1000, 0);  // in the file's group (root's)
+  EXPECT_EQ(s.UpdateLength(x, 10, nullptr)->mode(), 06777u);
+  EXPECT_EQ(s.UpdateLength(x, 10, &member)->mode(), 0777u);
+  chmod.set_mode(02767);  // setgid without group-execute stays for a member...
   ASSERT_TRUE(s.SetAttr(chmod).ok());
-  EXPECT_EQ(s.UpdateLength(x, 10, true)->mode(), 02767u);
+  EXPECT_EQ(s.UpdateLength(x, 10, &member)->mode(), 02767u);
+  EXPECT_EQ(s.UpdateLength(x, 10, &alice)->mode(), 0767u);  // ...not for others
+  // Anyone who may write may clear set-id bits, and only those (as a
+  // truncate by a non-owner asks the kernel to).
+  ASSERT_TRUE(s.SetAttr(chmod).ok());
+  proto::SetAttrReq kill;
+  *kill.mutable_caller() = alice;
+  kill.set_ino(x);
+  kill.set_set_mode(true);
+  kill.set_mode(0767);
+  EXPECT_EQ(s.SetAttr(kill)->mode(), 0767u);
+  kill.set_mode(0777);
+  EXPECT_EQ(s.SetAttr(kill).status().code(), proto::NOT_PERMITTED);
   // chown drops S_ISUID even when root does it.
   chmod.set_mode(04755);
   ASSERT_TRUE(s.SetAttr(chmod).ok());
