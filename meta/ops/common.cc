@@ -286,10 +286,13 @@ Result<proto::Layout> MetaStore::PlaceFile(const Attr& parent, uint64_t ino) {
 
 Result<Attr> MetaStore::PrepareNewEntry(const Caller& c, uint64_t parent, const std::string& name) {
   ASSIGN_OR_RETURN(Attr dir, LoadDir(parent));
-  RETURN_IF_ERROR(CheckAccess(dir, c, W_OK | X_OK));
+  // Linux's order: search permission to look the name up, EEXIST, then
+  // write permission to add it.
+  RETURN_IF_ERROR(CheckAccess(dir, c, X_OK));
   auto existing = FindEntry(parent, name);
   if (existing.ok()) return Error(proto::ALREADY_EXISTS, "'" + name + "' exists");
   if (existing.status().code() != proto::NOT_FOUND) return existing.status();
+  RETURN_IF_ERROR(CheckAccess(dir, c, W_OK));
   return dir;
 }
 

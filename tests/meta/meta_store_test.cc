@@ -275,13 +275,17 @@ TYPED_TEST(MetaStoreTest, SpecialFilesHaveTypeModeAndRdevButNoLayout) {
   // Listing reports each type; unlinking frees the inode without a reclaim entry.
   bool eof;
   std::map<std::string, proto::FileType> types;
-  for (auto& r : *s.ReadDir(Root(), d, "", 100, false, &eof)) types[r.name] = r.type;
+  auto rows = s.ReadDir(Root(), d, "", 100, false, &eof);
+  ASSERT_TRUE(rows.ok());
+  for (auto& r : *rows) types[r.name] = r.type;
   EXPECT_EQ(types["fifo"], proto::FIFO);
   EXPECT_EQ(types["null"], proto::CHAR_DEVICE);
   EXPECT_EQ(types["blk"], proto::BLOCK_DEVICE);
   EXPECT_EQ(types["sock"], proto::SOCKET);
   ASSERT_TRUE(s.Unlink(Root(), d, "null").ok());
-  for (auto& r : *s.PendingReclaims(100)) EXPECT_NE(r.ino, dev->ino());
+  auto pending = s.PendingReclaims(100);
+  ASSERT_TRUE(pending.ok());
+  for (auto& r : *pending) EXPECT_NE(r.ino, dev->ino());
 }
 
 TYPED_TEST(MetaStoreTest, SetgidDirectoriesAndSetidClearing) {
