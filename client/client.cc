@@ -208,14 +208,43 @@ Result<Attr> Client::SetAttr(proto::SetAttrReq req) {
   SHOAL_ATTR_CALL(proto::META_SETATTR, SetAttrReq, req);
 }
 
-Result<Attr> Client::Create(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode, bool exclusive) {
+Result<Attr> Client::Create(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode, bool exclusive,
+                            uint32_t flags) {
   proto::CreateReq req;
   *req.mutable_caller() = c;
   req.set_parent(parent);
   req.set_name(name);
   req.set_mode(mode);
   req.set_exclusive(exclusive);
-  SHOAL_ATTR_CALL(proto::META_CREATE, CreateReq, req);
+  req.set_flags(flags);
+  proto::AttrRsp rsp;
+  RETURN_IF_ERROR(MetaCall(proto::META_CREATE, req, &rsp));
+  // An existing file that was opened, not made (a new one has ctime == mtime
+  // == atime and size 0, and truncating it would change nothing).
+  if ((flags & O_TRUNC) && rsp.attr().type() == proto::REGULAR && rsp.attr().size() > 0)
+    return TruncateOnOpen(c, rsp.attr());
+  return std::move(*rsp.mutable_attr());
+}
+
+Result<Attr> Client::Mknod(const Caller& c, uint64_t parent, const std::string& name, proto::FileType type,
+                           uint32_t mode, uint64_t rdev) {
+  proto::MknodReq req;
+  *req.mutable_caller() = c;
+  req.set_parent(parent);
+  req.set_name(name);
+  req.set_type(type);
+  req.set_mode(mode);
+  req.set_rdev(rdev);
+  SHOAL_ATTR_CALL(proto::META_MKNOD, MknodReq, req);
+}
+
+Result<Attr> Client::TruncateOnOpen(const Caller& c, const Attr& file) {
+  proto::SetAttrReq req;
+  *req.mutable_caller() = c;
+  req.set_ino(file.ino());
+  req.set_set_size(true);
+  req.set_size(0);
+  return SetAttr(std::move(req));
 }
 
 Result<Attr> Client::Mkdir(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode) {
@@ -250,13 +279,21 @@ Result<Attr> Client::Open(const Caller& c, uint64_t ino, uint32_t flags) {
   *req.mutable_caller() = c;
   req.set_ino(ino);
   req.set_flags(flags);
-  SHOAL_ATTR_CALL(proto::META_OPEN, OpenReq, req);
+  proto::AttrRsp rsp;
+  RETURN_IF_ERROR(MetaCall(proto::META_OPEN, req, &rsp));
+  // open(2): O_TRUNC of a regular file truncates it (Linux: even with
+  // O_RDONLY, write permission checked above), and marks mtime and
+  // ctime even when it was empty already.
+  if ((flags & O_TRUNC) && rsp.attr().type() == proto::REGULAR)
+    return TruncateOnOpen(c, rsp.attr());
+  return std::move(*rsp.mutable_attr());
 }
 
-Result<Attr> Client::UpdateLength(uint64_t ino, uint64_t length) {
+Result<Attr> Client::UpdateLength(uint64_t ino, uint64_t length, const Caller* writer) {
   proto::UpdateLengthReq req;
   req.set_ino(ino);
   req.set_length(length);
+  if (writer) *req.mutable_writer() = *writer;
   SHOAL_ATTR_CALL(proto::META_UPDATE_LENGTH, UpdateLengthReq, req);
 }
 

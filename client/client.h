@@ -17,6 +17,8 @@
 // Thread-safe: one Client serves any number of threads.
 #pragma once
 
+#include <fcntl.h>
+
 #include <atomic>
 #include <functional>
 #include <map>
@@ -84,7 +86,14 @@ class Client {
   // A size change is authorised at meta (check_only), then cuts the chunks on
   // every target of the layout, then commits at meta: a refused change cuts nothing.
   Result<Attr> SetAttr(proto::SetAttrReq req);
-  Result<Attr> Create(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode, bool exclusive);
+  // `flags` are the open flags: an existing file (without `exclusive`) is
+  // opened when the caller has the access they ask for; O_TRUNC then
+  // truncates it (as Open does).
+  Result<Attr> Create(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode, bool exclusive,
+                      uint32_t flags = O_WRONLY);
+  // A FIFO, device node, socket or empty regular file (mknod(2)).
+  Result<Attr> Mknod(const Caller& c, uint64_t parent, const std::string& name, proto::FileType type, uint32_t mode,
+                     uint64_t rdev);
   Result<Attr> Mkdir(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode);
   Result<Attr> Symlink(const Caller& c, uint64_t parent, const std::string& name, const std::string& target);
   Result<Attr> Link(const Caller& c, uint64_t ino, uint64_t new_parent, const std::string& new_name);
@@ -97,8 +106,11 @@ class Client {
   Result<proto::ReadDirRsp> ReadDir(const Caller& c, uint64_t ino, const std::string& start_after, uint32_t limit,
                                     bool plus);
   Result<proto::StatFsRsp> StatFs();
+  // Checks the access `flags` ask for; O_TRUNC on a regular file truncates
+  // it to 0 (cutting its chunks, as SetAttr does) and answers the new attributes.
   Result<Attr> Open(const Caller& c, uint64_t ino, uint32_t flags);
-  Result<Attr> UpdateLength(uint64_t ino, uint64_t length);
+  // `writer`: the data was written by this non-root caller (see UpdateLengthReq).
+  Result<Attr> UpdateLength(uint64_t ino, uint64_t length, const Caller* writer = nullptr);
   Result<Attr> SetLayout(const Caller& c, uint64_t ino, uint32_t chunk_size, uint32_t stripe_width);
   Result<proto::ClusterTable> ClusterTable(bool refresh);
   // Extended attributes (meta/meta_store.h states the rules). Names in the
@@ -155,6 +167,8 @@ class Client {
   template <typename Rsp>
   Status MetaCall(proto::Method m, const google::protobuf::Message& req, Rsp* rsp);
   Status RefreshTable();
+  // Truncates `file` to 0 for an open with O_TRUNC (SetAttr's authorised cut).
+  Result<Attr> TruncateOnOpen(const Caller& c, const Attr& file);
   void ForgetDentry(uint64_t parent, const std::string& name);
   void NoteTableVersion(uint64_t v);
 

@@ -50,7 +50,11 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
     return AttrInto(store.SetAttr(r), o->mutable_attr());
   });
   Serve<CreateReq, EntryRsp>(server, META_CREATE, cluster, stats, [&](const CreateReq& r, EntryRsp* o) {
-    return AttrInto(store.Create(r.caller(), r.parent(), r.name(), r.mode(), r.exclusive()), o->mutable_attr());
+    return AttrInto(store.Create(r.caller(), r.parent(), r.name(), r.mode(), r.exclusive(), r.flags()),
+                    o->mutable_attr());
+  });
+  Serve<MknodReq, EntryRsp>(server, META_MKNOD, cluster, stats, [&](const MknodReq& r, EntryRsp* o) {
+    return AttrInto(store.Mknod(r.caller(), r.parent(), r.name(), r.type(), r.mode(), r.rdev()), o->mutable_attr());
   });
   Serve<MkdirReq, EntryRsp>(server, META_MKDIR, cluster, stats, [&](const MkdirReq& r, EntryRsp* o) {
     return AttrInto(store.Mkdir(r.caller(), r.parent(), r.name(), r.mode()), o->mutable_attr());
@@ -102,7 +106,7 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
     return AttrInto(store.Open(r.caller(), r.ino(), r.flags()), o->mutable_attr());
   });
   Serve<UpdateLengthReq, AttrRsp>(server, META_UPDATE_LENGTH, cluster, stats, [&](const UpdateLengthReq& r, AttrRsp* o) {
-    return AttrInto(store.UpdateLength(r.ino(), r.length()), o->mutable_attr());
+    return AttrInto(store.UpdateLength(r.ino(), r.length(), r.has_writer() ? &r.writer() : nullptr), o->mutable_attr());
   });
   Serve<SetLayoutReq, AttrRsp>(server, META_SET_LAYOUT, cluster, stats, [&](const SetLayoutReq& r, AttrRsp* o) {
     return AttrInto(store.SetLayout(r.caller(), r.ino(), r.chunk_size(), r.stripe_width()), o->mutable_attr());

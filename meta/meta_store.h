@@ -13,6 +13,8 @@
 // Thread-safe.
 #pragma once
 
+#include <fcntl.h>
+
 #include <atomic>
 #include <functional>
 #include <mutex>
@@ -52,7 +54,14 @@ class MetaStore {
   Result<Attr> GetAttr(uint64_t ino);
   // With req.check_only(): every check, no commit; answers the stored attributes.
   Result<Attr> SetAttr(const proto::SetAttrReq& req);
-  Result<Attr> Create(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode, bool exclusive);
+  // An existing `name` (without `exclusive`) is opened instead: the caller
+  // needs the access `flags` ask for (O_ACCMODE, O_TRUNC) on that file.
+  Result<Attr> Create(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode, bool exclusive,
+                      uint32_t flags = O_WRONLY);
+  // mknod(2): FIFO, CHAR_DEVICE, BLOCK_DEVICE, SOCKET or REGULAR. Device
+  // nodes need root (NOT_PERMITTED otherwise, as Linux without CAP_MKNOD).
+  Result<Attr> Mknod(const Caller& c, uint64_t parent, const std::string& name, proto::FileType type, uint32_t mode,
+                     uint64_t rdev);
   Result<Attr> Mkdir(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode);
   Result<Attr> Symlink(const Caller& c, uint64_t parent, const std::string& name, const std::string& target);
   Result<Attr> Link(const Caller& c, uint64_t ino, uint64_t new_parent, const std::string& new_name);
@@ -65,7 +74,9 @@ class MetaStore {
   Result<std::vector<DirEntryRow>> ReadDir(const Caller& c, uint64_t ino, const std::string& start_after,
                                            uint32_t limit, bool plus, bool* eof);
   Result<Attr> Open(const Caller& c, uint64_t ino, uint32_t flags);
-  Result<Attr> UpdateLength(uint64_t ino, uint64_t length);
+  // size = max(size, length); mtime = ctime = now. `writer` (when set, not
+  // root) wrote data: set-id bits go as KillSuid says.
+  Result<Attr> UpdateLength(uint64_t ino, uint64_t length, const Caller* writer = nullptr);
   Result<Attr> SetLayout(const Caller& c, uint64_t ino, uint32_t chunk_size, uint32_t stripe_width);
 
   // Extended attributes (ops/xattr.cc), with Linux's rules: user.* on regular
@@ -102,6 +113,14 @@ class MetaStore {
   static bool ParseDirent(std::string_view value, uint64_t* ino, proto::FileType* type);
   static Status CheckName(const std::string& name);
   static Status CheckAccess(const Attr& a, const Caller& c, int mask);  // mask of R_OK/W_OK/X_OK
+  static bool InGroup(const Caller& c, uint32_t gid);
+  // Drops S_ISUID, and S_ISGID when group-execute is set or a non-root caller
+  // is outside the file's group (Linux should_remove_suid /
+  // setattr_should_drop_sgid), from a non-directory. Root is spared unless
+  // `by_root_too` (chown spares nobody).
+  static void KillSuid(Attr& a, const Caller& c, bool by_root_too);
+  // The access mask open(2) `flags` ask for (O_ACCMODE; O_TRUNC needs write).
+  static int OpenAccess(uint32_t flags);
   static int64_t NowNs();
 
  private:
@@ -112,7 +131,10 @@ class MetaStore {
   // Stores `a` alone, durably, and returns it (attribute-only changes).
   Result<Attr> CommitInode(const Attr& a);
   Result<uint64_t> AllocateIno(KvBatch& b);
-  Attr NewAttr(uint64_t ino, proto::FileType type, uint32_t mode, const Caller& c);
+  // A new inode owned by the caller. With `dir` (its parent), a setgid
+  // directory passes on its group (and, to subdirectories, S_ISGID), and a
+  // non-root caller outside the new group loses a requested S_ISGID.
+  Attr NewAttr(uint64_t ino, proto::FileType type, uint32_t mode, const Caller& c, const Attr* dir = nullptr);
   // Drops one link of `victim` (already loaded) into `b`; frees it at zero.
   void DropLink(KvBatch& b, Attr& victim);
   Result<bool> DirIsEmpty(uint64_t ino);

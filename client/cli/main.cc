@@ -37,7 +37,15 @@ Result<uint32_t> ParseSize(const std::string& s) {
 }
 
 const char* TypeName(proto::FileType t) {
-  return t == proto::DIRECTORY ? "dir" : t == proto::SYMLINK ? "link" : "file";
+  switch (t) {
+    case proto::DIRECTORY: return "dir";
+    case proto::SYMLINK: return "link";
+    case proto::FIFO: return "fifo";
+    case proto::CHAR_DEVICE: return "chardev";
+    case proto::BLOCK_DEVICE: return "blockdev";
+    case proto::SOCKET: return "socket";
+    default: return "file";
+  }
 }
 
 int Status_(Client& c) {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 namespace shoal::fuse {
@@ -49,6 +50,32 @@ proto::Caller CallerOf(fuse_req_t req) {
   return c;
 }
 
+// The S_IF* bits of a file type.
+mode_t TypeBits(proto::FileType t) {
+  switch (t) {
+    case proto::DIRECTORY: return S_IFDIR;
+    case proto::SYMLINK: return S_IFLNK;
+    case proto::FIFO: return S_IFIFO;
+    case proto::CHAR_DEVICE: return S_IFCHR;
+    case proto::BLOCK_DEVICE: return S_IFBLK;
+    case proto::SOCKET: return S_IFSOCK;
+    default: return S_IFREG;
+  }
+}
+
+// The file type mknod(2) asks for, or FILE_TYPE_UNSPECIFIED.
+proto::FileType TypeOf(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case 0:  // mknod(2): a zero type means a regular file
+    case S_IFREG: return proto::REGULAR;
+    case S_IFIFO: return proto::FIFO;
+    case S_IFCHR: return proto::CHAR_DEVICE;
+    case S_IFBLK: return proto::BLOCK_DEVICE;
+    case S_IFSOCK: return proto::SOCKET;
+    default: return proto::FILE_TYPE_UNSPECIFIED;
+  }
+}
+
 // `a` as this mount sees it: with the lengths of its own unreported writes.
 struct stat ToStat(fuse_req_t req, const proto::Attr& attr) {
   proto::Attr a = attr;
@@ -56,8 +83,8 @@ struct stat ToStat(fuse_req_t req, const proto::Attr& attr) {
   struct stat st;
   std::memset(&st, 0, sizeof(st));
   st.st_ino = a.ino();
-  mode_t type = a.type() == proto::DIRECTORY ? S_IFDIR : a.type() == proto::SYMLINK ? S_IFLNK : S_IFREG;
-  st.st_mode = type | (a.mode() & 07777);
+  st.st_mode = TypeBits(a.type()) | (a.mode() & 07777);
+  st.st_rdev = static_cast<dev_t>(a.rdev());
   st.st_nlink = a.nlink();
   st.st_uid = a.uid();
   st.st_gid = a.gid();
@@ -102,6 +129,11 @@ struct FileHandle {
   std::atomic<uint64_t> size{0};  // meta's length as of open or this handle's truncate
   std::atomic<uint64_t> written_end{0};
   std::atomic<uint64_t> reported_end{0};
+  // Written since the last report (mtime must move even when the length
+  // does not), and by whom: a non-root writer clears setuid/setgid.
+  std::atomic<bool> dirty{false};
+  std::mutex writer_mu;
+  std::optional<proto::Caller> writer;  // guarded by writer_mu
 };
 
 FileHandle* Handle(fuse_file_info* fi) { return reinterpret_cast<FileHandle*>(fi->fh); }
@@ -157,9 +189,11 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   fuse_reply_readlink(req, t->c_str());
 }
 
-void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
-  if (!S_ISREG(mode)) return (void)fuse_reply_err(req, EOPNOTSUPP);
-  ReplyEntry(req, Ctx(req)->client->Create(CallerOf(req), parent, name, mode, true));
+void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  proto::FileType type = TypeOf(mode);
+  if (type == proto::FILE_TYPE_UNSPECIFIED) return (void)fuse_reply_err(req, EINVAL);
+  ReplyEntry(req, Ctx(req)->client->Mknod(CallerOf(req), parent, name, type, mode & 07777 & ~fuse_req_ctx(req)->umask,
+                                          rdev));
 }
 
 void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
@@ -195,8 +229,9 @@ void SetOpenFlags(fuse_req_t req, fuse_file_info* fi) {
 }
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  auto a = Ctx(req)->client->Open(CallerOf(req), ino, fi->flags);
+  auto a = Ctx(req)->client->Open(CallerOf(req), ino, fi->flags);  // O_TRUNC truncates (FUSE_CAP_ATOMIC_O_TRUNC)
   if (!a.ok()) return ReplyStatus(req, a.status());
+  if (fi->flags & O_TRUNC) Ctx(req)->written.Truncated(ino);
   auto* h = new FileHandle{*a};
   h->size = h->written_end = h->reported_end = a->size();
   fi->fh = reinterpret_cast<uint64_t>(h);
@@ -206,8 +241,9 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   auto a = Ctx(req)->client->Create(CallerOf(req), parent, name, mode & ~fuse_req_ctx(req)->umask,
-                                    fi->flags & O_EXCL);
+                                    fi->flags & O_EXCL, fi->flags);
   if (!a.ok()) return ReplyStatus(req, a.status());
+  if (fi->flags & O_TRUNC) Ctx(req)->written.Truncated(a->ino());
   auto* h = new FileHandle{*a};
   h->size = h->written_end = h->reported_end = a->size();
   fi->fh = reinterpret_cast<uint64_t>(h);
@@ -234,6 +270,13 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
 
 void OpWrite(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t off, fuse_file_info* fi) {
   FileHandle* h = Handle(fi);
+  h->dirty = true;
+  // Only a file with set-id bits (as of open) needs the writer's identity;
+  // asking the kernel for its groups costs a /proc read.
+  if (fuse_req_ctx(req)->uid != 0 && (h->attr.mode() & (S_ISUID | S_ISGID))) {
+    std::lock_guard<std::mutex> l(h->writer_mu);
+    if (!h->writer) h->writer = CallerOf(req);
+  }
   // libfuse reuses `data` once we return; the copy lets the write finish asynchronously.
   auto* copy = static_cast<uint8_t*>(malloc(size ? size : 1));
   if (!copy) return (void)fuse_reply_err(req, ENOMEM);
@@ -252,9 +295,20 @@ void OpWrite(fuse_req_t req, fuse_ino_t, const char* data, size_t size, off_t of
 // Reports this handle's written length to meta (close-to-open consistency).
 Status ReportLength(fuse_req_t req, FileHandle* h) {
   uint64_t end = h->written_end.load();
-  if (end <= h->reported_end.load()) return Status::OK();
-  auto a = Ctx(req)->client->UpdateLength(h->attr.ino(), end);
-  if (!a.ok()) return a.status();
+  if (end <= h->reported_end.load() && !h->dirty.load()) return Status::OK();
+  h->dirty = false;  // before the call: a write racing with it marks the handle again
+  std::optional<proto::Caller> writer;
+  {
+    std::lock_guard<std::mutex> l(h->writer_mu);
+    writer.swap(h->writer);
+  }
+  auto a = Ctx(req)->client->UpdateLength(h->attr.ino(), end, writer ? &*writer : nullptr);
+  if (!a.ok()) {
+    h->dirty = true;
+    std::lock_guard<std::mutex> l(h->writer_mu);
+    if (!h->writer) h->writer = std::move(writer);
+    return a.status();
+  }
   h->reported_end = end;
   Ctx(req)->written.Reported(h->attr.ino(), a->size());
   return Status::OK();
@@ -324,7 +378,7 @@ Status FillDir(fuse_req_t req, fuse_ino_t ino, DirHandle* d, off_t off, bool plu
       struct stat st;
       std::memset(&st, 0, sizeof(st));
       st.st_ino = e.ino();
-      st.st_mode = e.type() == proto::DIRECTORY ? S_IFDIR : e.type() == proto::SYMLINK ? S_IFLNK : S_IFREG;
+      st.st_mode = TypeBits(e.type());
       n = fuse_add_direntry(req, buf.data() + *used, size - *used, e.name().c_str(), &st, i + 1);
     }
     if (n > size - *used) break;
@@ -411,6 +465,9 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  // open(O_TRUNC) reaches OpOpen with the flag (one call, no separate
+  // SETATTR); Client::Open truncates. Without it the kernel sends a SETATTR.
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 }
 
 const fuse_lowlevel_ops kOps = [] {

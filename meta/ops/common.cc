@@ -1,4 +1,5 @@
 // Helpers shared by the metadata operations: keys, names, permissions, inodes.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,8 +72,7 @@ Status MetaStore::CheckAccess(const Attr& a, const Caller& c, int mask) {
   uint32_t bits;
   if (c.uid() == a.uid()) {
     bits = (a.mode() >> 6) & 7;
-  } else if (c.gid() == a.gid() ||
-             std::find(c.groups().begin(), c.groups().end(), a.gid()) != c.groups().end()) {
+  } else if (InGroup(c, a.gid())) {
     bits = (a.mode() >> 3) & 7;
   } else {
     bits = a.mode() & 7;
@@ -80,6 +80,29 @@ Status MetaStore::CheckAccess(const Attr& a, const Caller& c, int mask) {
   if ((bits & mask) != static_cast<uint32_t>(mask))
     return Error(proto::PERMISSION_DENIED, "permission denied on inode " + std::to_string(a.ino()));
   return Status::OK();
+}
+
+bool MetaStore::InGroup(const Caller& c, uint32_t gid) {
+  return c.gid() == gid || std::find(c.groups().begin(), c.groups().end(), gid) != c.groups().end();
+}
+
+void MetaStore::KillSuid(Attr& a, const Caller& c, bool by_root_too) {
+  if (a.type() == proto::DIRECTORY || (c.uid() == 0 && !by_root_too)) return;
+  uint32_t mode = a.mode() & ~static_cast<uint32_t>(S_ISUID);
+  if ((mode & S_ISGID) && ((mode & S_IXGRP) || (c.uid() != 0 && !InGroup(c, a.gid()))))
+    mode &= ~static_cast<uint32_t>(S_ISGID);
+  a.set_mode(mode);
+}
+
+int MetaStore::OpenAccess(uint32_t flags) {
+  int mask;
+  switch (flags & O_ACCMODE) {
+    case O_RDONLY: mask = R_OK; break;
+    case O_WRONLY: mask = W_OK; break;
+    default: mask = R_OK | W_OK; break;
+  }
+  if (flags & O_TRUNC) mask |= W_OK;
+  return mask;
 }
 
 Status MetaStore::CheckSticky(const Attr& dir, const Attr& victim, const Caller& c) {
@@ -192,14 +215,26 @@ Result<uint64_t> MetaStore::AllocateIno(KvBatch& b) {
   return ino;
 }
 
-Attr MetaStore::NewAttr(uint64_t ino, proto::FileType type, uint32_t mode, const Caller& c) {
+Attr MetaStore::NewAttr(uint64_t ino, proto::FileType type, uint32_t mode, const Caller& c, const Attr* dir) {
   Attr a;
   int64_t now = NowNs();
   a.set_ino(ino);
   a.set_type(type);
-  a.set_mode(mode & 07777);
+  mode &= 07777;
+  uint32_t gid = c.gid();
+  if (dir && (dir->mode() & S_ISGID)) {
+    // BSD group semantics in a setgid directory (Linux inode_init_owner).
+    gid = dir->gid();
+    if (type == proto::DIRECTORY) mode |= S_ISGID;
+  }
+  // A setgid executable for a group the creator is not in would hand out
+  // that group: Linux strips S_ISGID then (mode_strip_sgid).
+  if (type != proto::DIRECTORY && (mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) && c.uid() != 0 &&
+      !InGroup(c, gid))
+    mode &= ~static_cast<uint32_t>(S_ISGID);
+  a.set_mode(mode);
   a.set_uid(c.uid());
-  a.set_gid(c.gid());
+  a.set_gid(gid);
   a.set_nlink(1);
   a.set_atime_ns(now);
   a.set_mtime_ns(now);
@@ -252,10 +287,13 @@ Result<proto::Layout> MetaStore::PlaceFile(const Attr& parent, uint64_t ino) {
 
 Result<Attr> MetaStore::PrepareNewEntry(const Caller& c, uint64_t parent, const std::string& name) {
   ASSIGN_OR_RETURN(Attr dir, LoadDir(parent));
-  RETURN_IF_ERROR(CheckAccess(dir, c, W_OK | X_OK));
+  // Linux's order: search permission to look the name up, EEXIST, then
+  // write permission to add it.
+  RETURN_IF_ERROR(CheckAccess(dir, c, X_OK));
   auto existing = FindEntry(parent, name);
   if (existing.ok()) return Error(proto::ALREADY_EXISTS, "'" + name + "' exists");
   if (existing.status().code() != proto::NOT_FOUND) return existing.status();
+  RETURN_IF_ERROR(CheckAccess(dir, c, W_OK));
   return dir;
 }
 

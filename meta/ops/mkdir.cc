@@ -10,7 +10,8 @@ Result<Attr> MetaStore::Mkdir(const Caller& c, uint64_t parent, const std::strin
   ASSIGN_OR_RETURN(Attr dir, PrepareNewEntry(c, parent, name));
   KvBatch b;
   ASSIGN_OR_RETURN(uint64_t ino, AllocateIno(b));
-  Attr a = NewAttr(ino, proto::DIRECTORY, mode, c);
+  // mkdir(2) takes permission and sticky bits only; S_ISGID comes from a setgid parent.
+  Attr a = NewAttr(ino, proto::DIRECTORY, mode & 01777, c, &dir);
   a.set_nlink(2);
   a.set_parent(parent);
   *a.mutable_dir_layout() = dir.dir_layout();  // new directories inherit the default layout

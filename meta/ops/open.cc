@@ -10,13 +10,7 @@ namespace shoal::meta {
 
 Result<Attr> MetaStore::Open(const Caller& c, uint64_t ino, uint32_t flags) {
   ASSIGN_OR_RETURN(Attr a, LoadInode(ino));
-  int mask = 0;
-  switch (flags & O_ACCMODE) {
-    case O_RDONLY: mask = R_OK; break;
-    case O_WRONLY: mask = W_OK; break;
-    default: mask = R_OK | W_OK; break;
-  }
-  if (flags & O_TRUNC) mask |= W_OK;
+  int mask = OpenAccess(flags);
   if (a.type() == proto::DIRECTORY && (mask & W_OK)) return Error(proto::IS_DIRECTORY, "cannot open a directory for writing");
   RETURN_IF_ERROR(CheckAccess(a, c, mask));
   return a;

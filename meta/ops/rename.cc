@@ -56,6 +56,9 @@ Status MetaStore::Rename(const Caller& c, uint64_t parent, const std::string& na
     return existing.status();
   }
 
+  // A directory that changes parent rewrites its "..": Linux asks for write
+  // permission on it (EACCES), after the checks above.
+  if (is_dir && !same_dir) RETURN_IF_ERROR(CheckAccess(src, c, W_OK));
   b.Delete(Cf::kDirents, DirentKey(parent, name));
   b.Put(Cf::kDirents, DirentKey(new_parent, new_name), DirentValue(src_ino, src.type()));
   if (is_dir && !same_dir) {

@@ -16,11 +16,15 @@ Result<Attr> MetaStore::SetAttr(const proto::SetAttrReq& req) {
   bool owner = c.uid() == 0 || c.uid() == a.uid();
   int64_t now = NowNs();
   if (req.set_mode()) {
-    if (!owner) return Error(proto::NOT_PERMITTED, "only the owner may change the mode");
     uint32_t mode = req.mode() & 07777;
+    const uint32_t setid = S_ISUID | S_ISGID;
+    // Clearing set-id bits and nothing else is what a write or truncate by
+    // anyone who may write does (the kernel sends it as a mode change).
+    bool only_clears_setid = (mode & ~setid) == (a.mode() & ~setid) && (mode & setid & ~a.mode()) == 0;
+    if (!owner && !(only_clears_setid && CheckAccess(a, c, W_OK).ok()))
+      return Error(proto::NOT_PERMITTED, "only the owner may change the mode");
     // A non-root caller outside the file's group cannot set the setgid bit.
-    bool in_group = c.gid() == a.gid() || std::find(c.groups().begin(), c.groups().end(), a.gid()) != c.groups().end();
-    if (c.uid() != 0 && !in_group) mode &= ~static_cast<uint32_t>(S_ISGID);
+    if (c.uid() != 0 && !InGroup(c, a.gid())) mode &= ~static_cast<uint32_t>(S_ISGID);
     a.set_mode(mode);
   }
   if (req.set_uid() && req.uid() != a.uid()) {
@@ -28,19 +32,21 @@ Result<Attr> MetaStore::SetAttr(const proto::SetAttrReq& req) {
     a.set_uid(req.uid());
   }
   if (req.set_gid() && req.gid() != a.gid()) {
-    bool member = c.gid() == req.gid() || std::find(c.groups().begin(), c.groups().end(), req.gid()) != c.groups().end();
-    if (c.uid() != 0 && !(c.uid() == a.uid() && member))
+    if (c.uid() != 0 && !(c.uid() == a.uid() && InGroup(c, req.gid())))
       return Error(proto::NOT_PERMITTED, "not allowed to change the group");
     a.set_gid(req.gid());
   }
-  if ((req.set_uid() || req.set_gid()) && c.uid() != 0 && a.type() == proto::REGULAR)
-    a.set_mode(a.mode() & ~static_cast<uint32_t>(S_ISUID | S_ISGID));
+  // Linux (chown_common): a chown, by anyone, of anything but a directory
+  // drops S_ISUID, and S_ISGID when it marks a setgid executable or the
+  // caller could not have set it.
+  if ((req.set_uid() || req.set_gid()) && a.type() != proto::DIRECTORY) KillSuid(a, c, /*by_root_too=*/true);
   if (req.set_size()) {
     if (a.type() == proto::DIRECTORY) return Error(proto::IS_DIRECTORY, "cannot truncate a directory");
     if (a.type() != proto::REGULAR) return Error(proto::INVALID_ARGUMENT, "cannot truncate this file type");
     RETURN_IF_ERROR(CheckAccess(a, c, W_OK));
     a.set_size(req.size());
     a.set_mtime_ns(now);
+    KillSuid(a, c, /*by_root_too=*/false);  // as a write does
   }
   for (auto [set, value, field] : {std::tuple{req.set_atime(), req.atime_ns(), 0}, std::tuple{req.set_mtime(), req.mtime_ns(), 1}}) {
     if (!set) continue;

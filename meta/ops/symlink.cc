@@ -12,7 +12,7 @@ Result<Attr> MetaStore::Symlink(const Caller& c, uint64_t parent, const std::str
   ASSIGN_OR_RETURN(Attr dir, PrepareNewEntry(c, parent, name));
   KvBatch b;
   ASSIGN_OR_RETURN(uint64_t ino, AllocateIno(b));
-  Attr a = NewAttr(ino, proto::SYMLINK, 0777, c);
+  Attr a = NewAttr(ino, proto::SYMLINK, 0777, c, &dir);
   a.set_symlink_target(target);
   a.set_size(target.size());
   AddEntry(b, dir, name, a);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 
 namespace shoal::meta {
 namespace {
@@ -174,16 +175,118 @@ TYPED_TEST(MetaStoreTest, PermissionsFollowCallerIdentity) {
   chown.set_set_uid(true);
   chown.set_uid(0);
   EXPECT_EQ(s.SetAttr(chown).status().code(), proto::NOT_PERMITTED);
-  // open(O_CREAT) of an existing file needs only search permission on the directory.
+  // open(O_CREAT) of an existing file needs search permission on the
+  // directory and the access asked for on the file itself.
   uint64_t searchable = s.Mkdir(Root(), kRootIno, "searchable", 0711)->ino();
   uint64_t inside = s.Create(Root(), searchable, "f", 0644, true)->ino();
-  EXPECT_EQ(s.Create(alice, searchable, "f", 0644, false)->ino(), inside);
+  EXPECT_EQ(s.Create(alice, searchable, "f", 0644, false, O_RDONLY)->ino(), inside);
+  EXPECT_EQ(s.Create(alice, searchable, "f", 0644, false, O_WRONLY).status().code(), proto::PERMISSION_DENIED);
+  EXPECT_EQ(s.Create(alice, searchable, "f", 0644, false, O_RDONLY | O_TRUNC).status().code(),
+            proto::PERMISSION_DENIED);
+  EXPECT_EQ(s.Create(alice, searchable, "f", 0644, true, O_RDONLY).status().code(), proto::ALREADY_EXISTS);
   EXPECT_EQ(s.Create(alice, searchable, "g", 0644, false).status().code(), proto::PERMISSION_DENIED);
   // Sticky directories: only the owner removes.
   uint64_t tmp = s.Mkdir(Root(), kRootIno, "tmp", 01777)->ino();
   ASSERT_TRUE(s.Create(alice, tmp, "mine", 0644, true).ok());
   EXPECT_EQ(s.Unlink(User(1001, 1001), tmp, "mine").code(), proto::NOT_PERMITTED);
   EXPECT_TRUE(s.Unlink(alice, tmp, "mine").ok());
+}
+
+TYPED_TEST(MetaStoreTest, SpecialFilesHaveTypeModeAndRdevButNoLayout) {
+  auto& s = *this->store_;
+  Caller alice = User(1000, 1000);
+  uint64_t d = s.Mkdir(Root(), kRootIno, "d", 0777)->ino();
+  auto fifo = s.Mknod(alice, d, "fifo", proto::FIFO, 0640, 99);
+  ASSERT_TRUE(fifo.ok()) << fifo.status().ToString();
+  EXPECT_EQ(fifo->type(), proto::FIFO);
+  EXPECT_EQ(fifo->mode(), 0640u);
+  EXPECT_EQ(fifo->rdev(), 0u);  // only devices carry a number
+  EXPECT_FALSE(fifo->has_layout());
+  EXPECT_EQ(s.Mknod(alice, d, "sock", proto::SOCKET, 0755, 0)->type(), proto::SOCKET);
+  // Devices need root; the name is checked first (EEXIST before EPERM, as Linux).
+  EXPECT_EQ(s.Mknod(alice, d, "null", proto::CHAR_DEVICE, 0666, 0x103).status().code(), proto::NOT_PERMITTED);
+  EXPECT_EQ(s.Mknod(alice, d, "fifo", proto::CHAR_DEVICE, 0666, 0x103).status().code(), proto::ALREADY_EXISTS);
+  auto dev = s.Mknod(Root(), d, "null", proto::CHAR_DEVICE, 0666, 0x103);
+  ASSERT_TRUE(dev.ok());
+  EXPECT_EQ(s.GetAttr(dev->ino())->rdev(), 0x103u);
+  EXPECT_EQ(s.Mknod(Root(), d, "blk", proto::BLOCK_DEVICE, 0660, 0x700)->type(), proto::BLOCK_DEVICE);
+  EXPECT_EQ(s.Mknod(Root(), d, "x", proto::DIRECTORY, 0755, 0).status().code(), proto::INVALID_ARGUMENT);
+  // mknod(S_IFREG) is an empty file that can hold data.
+  auto reg = s.Mknod(alice, d, "reg", proto::REGULAR, 0644, 0);
+  ASSERT_TRUE(reg.ok());
+  EXPECT_TRUE(reg->has_layout());
+  // Listing reports each type; unlinking frees the inode without a reclaim entry.
+  bool eof;
+  std::map<std::string, proto::FileType> types;
+  auto rows = s.ReadDir(Root(), d, "", 100, false, &eof);
+  ASSERT_TRUE(rows.ok());
+  for (auto& r : *rows) types[r.name] = r.type;
+  EXPECT_EQ(types["fifo"], proto::FIFO);
+  EXPECT_EQ(types["null"], proto::CHAR_DEVICE);
+  EXPECT_EQ(types["blk"], proto::BLOCK_DEVICE);
+  EXPECT_EQ(types["sock"], proto::SOCKET);
+  ASSERT_TRUE(s.Unlink(Root(), d, "null").ok());
+  auto pending = s.PendingReclaims(100);
+  ASSERT_TRUE(pending.ok());
+  for (auto& r : *pending) EXPECT_NE(r.ino, dev->ino());
+}
+
+TYPED_TEST(MetaStoreTest, SetgidDirectoriesAndSetidClearing) {
+  auto& s = *this->store_;
+  Caller alice = User(1000, 1000);
+  uint64_t g = s.Mkdir(Root(), kRootIno, "g", 0777)->ino();
+  proto::SetAttrReq req;
+  *req.mutable_caller() = Root();
+  req.set_ino(g);
+  req.set_set_gid(true);
+  req.set_gid(4321);
+  req.set_set_mode(true);
+  req.set_mode(02777);
+  ASSERT_TRUE(s.SetAttr(req).ok());
+  // New entries take the directory's group; subdirectories also S_ISGID; a
+  // setgid executable for a group alice is not in loses S_ISGID.
+  auto f = s.Create(alice, g, "f", 02755, true);
+  EXPECT_EQ(f->gid(), 4321u);
+  EXPECT_EQ(f->mode(), 0755u);
+  auto sub = s.Mkdir(alice, g, "sub", 0755);
+  EXPECT_EQ(sub->gid(), 4321u);
+  EXPECT_EQ(sub->mode(), 02755u);
+  EXPECT_EQ(s.Mknod(alice, g, "p", proto::FIFO, 0644, 0)->gid(), 4321u);
+  // A write by a non-root caller clears S_ISUID, and S_ISGID with group-execute.
+  uint64_t x = s.Create(Root(), kRootIno, "x", 0777, true)->ino();
+  proto::SetAttrReq chmod;
+  *chmod.mutable_caller() = Root();
+  chmod.set_ino(x);
+  chmod.set_set_mode(true);
+  chmod.set_mode(06777);
+  ASSERT_TRUE(s.SetAttr(chmod).ok());
+  Caller member = User(1000, 0);  // in the file's group (root's)
+  EXPECT_EQ(s.UpdateLength(x, 10, nullptr)->mode(), 06777u);
+  EXPECT_EQ(s.UpdateLength(x, 10, &member)->mode(), 0777u);
+  chmod.set_mode(02767);  // setgid without group-execute stays for a member...
+  ASSERT_TRUE(s.SetAttr(chmod).ok());
+  EXPECT_EQ(s.UpdateLength(x, 10, &member)->mode(), 02767u);
+  EXPECT_EQ(s.UpdateLength(x, 10, &alice)->mode(), 0767u);  // ...not for others
+  // Anyone who may write may clear set-id bits, and only those (as a
+  // truncate by a non-owner asks the kernel to).
+  ASSERT_TRUE(s.SetAttr(chmod).ok());
+  proto::SetAttrReq kill;
+  *kill.mutable_caller() = alice;
+  kill.set_ino(x);
+  kill.set_set_mode(true);
+  kill.set_mode(0767);
+  EXPECT_EQ(s.SetAttr(kill)->mode(), 0767u);
+  kill.set_mode(0777);
+  EXPECT_EQ(s.SetAttr(kill).status().code(), proto::NOT_PERMITTED);
+  // chown drops S_ISUID even when root does it.
+  chmod.set_mode(04755);
+  ASSERT_TRUE(s.SetAttr(chmod).ok());
+  proto::SetAttrReq chown;
+  *chown.mutable_caller() = Root();
+  chown.set_ino(x);
+  chown.set_set_uid(true);
+  chown.set_uid(5);
+  EXPECT_EQ(s.SetAttr(chown)->mode(), 0755u);
 }
 
 TYPED_TEST(MetaStoreTest, TruncateSymlinkAndLength) {
