@@ -18,8 +18,10 @@
 
 namespace shoal::meta {
 
-enum class Cf { kInodes = 0, kDirents = 1, kCluster = 2, kDeleteQueue = 3 };
-constexpr int kNumCfs = 4;
+// kOpenFiles: open-file records, orphans and sessions (meta/ops/open_files.cc);
+// kRequests: results of recent mutating calls, for retries (meta/request_log.h).
+enum class Cf { kInodes = 0, kDirents = 1, kCluster = 2, kDeleteQueue = 3, kOpenFiles = 4, kRequests = 5 };
+constexpr int kNumCfs = 6;
 
 class KvBatch {
  public:
@@ -52,7 +54,7 @@ class Kv {
 };
 
 std::unique_ptr<Kv> NewMemoryKv();
-// Opens (creating if needed) a RocksDB database at `path` with the four column families.
+// Opens (creating if needed) a RocksDB database at `path` with the column families.
 Result<std::unique_ptr<Kv>> OpenRocksKv(const std::string& path);
 
 }  // namespace shoal::meta

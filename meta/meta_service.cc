@@ -35,6 +35,22 @@ Status AttrInto(Result<proto::Attr> r, proto::Attr* out) {
   return Status::OK();
 }
 
+// Runs a mutating call at most once per RequestId: a retry of a call that
+// committed is answered by `replay(inode the first attempt answered)`
+// instead of running again (see MetaStore::BeginCall).
+template <typename Run, typename Replay>
+Status Once(MetaStore& store, const proto::RequestId& rid, Run run, Replay replay, uint64_t open_handle = 0) {
+  ASSIGN_OR_RETURN(std::optional<uint64_t> done, store.BeginCall(rid));
+  if (done) return replay(*done);
+  Status st;
+  {
+    MetaStore::CallScope scope(rid, open_handle);
+    st = run(scope);
+  }
+  store.EndCall(rid);
+  return st;
+}
+
 }  // namespace
 
 void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManager& cluster,
@@ -47,28 +63,46 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
     return AttrInto(store.GetAttr(r.ino()), o->mutable_attr());
   });
   Serve<SetAttrReq, AttrRsp>(server, META_SETATTR, cluster, stats, [&](const SetAttrReq& r, AttrRsp* o) {
-    return AttrInto(store.SetAttr(r), o->mutable_attr());
+    if (r.check_only()) return AttrInto(store.SetAttr(r), o->mutable_attr());
+    return Once(store, r.rid(), [&](auto&) { return AttrInto(store.SetAttr(r), o->mutable_attr()); },
+                replay_attr(o->mutable_attr()));
   });
+  auto replay_attr = [&](proto::Attr* out) { return [&store, out](uint64_t ino) { return AttrInto(store.GetAttr(ino), out); }; };
+  auto replay_ok = [](uint64_t) { return Status::OK(); };
   Serve<CreateReq, EntryRsp>(server, META_CREATE, cluster, stats, [&](const CreateReq& r, EntryRsp* o) {
-    return AttrInto(store.Create(r.caller(), r.parent(), r.name(), r.mode(), r.exclusive()), o->mutable_attr());
+    uint64_t handle = r.rid().client_id() ? r.open_handle() : 0;
+    return Once(
+        store, r.rid(),
+        [&](MetaStore::CallScope& scope) {
+          RETURN_IF_ERROR(AttrInto(store.Create(r.caller(), r.parent(), r.name(), r.mode(), r.exclusive()),
+                                   o->mutable_attr()));
+          // An existing file was opened, not created: record that open now.
+          if (handle && !scope.opened()) return store.RecordOpen(r.rid().client_id(), o->attr().ino(), handle);
+          return Status::OK();
+        },
+        replay_attr(o->mutable_attr()), handle);
   });
   Serve<MkdirReq, EntryRsp>(server, META_MKDIR, cluster, stats, [&](const MkdirReq& r, EntryRsp* o) {
-    return AttrInto(store.Mkdir(r.caller(), r.parent(), r.name(), r.mode()), o->mutable_attr());
+    return Once(store, r.rid(), [&](auto&) { return AttrInto(store.Mkdir(r.caller(), r.parent(), r.name(), r.mode()), o->mutable_attr()); },
+                replay_attr(o->mutable_attr()));
   });
   Serve<SymlinkReq, EntryRsp>(server, META_SYMLINK, cluster, stats, [&](const SymlinkReq& r, EntryRsp* o) {
-    return AttrInto(store.Symlink(r.caller(), r.parent(), r.name(), r.target()), o->mutable_attr());
+    return Once(store, r.rid(), [&](auto&) { return AttrInto(store.Symlink(r.caller(), r.parent(), r.name(), r.target()), o->mutable_attr()); },
+                replay_attr(o->mutable_attr()));
   });
   Serve<LinkReq, EntryRsp>(server, META_LINK, cluster, stats, [&](const LinkReq& r, EntryRsp* o) {
-    return AttrInto(store.Link(r.caller(), r.ino(), r.new_parent(), r.new_name()), o->mutable_attr());
+    return Once(store, r.rid(), [&](auto&) { return AttrInto(store.Link(r.caller(), r.ino(), r.new_parent(), r.new_name()), o->mutable_attr()); },
+                replay_attr(o->mutable_attr()));
   });
   Serve<UnlinkReq, EmptyRsp>(server, META_UNLINK, cluster, stats, [&](const UnlinkReq& r, EmptyRsp*) {
-    return store.Unlink(r.caller(), r.parent(), r.name());
+    return Once(store, r.rid(), [&](auto&) { return store.Unlink(r.caller(), r.parent(), r.name()); }, replay_ok);
   });
   Serve<RmdirReq, EmptyRsp>(server, META_RMDIR, cluster, stats, [&](const RmdirReq& r, EmptyRsp*) {
-    return store.Rmdir(r.caller(), r.parent(), r.name());
+    return Once(store, r.rid(), [&](auto&) { return store.Rmdir(r.caller(), r.parent(), r.name()); }, replay_ok);
   });
   Serve<RenameReq, EmptyRsp>(server, META_RENAME, cluster, stats, [&](const RenameReq& r, EmptyRsp*) {
-    return store.Rename(r.caller(), r.parent(), r.name(), r.new_parent(), r.new_name(), r.no_replace());
+    return Once(store, r.rid(), [&](auto&) { return store.Rename(r.caller(), r.parent(), r.name(), r.new_parent(), r.new_name(), r.no_replace()); },
+                replay_ok);
   });
   Serve<ReadlinkReq, ReadlinkRsp>(server, META_READLINK, cluster, stats, [&](const ReadlinkReq& r, ReadlinkRsp* o) {
     auto t = store.Readlink(r.ino());
@@ -99,13 +133,29 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
     return Status::OK();
   });
   Serve<OpenReq, AttrRsp>(server, META_OPEN, cluster, stats, [&](const OpenReq& r, AttrRsp* o) {
-    return AttrInto(store.Open(r.caller(), r.ino(), r.flags()), o->mutable_attr());
+    RETURN_IF_ERROR(AttrInto(store.Open(r.caller(), r.ino(), r.flags()), o->mutable_attr()));
+    if (r.handle() && r.client_id()) return store.RecordOpen(r.client_id(), r.ino(), r.handle());
+    return Status::OK();
   });
   Serve<UpdateLengthReq, AttrRsp>(server, META_UPDATE_LENGTH, cluster, stats, [&](const UpdateLengthReq& r, AttrRsp* o) {
-    return AttrInto(store.UpdateLength(r.ino(), r.length()), o->mutable_attr());
+    return Once(store, r.rid(), [&](auto&) { return AttrInto(store.UpdateLength(r.ino(), r.length()), o->mutable_attr()); },
+                replay_attr(o->mutable_attr()));
   });
   Serve<SetLayoutReq, AttrRsp>(server, META_SET_LAYOUT, cluster, stats, [&](const SetLayoutReq& r, AttrRsp* o) {
-    return AttrInto(store.SetLayout(r.caller(), r.ino(), r.chunk_size(), r.stripe_width()), o->mutable_attr());
+    return Once(store, r.rid(), [&](auto&) { return AttrInto(store.SetLayout(r.caller(), r.ino(), r.chunk_size(), r.stripe_width()), o->mutable_attr()); },
+                replay_attr(o->mutable_attr()));
+  });
+
+  Serve<SessionReq, SessionRsp>(server, META_SESSION, cluster, stats, [&](const SessionReq& r, SessionRsp* o) {
+    if (r.close()) return store.CloseSession(r.client_id());
+    bool known = false;
+    ASSIGN_OR_RETURN(uint32_t lease, store.RenewSession(r.client_id(), r.lease_ms(), &known));
+    o->set_lease_ms(lease);
+    o->set_known(known);
+    return Status::OK();
+  });
+  Serve<ReleaseReq, EmptyRsp>(server, META_RELEASE, cluster, stats, [&](const ReleaseReq& r, EmptyRsp*) {
+    return store.Release(r.client_id(), r.ino(), r.handle());
   });
 
   Serve<RegisterReq, RegisterRsp>(server, CLUSTER_REGISTER, cluster, stats, [&](const RegisterReq& r, RegisterRsp* o) {
@@ -136,6 +186,12 @@ std::string RenderMetaMetrics(const MetaStore& store, const ClusterManager& clus
     first = false;
   }
   RenderMetric(&out, "shoal_meta_inodes", "gauge", "live inodes", static_cast<double>(store.CountInodes()));
+  RenderMetric(&out, "shoal_meta_sessions", "gauge", "client sessions with a live lease",
+               static_cast<double>(store.CountSessions()));
+  RenderMetric(&out, "shoal_meta_open_files", "gauge", "open-file records held by clients",
+               static_cast<double>(store.CountOpenRecords()));
+  RenderMetric(&out, "shoal_meta_orphans", "gauge", "unlinked files kept while open",
+               static_cast<double>(store.CountOrphans()));
   proto::ClusterTable t = cluster.Table();
   RenderMetric(&out, "shoal_meta_table_version", "gauge", "cluster table version", static_cast<double>(t.version()));
   int online = 0, serving = 0;

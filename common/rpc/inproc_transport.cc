@@ -115,7 +115,11 @@ class FaultyConnection : public Connection {
       }
       return inner_->WriteV(copy.data(), n);
     }
-    return inner_->WriteV(iov, n);
+    Status st = inner_->WriteV(iov, n);
+    // The frame is in the server's receive queue, which it reads before it
+    // sees the end of the stream; its reply finds the connection gone.
+    if (st.ok() && TakeOne(faults_->lose_reply_of_next_frames)) inner_->Shutdown();
+    return st;
   }
   Status ReadFullV(const iovec* iov, int n) override { return inner_->ReadFullV(iov, n); }
   Result<size_t> ReadSome(void* buf, size_t len) override { return inner_->ReadSome(buf, len); }

@@ -32,6 +32,10 @@ struct Faults {
   std::atomic<int> hold_next_frames{0};
   std::atomic<int> hold_ms{0};
   std::atomic<int> held_delivered{0};
+  // The next N frames reach the server, and then the connection breaks
+  // before its reply can come back: a reply lost on the way. The server
+  // does the work; the client sees the connection fail (UNAVAILABLE).
+  std::atomic<int> lose_reply_of_next_frames{0};
 };
 
 class InprocTransport : public Transport {
