@@ -1,5 +1,7 @@
 #include "meta/meta_service.h"
 
+#include <optional>
+
 #include "common/metrics.h"
 
 namespace shoal::meta {
@@ -35,6 +37,13 @@ Status AttrInto(Result<proto::Attr> r, proto::Attr* out) {
   return Status::OK();
 }
 
+// Answers a retried call with the attributes of the inode its first attempt
+// answered (as they are now), or with OK.
+auto ReplayAttr(MetaStore& store, proto::Attr* out) {
+  return [&store, out](uint64_t ino) { return AttrInto(store.GetAttr(ino), out); };
+}
+Status ReplayOk(uint64_t) { return Status::OK(); }
+
 // Runs a mutating call at most once per RequestId: a retry of a call that
 // committed is answered by `replay(inode the first attempt answered)`
 // instead of running again (see MetaStore::BeginCall).
@@ -65,10 +74,8 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
   Serve<SetAttrReq, AttrRsp>(server, META_SETATTR, cluster, stats, [&](const SetAttrReq& r, AttrRsp* o) {
     if (r.check_only()) return AttrInto(store.SetAttr(r), o->mutable_attr());
     return Once(store, r.rid(), [&](auto&) { return AttrInto(store.SetAttr(r), o->mutable_attr()); },
-                replay_attr(o->mutable_attr()));
+                ReplayAttr(store, o->mutable_attr()));
   });
-  auto replay_attr = [&](proto::Attr* out) { return [&store, out](uint64_t ino) { return AttrInto(store.GetAttr(ino), out); }; };
-  auto replay_ok = [](uint64_t) { return Status::OK(); };
   Serve<CreateReq, EntryRsp>(server, META_CREATE, cluster, stats, [&](const CreateReq& r, EntryRsp* o) {
     uint64_t handle = r.rid().client_id() ? r.open_handle() : 0;
     return Once(
@@ -80,29 +87,29 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
           if (handle && !scope.opened()) return store.RecordOpen(r.rid().client_id(), o->attr().ino(), handle);
           return Status::OK();
         },
-        replay_attr(o->mutable_attr()), handle);
+        ReplayAttr(store, o->mutable_attr()), handle);
   });
   Serve<MkdirReq, EntryRsp>(server, META_MKDIR, cluster, stats, [&](const MkdirReq& r, EntryRsp* o) {
     return Once(store, r.rid(), [&](auto&) { return AttrInto(store.Mkdir(r.caller(), r.parent(), r.name(), r.mode()), o->mutable_attr()); },
-                replay_attr(o->mutable_attr()));
+                ReplayAttr(store, o->mutable_attr()));
   });
   Serve<SymlinkReq, EntryRsp>(server, META_SYMLINK, cluster, stats, [&](const SymlinkReq& r, EntryRsp* o) {
     return Once(store, r.rid(), [&](auto&) { return AttrInto(store.Symlink(r.caller(), r.parent(), r.name(), r.target()), o->mutable_attr()); },
-                replay_attr(o->mutable_attr()));
+                ReplayAttr(store, o->mutable_attr()));
   });
   Serve<LinkReq, EntryRsp>(server, META_LINK, cluster, stats, [&](const LinkReq& r, EntryRsp* o) {
     return Once(store, r.rid(), [&](auto&) { return AttrInto(store.Link(r.caller(), r.ino(), r.new_parent(), r.new_name()), o->mutable_attr()); },
-                replay_attr(o->mutable_attr()));
+                ReplayAttr(store, o->mutable_attr()));
   });
   Serve<UnlinkReq, EmptyRsp>(server, META_UNLINK, cluster, stats, [&](const UnlinkReq& r, EmptyRsp*) {
-    return Once(store, r.rid(), [&](auto&) { return store.Unlink(r.caller(), r.parent(), r.name()); }, replay_ok);
+    return Once(store, r.rid(), [&](auto&) { return store.Unlink(r.caller(), r.parent(), r.name()); }, ReplayOk);
   });
   Serve<RmdirReq, EmptyRsp>(server, META_RMDIR, cluster, stats, [&](const RmdirReq& r, EmptyRsp*) {
-    return Once(store, r.rid(), [&](auto&) { return store.Rmdir(r.caller(), r.parent(), r.name()); }, replay_ok);
+    return Once(store, r.rid(), [&](auto&) { return store.Rmdir(r.caller(), r.parent(), r.name()); }, ReplayOk);
   });
   Serve<RenameReq, EmptyRsp>(server, META_RENAME, cluster, stats, [&](const RenameReq& r, EmptyRsp*) {
     return Once(store, r.rid(), [&](auto&) { return store.Rename(r.caller(), r.parent(), r.name(), r.new_parent(), r.new_name(), r.no_replace()); },
-                replay_ok);
+                ReplayOk);
   });
   Serve<ReadlinkReq, ReadlinkRsp>(server, META_READLINK, cluster, stats, [&](const ReadlinkReq& r, ReadlinkRsp* o) {
     auto t = store.Readlink(r.ino());
@@ -139,11 +146,11 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
   });
   Serve<UpdateLengthReq, AttrRsp>(server, META_UPDATE_LENGTH, cluster, stats, [&](const UpdateLengthReq& r, AttrRsp* o) {
     return Once(store, r.rid(), [&](auto&) { return AttrInto(store.UpdateLength(r.ino(), r.length()), o->mutable_attr()); },
-                replay_attr(o->mutable_attr()));
+                ReplayAttr(store, o->mutable_attr()));
   });
   Serve<SetLayoutReq, AttrRsp>(server, META_SET_LAYOUT, cluster, stats, [&](const SetLayoutReq& r, AttrRsp* o) {
     return Once(store, r.rid(), [&](auto&) { return AttrInto(store.SetLayout(r.caller(), r.ino(), r.chunk_size(), r.stripe_width()), o->mutable_attr()); },
-                replay_attr(o->mutable_attr()));
+                ReplayAttr(store, o->mutable_attr()));
   });
 
   Serve<SessionReq, SessionRsp>(server, META_SESSION, cluster, stats, [&](const SessionReq& r, SessionRsp* o) {

@@ -211,7 +211,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   h->size = h->written_end = h->reported_end = a->size();
   fi->fh = reinterpret_cast<uint64_t>(h);
   SetOpenFlags(req, fi);
-  if (fuse_reply_open(req, fi) != 0) DropHandle(req, h);  // the open was interrupted
+  if (fuse_reply_open(req, fi) != 0) (void)DropHandle(req, h);  // the open was interrupted
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
@@ -224,7 +224,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   fi->fh = reinterpret_cast<uint64_t>(h);
   SetOpenFlags(req, fi);
   fuse_entry_param e = ToEntry(req, *a);
-  if (fuse_reply_create(req, &e, fi) != 0) DropHandle(req, h);
+  if (fuse_reply_create(req, &e, fi) != 0) (void)DropHandle(req, h);
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {

@@ -27,7 +27,7 @@ class RetryTest : public ::testing::Test {
 
   InprocCluster cluster_;
   std::unique_ptr<client::Client> client_;
-  Caller root_;
+  proto::Caller root_;
 };
 
 TEST_F(RetryTest, ACreateWhoseReplyIsLostSucceedsWithTheSameInode) {

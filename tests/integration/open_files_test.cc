@@ -65,7 +65,7 @@ TEST(OpenFilesTest, AnUnlinkedOpenFileStaysReadableAndWritableUntilItsLastClose)
   // Another client holds it open too, through libshoal.
   auto other = c.NewClient();
   ASSERT_NE(other, nullptr);
-  Caller root;
+  proto::Caller root;
   auto attr = other->Resolve(root, "/held");
   ASSERT_TRUE(attr.ok());
   uint64_t handle = 0;
@@ -132,7 +132,7 @@ TEST(OpenFilesTest, AClientKilledWithAFileOpenReleasesItAfterItsLease) {
     close(ready[0]);
     auto cl = client::Client::Connect(opts);
     if (!cl.ok()) _exit(2);
-    Caller root;
+    proto::Caller root;
     auto a = (*cl)->Resolve(root, "/held");
     uint64_t handle = 0;
     if (!a.ok() || !(*cl)->Open(root, a->ino(), O_RDONLY, &handle).ok()) _exit(3);
