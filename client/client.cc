@@ -186,7 +186,7 @@ Status Client::MetaCall(proto::Method m, const google::protobuf::Message& req, R
     int64_t left = deadline_ms - clock->NowMs();
     st = meta_->CallSync(m, req, rsp, static_cast<int>(std::clamp<int64_t>(left, 1, attempt_ms)));
     bool again = st.code() == proto::UNAVAILABLE || st.code() == proto::TIMEOUT;
-    if (!again || clock->NowMs() + backoff_ms >= deadline_ms) break;
+    if (!again || clock->NowMs() + backoff_ms > deadline_ms) break;
     clock->SleepUntil(clock->NowMs() + backoff_ms);
   }
   if (st.ok()) {

@@ -63,6 +63,7 @@ Status MetaStore::Commit(KvBatch& b, uint64_t result_ino) {
   if (call && Tracked(call->rid_)) {
     const proto::RequestId& rid = call->rid_;
     b.Put(Cf::kRequests, RequestKey(rid.client_id(), rid.request_id()), InodeKey(result_ino));
+    EnsureSession(b, rid.client_id());  // whose end drops the record
     // The client has its answers below oldest_pending: forget them (keys
     // that were never written cost a tombstone each, nothing more).
     std::lock_guard<std::mutex> l(call_mu_);
