@@ -280,10 +280,11 @@ TYPED_TEST(OpenFilesTest, ARetriedCallGetsTheFirstResultAlsoAfterARestart) {
   ASSERT_TRUE(again.has_value());
   EXPECT_EQ(*again, created);
 
-  EXPECT_FALSE(Call(s, Rid(kClientA, 2), [&] { ASSERT_TRUE(s.Unlink(Caller(), 1, "f").ok()); }));
+  // (Request 1 still pending at the client: its result stays.)
+  EXPECT_FALSE(Call(s, Rid(kClientA, 2, 1), [&] { ASSERT_TRUE(s.Unlink(Caller(), 1, "f").ok()); }));
   this->Restart();
   MetaStore& r = *this->store_;
-  EXPECT_TRUE(Call(r, Rid(kClientA, 2), [&] { ADD_FAILURE() << "unlink ran twice (ENOENT)"; }).has_value());
+  EXPECT_TRUE(Call(r, Rid(kClientA, 2, 1), [&] { ADD_FAILURE() << "unlink ran twice (ENOENT)"; }).has_value());
   EXPECT_TRUE(Call(r, Rid(kClientA, 1), [&] { ADD_FAILURE() << "create ran twice"; }).has_value());
 
   // A call that failed committed nothing: its retry runs again.
@@ -292,8 +293,8 @@ TYPED_TEST(OpenFilesTest, ARetriedCallGetsTheFirstResultAlsoAfterARestart) {
     ++runs;
     EXPECT_EQ(r.Unlink(Caller(), 1, "nope").code(), proto::NOT_FOUND);
   };
-  EXPECT_FALSE(Call(r, Rid(kClientA, 3), fail));
-  EXPECT_FALSE(Call(r, Rid(kClientA, 3), fail));
+  EXPECT_FALSE(Call(r, Rid(kClientA, 3, 1), fail));
+  EXPECT_FALSE(Call(r, Rid(kClientA, 3, 1), fail));
   EXPECT_EQ(runs, 2);
   // Another client's request 1 is its own.
   EXPECT_FALSE(Call(r, Rid(kClientB, 1), [&] { ASSERT_TRUE(r.Mkdir(Caller(), 1, "d", 0755).ok()); }));
