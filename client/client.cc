@@ -3,11 +3,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <optional>
 #include <future>
 #include <set>
 
 #include "client/timer.h"
+#include "common/log.h"
+#include "common/random_id.h"
 #include "common/rpc/transport_select.h"
 #include "common/xattr_name.h"
 #include "proto/storage.pb.h"
@@ -23,6 +26,7 @@ Caller ProcessCaller() {
 
 Client::Client(const ClientOptions& options, rpc::Transport* transport)
     : options_(options),
+      client_id_(RandomNonZero64()),
       timer_(std::make_unique<Timer>(options.clock)),
       transport_(transport),
       channels_(rpc::Credentials{options.cluster_id, options.cluster_key, 5000}, transport, 64ull << 20,
@@ -30,6 +34,21 @@ Client::Client(const ClientOptions& options, rpc::Transport* transport)
       meta_(channels_.Get(options.meta_address)) {}
 
 Client::~Client() {
+  if (session_thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> l(session_mu_);
+      session_stop_ = true;
+    }
+    session_cv_.notify_all();
+    session_thread_.join();
+    // Release every open at once (a dead client's go when its lease passes).
+    proto::SessionReq req;
+    req.set_client_id(client_id_);
+    req.set_close(true);
+    proto::SessionRsp rsp;
+    Status st = meta_->CallSync(proto::META_SESSION, req, &rsp, std::min(options_.meta_timeout_ms, 2000));
+    if (!st.ok()) LOG_DEBUG("closing session {:016x}: {}", client_id_, st.ToString());
+  }
   {
     std::unique_lock<std::shared_mutex> l(closing_mu_);
     closing_ = true;
@@ -86,19 +105,90 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options, rp
   std::unique_ptr<Client> c(new Client(options, transport));
   RETURN_IF_ERROR(c->StartLoops());
   RETURN_IF_ERROR(c->RefreshTable());
+  RETURN_IF_ERROR(c->RenewSession());
+  Client* raw = c.get();
+  try {
+    c->session_thread_ = std::thread([raw] { raw->SessionLoop(); });
+  } catch (const std::system_error& e) {
+    return Error(proto::INTERNAL, std::string("cannot start the session thread: ") + e.what());
+  }
   return c;
+}
+
+Status Client::RenewSession() {
+  proto::SessionReq req;
+  req.set_client_id(client_id_);
+  req.set_lease_ms(static_cast<uint32_t>(std::max(options_.session_lease_ms, 1)));
+  proto::SessionRsp rsp;
+  RETURN_IF_ERROR(MetaCall(proto::META_SESSION, req, &rsp));
+  return Status::OK();
+}
+
+void Client::SessionLoop() {
+  const Clock* clock = options_.clock;
+  int64_t period = options_.session_renew_ms > 0 ? options_.session_renew_ms : std::max(options_.session_lease_ms / 3, 1);
+  std::unique_lock<std::mutex> l(session_mu_);
+  for (;;) {
+    if (clock->WaitUntil(session_cv_, l, clock->NowMs() + period, [this] { return session_stop_; })) return;
+    l.unlock();
+    proto::SessionReq req;
+    req.set_client_id(client_id_);
+    req.set_lease_ms(static_cast<uint32_t>(std::max(options_.session_lease_ms, 1)));
+    proto::SessionRsp rsp;
+    Status st = MetaCall(proto::META_SESSION, req, &rsp);
+    if (!st.ok()) {
+      LOG_WARN("renewing session {:016x}: {}", client_id_, st.ToString());
+    } else if (!rsp.known()) {
+      // The lease ran out (meta unreachable too long): meta has let go of
+      // this client's open files, and unlinked ones among them may be gone.
+      LOG_WARN("session {:016x} had expired at meta: files it held open may have been reclaimed", client_id_);
+    }
+    l.lock();
+  }
+}
+
+class Client::PendingRequest {
+ public:
+  PendingRequest(Client* c, uint64_t id) : c_(c), id_(id) {}
+  PendingRequest(PendingRequest&& o) noexcept : c_(o.c_), id_(o.id_) { o.c_ = nullptr; }
+  ~PendingRequest() {
+    if (!c_) return;
+    std::lock_guard<std::mutex> l(c_->pending_mu_);
+    c_->pending_requests_.erase(id_);
+  }
+
+ private:
+  Client* c_;
+  uint64_t id_;
+};
+
+Client::PendingRequest Client::Stamp(proto::RequestId* rid) {
+  std::lock_guard<std::mutex> l(pending_mu_);
+  uint64_t id = next_request_id_++;
+  pending_requests_.insert(id);
+  rid->set_client_id(client_id_);
+  rid->set_request_id(id);
+  rid->set_oldest_pending(*pending_requests_.begin());
+  return PendingRequest(this, id);
 }
 
 template <typename Rsp>
 Status Client::MetaCall(proto::Method m, const google::protobuf::Message& req, Rsp* rsp) {
-  // Only an unreachable meta is retried (a restart takes a moment), with
-  // backoff and within meta_timeout_ms in all; a metadata error is an answer.
+  // Only an unreachable meta (a restart takes a moment; a broken connection
+  // loses the reply) and a timed-out attempt are retried, with backoff and
+  // within meta_timeout_ms in all; a metadata error is an answer. A retry
+  // sends the very same request: a mutating one keeps its request id, so
+  // meta answers it with the first attempt's result if that one committed.
   const Clock* clock = options_.clock;
   int64_t deadline_ms = clock->NowMs() + options_.meta_timeout_ms;
+  int attempt_ms = options_.meta_attempt_timeout_ms > 0 ? std::min(options_.meta_attempt_timeout_ms, options_.meta_timeout_ms)
+                                                        : options_.meta_timeout_ms;
   Status st;
   for (int backoff_ms = 50;; backoff_ms = std::min(backoff_ms * 2, 1000)) {
-    st = meta_->CallSync(m, req, rsp, options_.meta_timeout_ms);
-    if (st.code() != proto::UNAVAILABLE || clock->NowMs() + backoff_ms > deadline_ms) break;
+    int64_t left = deadline_ms - clock->NowMs();
+    st = meta_->CallSync(m, req, rsp, static_cast<int>(std::clamp<int64_t>(left, 1, attempt_ms)));
+    bool again = st.code() == proto::UNAVAILABLE || st.code() == proto::TIMEOUT;
+    if (!again || clock->NowMs() + backoff_ms > deadline_ms) break;
     clock->SleepUntil(clock->NowMs() + backoff_ms);
   }
   if (st.ok()) {
@@ -183,6 +273,7 @@ Result<Attr> Client::SetAttr(proto::SetAttrReq req) {
     // would refuse destroys data it was never allowed to touch.
     proto::SetAttrReq ask = req;
     ask.set_check_only(true);
+    ask.clear_rid();
     proto::AttrRsp authorised;
     RETURN_IF_ERROR(MetaCall(proto::META_SETATTR, ask, &authorised));
     const Attr& cur = authorised.attr();
@@ -205,11 +296,12 @@ Result<Attr> Client::SetAttr(proto::SetAttrReq req) {
     }
   }
   // Commit: meta checks again (the caller's rights may have changed since).
+  auto pending = Stamp(req.mutable_rid());
   SHOAL_ATTR_CALL(proto::META_SETATTR, SetAttrReq, req);
 }
 
 Result<Attr> Client::Create(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode, bool exclusive,
-                            uint32_t flags) {
+                            uint32_t flags, uint64_t* handle) {
   proto::CreateReq req;
   *req.mutable_caller() = c;
   req.set_parent(parent);
@@ -217,7 +309,12 @@ Result<Attr> Client::Create(const Caller& c, uint64_t parent, const std::string&
   req.set_mode(mode);
   req.set_exclusive(exclusive);
   req.set_flags(flags);
-  proto::AttrRsp rsp;
+  if (handle) {
+    *handle = next_handle_++;
+    req.set_open_handle(*handle);
+  }
+  auto pending = Stamp(req.mutable_rid());
+  proto::EntryRsp rsp;
   RETURN_IF_ERROR(MetaCall(proto::META_CREATE, req, &rsp));
   // An existing file that was opened, not made (a new one has ctime == mtime
   // == atime and size 0, and truncating it would change nothing).
@@ -235,6 +332,7 @@ Result<Attr> Client::Mknod(const Caller& c, uint64_t parent, const std::string& 
   req.set_type(type);
   req.set_mode(mode);
   req.set_rdev(rdev);
+  auto pending = Stamp(req.mutable_rid());
   SHOAL_ATTR_CALL(proto::META_MKNOD, MknodReq, req);
 }
 
@@ -253,6 +351,7 @@ Result<Attr> Client::Mkdir(const Caller& c, uint64_t parent, const std::string& 
   req.set_parent(parent);
   req.set_name(name);
   req.set_mode(mode);
+  auto pending = Stamp(req.mutable_rid());
   SHOAL_ATTR_CALL(proto::META_MKDIR, MkdirReq, req);
 }
 
@@ -262,6 +361,7 @@ Result<Attr> Client::Symlink(const Caller& c, uint64_t parent, const std::string
   req.set_parent(parent);
   req.set_name(name);
   req.set_target(target);
+  auto pending = Stamp(req.mutable_rid());
   SHOAL_ATTR_CALL(proto::META_SYMLINK, SymlinkReq, req);
 }
 
@@ -271,14 +371,20 @@ Result<Attr> Client::Link(const Caller& c, uint64_t ino, uint64_t new_parent, co
   req.set_ino(ino);
   req.set_new_parent(new_parent);
   req.set_new_name(new_name);
+  auto pending = Stamp(req.mutable_rid());
   SHOAL_ATTR_CALL(proto::META_LINK, LinkReq, req);
 }
 
-Result<Attr> Client::Open(const Caller& c, uint64_t ino, uint32_t flags) {
+Result<Attr> Client::Open(const Caller& c, uint64_t ino, uint32_t flags, uint64_t* handle) {
   proto::OpenReq req;
   *req.mutable_caller() = c;
   req.set_ino(ino);
   req.set_flags(flags);
+  if (handle) {
+    *handle = next_handle_++;
+    req.set_handle(*handle);
+    req.set_client_id(client_id_);
+  }
   proto::AttrRsp rsp;
   RETURN_IF_ERROR(MetaCall(proto::META_OPEN, req, &rsp));
   // open(2): O_TRUNC of a regular file truncates it (Linux: even with
@@ -289,11 +395,21 @@ Result<Attr> Client::Open(const Caller& c, uint64_t ino, uint32_t flags) {
   return std::move(*rsp.mutable_attr());
 }
 
+Status Client::Release(uint64_t ino, uint64_t handle) {
+  proto::ReleaseReq req;
+  req.set_client_id(client_id_);
+  req.set_ino(ino);
+  req.set_handle(handle);
+  proto::EmptyRsp rsp;
+  return MetaCall(proto::META_RELEASE, req, &rsp);
+}
+
 Result<Attr> Client::UpdateLength(uint64_t ino, uint64_t length, const Caller* writer) {
   proto::UpdateLengthReq req;
   req.set_ino(ino);
   req.set_length(length);
   if (writer) *req.mutable_writer() = *writer;
+  auto pending = Stamp(req.mutable_rid());
   SHOAL_ATTR_CALL(proto::META_UPDATE_LENGTH, UpdateLengthReq, req);
 }
 
@@ -303,6 +419,7 @@ Result<Attr> Client::SetLayout(const Caller& c, uint64_t ino, uint32_t chunk_siz
   req.set_ino(ino);
   req.set_chunk_size(chunk_size);
   req.set_stripe_width(stripe_width);
+  auto pending = Stamp(req.mutable_rid());
   SHOAL_ATTR_CALL(proto::META_SET_LAYOUT, SetLayoutReq, req);
 }
 #undef SHOAL_ATTR_CALL
@@ -319,6 +436,7 @@ Status Client::Unlink(const Caller& c, uint64_t parent, const std::string& name)
   req.set_name(name);
   proto::EmptyRsp rsp;
   ForgetDentry(parent, name);
+  auto pending = Stamp(req.mutable_rid());
   return MetaCall(proto::META_UNLINK, req, &rsp);
 }
 
@@ -329,6 +447,7 @@ Status Client::Rmdir(const Caller& c, uint64_t parent, const std::string& name) 
   req.set_name(name);
   proto::EmptyRsp rsp;
   ForgetDentry(parent, name);
+  auto pending = Stamp(req.mutable_rid());
   return MetaCall(proto::META_RMDIR, req, &rsp);
 }
 
@@ -344,6 +463,7 @@ Status Client::Rename(const Caller& c, uint64_t parent, const std::string& name,
   ForgetDentry(parent, name);
   ForgetDentry(new_parent, new_name);
   proto::EmptyRsp rsp;
+  auto pending = Stamp(req.mutable_rid());
   return MetaCall(proto::META_RENAME, req, &rsp);
 }
 
@@ -381,6 +501,7 @@ Status Client::SetXattr(const Caller& c, uint64_t ino, const std::string& name, 
   req.set_value(value);
   req.set_flags(flags);
   proto::EmptyRsp rsp;
+  auto pending = Stamp(req.mutable_rid());
   return MetaCall(proto::META_SETXATTR, req, &rsp);
 }
 
@@ -411,6 +532,7 @@ Status Client::RemoveXattr(const Caller& c, uint64_t ino, const std::string& nam
   req.set_ino(ino);
   req.set_name(name);
   proto::EmptyRsp rsp;
+  auto pending = Stamp(req.mutable_rid());
   return MetaCall(proto::META_REMOVEXATTR, req, &rsp);
 }
 

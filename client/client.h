@@ -14,18 +14,26 @@
 // Async calls complete through a callback that runs on an internal thread (a
 // client event loop, or the retry timer) and must not block; the caller's
 // buffer must stay valid until then.
+// Identity: each Client draws a random 64-bit client id and holds a session
+// at meta, renewed on a background thread (on ClientOptions::clock) and
+// closed by the destructor. Every mutating metadata call carries (client id,
+// request id), and a retry reuses the request id, so meta answers a retry
+// after a lost reply with the first attempt's result.
 // Thread-safe: one Client serves any number of threads.
 #pragma once
 
 #include <fcntl.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -46,7 +54,16 @@ struct ClientOptions {
   std::string meta_address = "127.0.0.1:9000";
   std::string cluster_id = "shoal";
   std::string cluster_key;  // raw bytes (see rpc::LoadClusterKey)
-  int meta_timeout_ms = 10000;
+  int meta_timeout_ms = 10000;  // a metadata call, retries included
+  // One attempt of a metadata call; a timed-out attempt is retried (with the
+  // same request id, so it cannot run twice) while meta_timeout_ms lasts.
+  // 0: one attempt takes all of meta_timeout_ms.
+  int meta_attempt_timeout_ms = 0;
+  // The client's session at meta: its open files stay open there while it
+  // renews the lease every session_renew_ms (0: a third of the lease); when
+  // the client dies they are released session_lease_ms after its last renewal.
+  int session_lease_ms = 30000;
+  int session_renew_ms = 0;
   int io_timeout_ms = 10000;    // per storage RPC attempt
   int io_attempts = 4;          // tries per storage request before failing
   uint32_t max_request_bytes = 8u << 20;
@@ -88,9 +105,11 @@ class Client {
   Result<Attr> SetAttr(proto::SetAttrReq req);
   // `flags` are the open flags: an existing file (without `exclusive`) is
   // opened when the caller has the access they ask for; O_TRUNC then
-  // truncates it (as Open does).
+  // truncates it (as Open does). With `handle`: create-and-open in one call,
+  // the file (new, or existing when not exclusive) opened under a new *handle
+  // as Open does.
   Result<Attr> Create(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode, bool exclusive,
-                      uint32_t flags = O_WRONLY);
+                      uint32_t flags = O_WRONLY, uint64_t* handle = nullptr);
   // A FIFO, device node, socket or empty regular file (mknod(2)).
   Result<Attr> Mknod(const Caller& c, uint64_t parent, const std::string& name, proto::FileType type, uint32_t mode,
                      uint64_t rdev);
@@ -108,9 +127,14 @@ class Client {
   Result<proto::StatFsRsp> StatFs();
   // Checks the access `flags` ask for; O_TRUNC on a regular file truncates
   // it to 0 (cutting its chunks, as SetAttr does) and answers the new attributes.
-  Result<Attr> Open(const Caller& c, uint64_t ino, uint32_t flags);
+  // With `handle`, the open is recorded at meta under a new *handle, which
+  // keeps the file (readable and writable by inode) when its last name is
+  // unlinked, until Release(ino, handle) or until this client's session ends.
+  Result<Attr> Open(const Caller& c, uint64_t ino, uint32_t flags, uint64_t* handle = nullptr);
   // `writer`: the data was written by this non-root caller (see UpdateLengthReq).
   Result<Attr> UpdateLength(uint64_t ino, uint64_t length, const Caller* writer = nullptr);
+  Status Release(uint64_t ino, uint64_t handle);
+  uint64_t client_id() const { return client_id_; }
   Result<Attr> SetLayout(const Caller& c, uint64_t ino, uint32_t chunk_size, uint32_t stripe_width);
   Result<proto::ClusterTable> ClusterTable(bool refresh);
   // Extended attributes (meta/meta_store.h states the rules). Names in the
@@ -166,6 +190,12 @@ class Client {
   Client(const ClientOptions& options, rpc::Transport* transport);
   template <typename Rsp>
   Status MetaCall(proto::Method m, const google::protobuf::Message& req, Rsp* rsp);
+  // Stamps a mutating request with this client's id and a new request id,
+  // pending until the returned guard goes (meta may then forget its result).
+  class PendingRequest;
+  PendingRequest Stamp(proto::RequestId* rid);
+  Status RenewSession();
+  void SessionLoop();
   Status RefreshTable();
   // Truncates `file` to 0 for an open with O_TRUNC (SetAttr's authorised cut).
   Result<Attr> TruncateOnOpen(const Caller& c, const Attr& file);
@@ -231,6 +261,16 @@ class Client {
     int64_t expires_ms;
   };
   std::map<std::pair<uint64_t, std::string>, Dentry> dentries_;
+
+  const uint64_t client_id_;
+  std::atomic<uint64_t> next_request_id_{1};
+  std::atomic<uint64_t> next_handle_{1};
+  std::mutex pending_mu_;
+  std::set<uint64_t> pending_requests_;  // guarded by pending_mu_
+  std::mutex session_mu_;
+  std::condition_variable session_cv_;
+  bool session_stop_ = false;  // guarded by session_mu_
+  std::thread session_thread_;
 
   class Timer;
   std::unique_ptr<Timer> timer_;

@@ -18,8 +18,11 @@
 
 namespace shoal::meta {
 
-enum class Cf { kInodes = 0, kDirents = 1, kCluster = 2, kDeleteQueue = 3, kXattrs = 4 };
-constexpr int kNumCfs = 5;
+// kOpenFiles: open-file records, orphans and sessions (meta/ops/open_files.cc);
+// kRequests: results of recent mutating calls, for retries (meta/request_log.h);
+// kXattrs: extended attributes (meta/ops/xattr.cc).
+enum class Cf { kInodes = 0, kDirents = 1, kCluster = 2, kDeleteQueue = 3, kOpenFiles = 4, kRequests = 5, kXattrs = 6 };
+constexpr int kNumCfs = 7;
 
 class KvBatch {
  public:
@@ -52,7 +55,7 @@ class Kv {
 };
 
 std::unique_ptr<Kv> NewMemoryKv();
-// Opens (creating if needed) a RocksDB database at `path` with the four column families.
+// Opens (creating if needed) a RocksDB database at `path` with the column families.
 Result<std::unique_ptr<Kv>> OpenRocksKv(const std::string& path);
 
 }  // namespace shoal::meta

@@ -6,7 +6,7 @@
 namespace shoal::meta {
 namespace {
 
-const char* kCfNames[kNumCfs] = {"inodes", "dirents", "cluster", "delete_queue", "xattrs"};
+const char* kCfNames[kNumCfs] = {"inodes", "dirents", "cluster", "delete_queue", "open_files", "requests", "xattrs"};
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::OK();

@@ -27,6 +27,7 @@ struct MetaConfig {
   int64_t heartbeat_timeout_ms = 10000;
   int64_t reclaim_interval_ms = 1000;
   int64_t reclaim_delay_ms = 30000;
+  uint32_t max_session_lease_ms = 300000;
   uint32_t worker_threads = 8;
   int64_t max_frame_bytes = 64 << 20;
   std::string metrics_listen;
@@ -45,7 +46,11 @@ int main(int argc, char** argv) {
   spec.Add("heartbeat_timeout_ms", &cfg.heartbeat_timeout_ms, "a storage node silent this long is marked offline");
   spec.Add("reclaim_interval_ms", &cfg.reclaim_interval_ms, "how often deleted files' chunks are freed");
   spec.Add("reclaim_delay_ms", &cfg.reclaim_delay_ms,
-           "how long a deleted file's chunks are kept (clients that still have it open keep reading)");
+           "how long a deleted file's chunks are kept after its last close (a margin for readers by inode "
+           "without an open, e.g. batch reads; open files are kept until closed regardless)");
+  spec.Add("max_session_lease_ms", &cfg.max_session_lease_ms,
+           "longest client session lease granted: a client that dies holding open files releases them this long "
+           "after its last renewal at most (clients ask for their own, shorter lease)");
   spec.Add("worker_threads", &cfg.worker_threads, "threads serving metadata requests");
   spec.Add("max_frame_bytes", &cfg.max_frame_bytes, "largest accepted RPC frame");
   spec.Add("metrics_listen", &cfg.metrics_listen, "host:port for Prometheus metrics (GET /metrics); empty: off");
@@ -73,7 +78,8 @@ int main(int argc, char** argv) {
   SteadyClock clock;
   meta::ClusterManager cluster(kv->get(), &clock, cfg.cluster.cluster_id, cfg.heartbeat_timeout_ms);
   if (st = cluster.Load(); !st.ok()) return Fail(st);
-  meta::MetaStore store(kv->get(), [&cluster] { return cluster.PlacementChains(); });
+  meta::MetaStore store(kv->get(), [&cluster] { return cluster.PlacementChains(); }, &clock);
+  store.set_max_lease_ms(cfg.max_session_lease_ms);
   if (st = store.Init(); !st.ok()) return Fail(st);
   cluster.SetIdentity(*cluster_uuid, [&store] { return store.NextInode(); });
 

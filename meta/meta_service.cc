@@ -1,5 +1,7 @@
 #include "meta/meta_service.h"
 
+#include <optional>
+
 #include "common/metrics.h"
 
 namespace shoal::meta {
@@ -35,6 +37,29 @@ Status AttrInto(Result<proto::Attr> r, proto::Attr* out) {
   return Status::OK();
 }
 
+// Answers a retried call with the attributes of the inode its first attempt
+// answered (as they are now), or with OK.
+auto ReplayAttr(MetaStore& store, proto::Attr* out) {
+  return [&store, out](uint64_t ino) { return AttrInto(store.GetAttr(ino), out); };
+}
+Status ReplayOk(uint64_t) { return Status::OK(); }
+
+// Runs a mutating call at most once per RequestId: a retry of a call that
+// committed is answered by `replay(inode the first attempt answered)`
+// instead of running again (see MetaStore::BeginCall).
+template <typename Run, typename Replay>
+Status Once(MetaStore& store, const proto::RequestId& rid, Run run, Replay replay, uint64_t open_handle = 0) {
+  ASSIGN_OR_RETURN(std::optional<uint64_t> done, store.BeginCall(rid));
+  if (done) return replay(*done);
+  Status st;
+  {
+    MetaStore::CallScope scope(rid, open_handle);
+    st = run(scope);
+  }
+  store.EndCall(rid);
+  return st;
+}
+
 }  // namespace
 
 void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManager& cluster,
@@ -47,32 +72,50 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
     return AttrInto(store.GetAttr(r.ino()), o->mutable_attr());
   });
   Serve<SetAttrReq, AttrRsp>(server, META_SETATTR, cluster, stats, [&](const SetAttrReq& r, AttrRsp* o) {
-    return AttrInto(store.SetAttr(r), o->mutable_attr());
+    if (r.check_only()) return AttrInto(store.SetAttr(r), o->mutable_attr());
+    return Once(store, r.rid(), [&](auto&) { return AttrInto(store.SetAttr(r), o->mutable_attr()); },
+                ReplayAttr(store, o->mutable_attr()));
   });
   Serve<CreateReq, EntryRsp>(server, META_CREATE, cluster, stats, [&](const CreateReq& r, EntryRsp* o) {
-    return AttrInto(store.Create(r.caller(), r.parent(), r.name(), r.mode(), r.exclusive(), r.flags()),
-                    o->mutable_attr());
+    uint64_t handle = r.rid().client_id() ? r.open_handle() : 0;
+    return Once(
+        store, r.rid(),
+        [&](MetaStore::CallScope& scope) {
+          RETURN_IF_ERROR(AttrInto(store.Create(r.caller(), r.parent(), r.name(), r.mode(), r.exclusive(), r.flags()),
+                                   o->mutable_attr()));
+          // An existing file was opened, not created: record that open now.
+          if (handle && !scope.opened()) return store.RecordOpen(r.rid().client_id(), o->attr().ino(), handle);
+          return Status::OK();
+        },
+        ReplayAttr(store, o->mutable_attr()), handle);
   });
   Serve<MknodReq, EntryRsp>(server, META_MKNOD, cluster, stats, [&](const MknodReq& r, EntryRsp* o) {
-    return AttrInto(store.Mknod(r.caller(), r.parent(), r.name(), r.type(), r.mode(), r.rdev()), o->mutable_attr());
+    return Once(store, r.rid(), [&](auto&) {
+          return AttrInto(store.Mknod(r.caller(), r.parent(), r.name(), r.type(), r.mode(), r.rdev()), o->mutable_attr());
+        },
+        ReplayAttr(store, o->mutable_attr()));
   });
   Serve<MkdirReq, EntryRsp>(server, META_MKDIR, cluster, stats, [&](const MkdirReq& r, EntryRsp* o) {
-    return AttrInto(store.Mkdir(r.caller(), r.parent(), r.name(), r.mode()), o->mutable_attr());
+    return Once(store, r.rid(), [&](auto&) { return AttrInto(store.Mkdir(r.caller(), r.parent(), r.name(), r.mode()), o->mutable_attr()); },
+                ReplayAttr(store, o->mutable_attr()));
   });
   Serve<SymlinkReq, EntryRsp>(server, META_SYMLINK, cluster, stats, [&](const SymlinkReq& r, EntryRsp* o) {
-    return AttrInto(store.Symlink(r.caller(), r.parent(), r.name(), r.target()), o->mutable_attr());
+    return Once(store, r.rid(), [&](auto&) { return AttrInto(store.Symlink(r.caller(), r.parent(), r.name(), r.target()), o->mutable_attr()); },
+                ReplayAttr(store, o->mutable_attr()));
   });
   Serve<LinkReq, EntryRsp>(server, META_LINK, cluster, stats, [&](const LinkReq& r, EntryRsp* o) {
-    return AttrInto(store.Link(r.caller(), r.ino(), r.new_parent(), r.new_name()), o->mutable_attr());
+    return Once(store, r.rid(), [&](auto&) { return AttrInto(store.Link(r.caller(), r.ino(), r.new_parent(), r.new_name()), o->mutable_attr()); },
+                ReplayAttr(store, o->mutable_attr()));
   });
   Serve<UnlinkReq, EmptyRsp>(server, META_UNLINK, cluster, stats, [&](const UnlinkReq& r, EmptyRsp*) {
-    return store.Unlink(r.caller(), r.parent(), r.name());
+    return Once(store, r.rid(), [&](auto&) { return store.Unlink(r.caller(), r.parent(), r.name()); }, ReplayOk);
   });
   Serve<RmdirReq, EmptyRsp>(server, META_RMDIR, cluster, stats, [&](const RmdirReq& r, EmptyRsp*) {
-    return store.Rmdir(r.caller(), r.parent(), r.name());
+    return Once(store, r.rid(), [&](auto&) { return store.Rmdir(r.caller(), r.parent(), r.name()); }, ReplayOk);
   });
   Serve<RenameReq, EmptyRsp>(server, META_RENAME, cluster, stats, [&](const RenameReq& r, EmptyRsp*) {
-    return store.Rename(r.caller(), r.parent(), r.name(), r.new_parent(), r.new_name(), r.no_replace());
+    return Once(store, r.rid(), [&](auto&) { return store.Rename(r.caller(), r.parent(), r.name(), r.new_parent(), r.new_name(), r.no_replace()); },
+                ReplayOk);
   });
   Serve<ReadlinkReq, ReadlinkRsp>(server, META_READLINK, cluster, stats, [&](const ReadlinkReq& r, ReadlinkRsp* o) {
     auto t = store.Readlink(r.ino());
@@ -103,16 +146,33 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
     return Status::OK();
   });
   Serve<OpenReq, AttrRsp>(server, META_OPEN, cluster, stats, [&](const OpenReq& r, AttrRsp* o) {
-    return AttrInto(store.Open(r.caller(), r.ino(), r.flags()), o->mutable_attr());
+    RETURN_IF_ERROR(AttrInto(store.Open(r.caller(), r.ino(), r.flags()), o->mutable_attr()));
+    if (r.handle() && r.client_id()) return store.RecordOpen(r.client_id(), r.ino(), r.handle());
+    return Status::OK();
   });
   Serve<UpdateLengthReq, AttrRsp>(server, META_UPDATE_LENGTH, cluster, stats, [&](const UpdateLengthReq& r, AttrRsp* o) {
-    return AttrInto(store.UpdateLength(r.ino(), r.length(), r.has_writer() ? &r.writer() : nullptr), o->mutable_attr());
+    return Once(store, r.rid(), [&](auto&) { return AttrInto(store.UpdateLength(r.ino(), r.length(), r.has_writer() ? &r.writer() : nullptr), o->mutable_attr()); },
+                ReplayAttr(store, o->mutable_attr()));
   });
   Serve<SetLayoutReq, AttrRsp>(server, META_SET_LAYOUT, cluster, stats, [&](const SetLayoutReq& r, AttrRsp* o) {
-    return AttrInto(store.SetLayout(r.caller(), r.ino(), r.chunk_size(), r.stripe_width()), o->mutable_attr());
+    return Once(store, r.rid(), [&](auto&) { return AttrInto(store.SetLayout(r.caller(), r.ino(), r.chunk_size(), r.stripe_width()), o->mutable_attr()); },
+                ReplayAttr(store, o->mutable_attr()));
+  });
+
+  Serve<SessionReq, SessionRsp>(server, META_SESSION, cluster, stats, [&](const SessionReq& r, SessionRsp* o) {
+    if (r.close()) return store.CloseSession(r.client_id());
+    bool known = false;
+    ASSIGN_OR_RETURN(uint32_t lease, store.RenewSession(r.client_id(), r.lease_ms(), &known));
+    o->set_lease_ms(lease);
+    o->set_known(known);
+    return Status::OK();
+  });
+  Serve<ReleaseReq, EmptyRsp>(server, META_RELEASE, cluster, stats, [&](const ReleaseReq& r, EmptyRsp*) {
+    return store.Release(r.client_id(), r.ino(), r.handle());
   });
   Serve<SetXattrReq, EmptyRsp>(server, META_SETXATTR, cluster, stats, [&](const SetXattrReq& r, EmptyRsp*) {
-    return store.SetXattr(r.caller(), r.ino(), r.name(), r.value(), r.flags());
+    return Once(store, r.rid(), [&](auto&) { return store.SetXattr(r.caller(), r.ino(), r.name(), r.value(), r.flags()); },
+                ReplayOk);
   });
   Serve<GetXattrReq, GetXattrRsp>(server, META_GETXATTR, cluster, stats, [&](const GetXattrReq& r, GetXattrRsp* o) {
     ASSIGN_OR_RETURN(*o->mutable_value(), store.GetXattr(r.caller(), r.ino(), r.name()));
@@ -124,7 +184,7 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
     return Status::OK();
   });
   Serve<RemoveXattrReq, EmptyRsp>(server, META_REMOVEXATTR, cluster, stats, [&](const RemoveXattrReq& r, EmptyRsp*) {
-    return store.RemoveXattr(r.caller(), r.ino(), r.name());
+    return Once(store, r.rid(), [&](auto&) { return store.RemoveXattr(r.caller(), r.ino(), r.name()); }, ReplayOk);
   });
 
   Serve<RegisterReq, RegisterRsp>(server, CLUSTER_REGISTER, cluster, stats, [&](const RegisterReq& r, RegisterRsp* o) {
@@ -155,6 +215,12 @@ std::string RenderMetaMetrics(const MetaStore& store, const ClusterManager& clus
     first = false;
   }
   RenderMetric(&out, "shoal_meta_inodes", "gauge", "live inodes", static_cast<double>(store.CountInodes()));
+  RenderMetric(&out, "shoal_meta_sessions", "gauge", "client sessions with a live lease",
+               static_cast<double>(store.CountSessions()));
+  RenderMetric(&out, "shoal_meta_open_files", "gauge", "open-file records held by clients",
+               static_cast<double>(store.CountOpenRecords()));
+  RenderMetric(&out, "shoal_meta_orphans", "gauge", "unlinked files kept while open",
+               static_cast<double>(store.CountOrphans()));
   proto::ClusterTable t = cluster.Table();
   RenderMetric(&out, "shoal_meta_table_version", "gauge", "cluster table version", static_cast<double>(t.version()));
   int online = 0, serving = 0;

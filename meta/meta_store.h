@@ -16,11 +16,16 @@
 #include <fcntl.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "meta/kv.h"
 #include "proto/meta.pb.h"
 
@@ -45,9 +50,11 @@ struct DirEntryRow {
 class MetaStore {
  public:
   // `chains` returns the ids of the chains new files may be placed on, sorted.
-  MetaStore(Kv* kv, std::function<std::vector<uint32_t>()> chains);
+  // `clock` measures session leases.
+  MetaStore(Kv* kv, std::function<std::vector<uint32_t>()> chains, const Clock* clock = RealClock());
 
-  // Creates the root directory on first start.
+  // Creates the root directory on first start; restores sessions (each gets
+  // a fresh lease from now) and frees orphans nobody holds open.
   Status Init();
 
   Result<Attr> Lookup(const Caller& c, uint64_t parent, const std::string& name);
@@ -106,8 +113,70 @@ class MetaStore {
   Result<std::vector<Reclaim>> PendingReclaims(size_t max, uint64_t after_ino = 0);
   Status FinishReclaim(uint64_t ino);
 
+  // ---- Open files and sessions (ops/open_files.cc) ----
+  // A client records each open in meta under (client_id, handle). Unlinking
+  // (or renaming over) the last name of a regular file that has an open
+  // record keeps its inode as an orphan (nlink 0): GetAttr, Open and I/O by
+  // inode still work, lookup by name does not, and its chunks are queued for
+  // reclaim only when the last record goes — by Release, by the client
+  // closing its session, or by the session's lease passing (a dead client).
+  // Keys in Cf::kOpenFiles: 'i' ino client handle (the record), 'c' client
+  // ino handle (its index by client), 'z' ino (an orphan), 's' client ->
+  // lease_ms (a session).
+  //
+  // Records an open of `ino`; the inode must exist (NOT_FOUND). Idempotent.
+  // Opens the client's session if it has none.
+  Status RecordOpen(uint64_t client_id, uint64_t ino, uint64_t handle);
+  // Drops the record; an unknown record is OK. Frees an orphan at its last release.
+  Status Release(uint64_t client_id, uint64_t ino, uint64_t handle);
+  // Opens or renews a session for `lease_ms` (clamped to 100 ms .. max) on the
+  // clock; *known says whether it existed. Returns the granted lease.
+  Result<uint32_t> RenewSession(uint64_t client_id, uint32_t lease_ms, bool* known);
+  // Ends a session now: its open records and remembered results go.
+  Status CloseSession(uint64_t client_id);
+  // Ends every session whose lease has passed; returns how many ended.
+  Result<int> ExpireSessions();
+  void set_max_lease_ms(uint32_t ms) { max_lease_ms_ = ms; }
+  size_t CountSessions() const;
+  uint64_t CountOpenRecords() const { return open_records_.load(); }
+  uint64_t CountOrphans() const { return orphans_.load(); }
+
+  // ---- Retries (ops/requests.cc) ----
+  // A mutating call that carries a RequestId runs between BeginCall and
+  // EndCall, with a CallScope on its thread. A call whose first attempt
+  // committed is answered from its record instead of running again:
+  // BeginCall returns the inode the first attempt produced or acted on (0
+  // for unlink/rmdir/rename). The record is written in the same batch as the
+  // operation (Commit), so it survives a meta restart exactly when the
+  // operation does; a call that failed committed nothing and runs again. A
+  // retry that arrives while the first attempt still runs waits for it.
+  // Records are kept in Cf::kRequests (client request -> inode), dropped when
+  // the client says it has its answer (RequestId.oldest_pending) or when its
+  // session ends.
+  Result<std::optional<uint64_t>> BeginCall(const proto::RequestId& rid);
+  void EndCall(const proto::RequestId& rid);
+  // The thread's current mutating call (RAII). With open_handle set, a
+  // Create that commits also records the open of the inode it answers, in the
+  // same batch (create-and-open); opened() tells whether it did.
+  class CallScope {
+   public:
+    CallScope(const proto::RequestId& rid, uint64_t open_handle = 0);
+    ~CallScope();
+    CallScope(const CallScope&) = delete;
+    CallScope& operator=(const CallScope&) = delete;
+    bool opened() const { return opened_; }
+
+   private:
+    friend class MetaStore;
+    const proto::RequestId& rid_;
+    uint64_t open_handle_;
+    bool opened_ = false;
+    CallScope* prev_;
+  };
+
   // Helpers shared by the operations (ops/common.cc).
-  static std::string InodeKey(uint64_t ino);
+  static std::string InodeKey(uint64_t ino);  // also: any 64-bit number, big-endian
+  static uint64_t ReadBe64(std::string_view s);  // the first 8 bytes of `s`
   static std::string DirentKey(uint64_t parent, const std::string& name);
   static std::string DirentValue(uint64_t ino, proto::FileType type);
   static bool ParseDirent(std::string_view value, uint64_t* ino, proto::FileType* type);
@@ -124,6 +193,7 @@ class MetaStore {
   static int64_t NowNs();
 
  private:
+  Status InitNamespace();
   Result<Attr> LoadInode(uint64_t ino);
   Result<Attr> LoadDir(uint64_t ino);  // NOT_DIRECTORY when not a directory
   Result<uint64_t> FindEntry(uint64_t parent, const std::string& name);  // NOT_FOUND
@@ -135,8 +205,26 @@ class MetaStore {
   // directory passes on its group (and, to subdirectories, S_ISGID), and a
   // non-root caller outside the new group loses a requested S_ISGID.
   Attr NewAttr(uint64_t ino, proto::FileType type, uint32_t mode, const Caller& c, const Attr* dir = nullptr);
-  // Drops one link of `victim` (already loaded) into `b`; frees it at zero.
+  // Drops one link of `victim` (already loaded) into `b`; frees it at zero,
+  // unless it is open somewhere: then it stays, an orphan (see RecordOpen).
   void DropLink(KvBatch& b, Attr& victim);
+  // Deletes the inode in `b` and queues a regular file's chunks for reclaim.
+  void FreeInode(KvBatch& b, const Attr& victim);
+  // True when `ino` has an open record whose key is not in `ignore`
+  // (records this batch deletes); true also when that cannot be read (an
+  // orphan kept too long is freed at the next start, a freed open file is lost).
+  bool HasOpenRecord(uint64_t ino, const std::set<std::string>& ignore = {});
+  // Writes `b` (durably) with the current call's record (CallScope), if any:
+  // the call answered `result_ino`. Every mutation commits through here.
+  Status Commit(KvBatch& b, uint64_t result_ino);
+  void PutOpenRecord(KvBatch& b, uint64_t client_id, uint64_t ino, uint64_t handle);
+  // Puts the session key when the session is new to this meta. Requires write_mu_.
+  void EnsureSession(KvBatch& b, uint64_t client_id);
+  // Ends the session (only when its lease has passed, if asked); *ended says
+  // whether it did. Requires nothing held.
+  Status EndSession(uint64_t client_id, bool only_if_expired, bool* ended);
+  Status DropSessionState(uint64_t client_id);  // requires write_mu_
+  Status RestoreOpenFiles();
   Result<bool> DirIsEmpty(uint64_t ino);
   // Deletes every extended attribute of `ino` in `b` (the inode is being freed).
   void DropXattrs(KvBatch& b, uint64_t ino);
@@ -155,10 +243,26 @@ class MetaStore {
 
   Kv* kv_;
   std::function<std::vector<uint32_t>()> chains_;
+  const Clock* clock_;
   std::mutex write_mu_;
   uint64_t next_ino_ = 0;  // guarded by write_mu_
   std::atomic<uint64_t> inode_count_{0};  // written under write_mu_
   void AdjustInodeCount(KvBatch& b, int64_t delta);  // requires write_mu_
+
+  struct Session {
+    int64_t expires_ms;
+    uint32_t lease_ms;
+  };
+  mutable std::mutex session_mu_;  // taken after write_mu_, never before
+  std::map<uint64_t, Session> sessions_;  // guarded by session_mu_
+  uint32_t max_lease_ms_ = 300000;
+  std::atomic<uint64_t> open_records_{0};  // written under write_mu_
+  std::atomic<uint64_t> orphans_{0};       // written under write_mu_
+
+  std::mutex call_mu_;
+  std::condition_variable call_cv_;
+  std::set<std::pair<uint64_t, uint64_t>> running_calls_;  // guarded by call_mu_
+  std::map<uint64_t, uint64_t> forgotten_below_;  // client -> results below this id deleted; call_mu_
 };
 
 }  // namespace shoal::meta

@@ -49,6 +49,9 @@ void Reclaimer::Kick() {
 }
 
 Result<int> Reclaimer::RunOnce() {
+  // Dead clients' opens go first, so that their orphans are queued below.
+  if (auto ended = store_->ExpireSessions(); !ended.ok())
+    LOG_WARN("expiring client sessions failed: {}", ended.status().ToString());
   int64_t now = clock_->NowMs();
   proto::ClusterTable table = cluster_->Table();
   std::map<uint64_t, int64_t> seen;  // this pass's view; entries gone from the queue drop out

@@ -4,10 +4,14 @@
 // entry once all of them answered OK. Failures are retried on the next pass
 // (every `interval_ms`); each RPC is bounded by a deadline.
 //
+// Open files: a file unlinked while open is not queued at all until its last
+// open record goes (MetaStore::RecordOpen); each pass first ends the client
+// sessions whose lease has passed (MetaStore::ExpireSessions), which releases
+// a dead client's opens.
+//
 // Grace period: a file is reclaimed once the reclaimer has known it to be
-// deleted for `delay_ms` on its Clock: a client that still has it open keeps
-// reading its bytes for that long (open files are not tracked yet, so this
-// grace is what protects unlink-while-open). The clock is monotonic and
+// deleted for `delay_ms` on its Clock (a margin for clients that read by
+// inode without an open record, e.g. batch reads). The clock is monotonic and
 // in-memory, so a restarted meta grants every queued file a fresh grace
 // period: later than need be, never earlier — a wall-clock stamp would reclaim
 // early after the clock jumped forward.

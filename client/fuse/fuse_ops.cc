@@ -126,6 +126,7 @@ void ReplyStatus(fuse_req_t req, const Status& st) { fuse_reply_err(req, st.ToEr
 // handle has written, reported to meta on flush/fsync/release.
 struct FileHandle {
   const proto::Attr attr;  // from open; its size is `size` below
+  const uint64_t open_handle;  // the open recorded at meta (released on release)
   std::atomic<uint64_t> size{0};  // meta's length as of open or this handle's truncate
   std::atomic<uint64_t> written_end{0};
   std::atomic<uint64_t> reported_end{0};
@@ -137,6 +138,14 @@ struct FileHandle {
 };
 
 FileHandle* Handle(fuse_file_info* fi) { return reinterpret_cast<FileHandle*>(fi->fh); }
+
+// Ends the handle's open at meta and frees it: the last release of an
+// unlinked file lets meta reclaim it.
+Status DropHandle(fuse_req_t req, FileHandle* h) {
+  Status st = Ctx(req)->client->Release(h->attr.ino(), h->open_handle);
+  delete h;
+  return st;
+}
 
 // An open directory: the entries fetched so far, paged from meta on demand.
 struct DirHandle {
@@ -229,27 +238,29 @@ void SetOpenFlags(fuse_req_t req, fuse_file_info* fi) {
 }
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  auto a = Ctx(req)->client->Open(CallerOf(req), ino, fi->flags);  // O_TRUNC truncates (FUSE_CAP_ATOMIC_O_TRUNC)
+  uint64_t handle = 0;
+  auto a = Ctx(req)->client->Open(CallerOf(req), ino, fi->flags, &handle);  // O_TRUNC truncates (FUSE_CAP_ATOMIC_O_TRUNC)
   if (!a.ok()) return ReplyStatus(req, a.status());
   if (fi->flags & O_TRUNC) Ctx(req)->written.Truncated(ino);
-  auto* h = new FileHandle{*a};
+  auto* h = new FileHandle{*a, handle};
   h->size = h->written_end = h->reported_end = a->size();
   fi->fh = reinterpret_cast<uint64_t>(h);
   SetOpenFlags(req, fi);
-  if (fuse_reply_open(req, fi) != 0) delete h;  // the open was interrupted
+  if (fuse_reply_open(req, fi) != 0) (void)DropHandle(req, h);  // the open was interrupted
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  uint64_t handle = 0;
   auto a = Ctx(req)->client->Create(CallerOf(req), parent, name, mode & ~fuse_req_ctx(req)->umask,
-                                    fi->flags & O_EXCL, fi->flags);
+                                    fi->flags & O_EXCL, fi->flags, &handle);
   if (!a.ok()) return ReplyStatus(req, a.status());
   if (fi->flags & O_TRUNC) Ctx(req)->written.Truncated(a->ino());
-  auto* h = new FileHandle{*a};
+  auto* h = new FileHandle{*a, handle};
   h->size = h->written_end = h->reported_end = a->size();
   fi->fh = reinterpret_cast<uint64_t>(h);
   SetOpenFlags(req, fi);
   fuse_entry_param e = ToEntry(req, *a);
-  if (fuse_reply_create(req, &e, fi) != 0) delete h;
+  if (fuse_reply_create(req, &e, fi) != 0) (void)DropHandle(req, h);
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
@@ -319,8 +330,8 @@ void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) { ReplyStatus(req, 
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   FileHandle* h = Handle(fi);
   Status st = ReportLength(req, h);
-  delete h;
-  ReplyStatus(req, st);
+  Status released = DropHandle(req, h);
+  ReplyStatus(req, st.ok() ? released : st);
 }
 
 void OpFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {

@@ -22,6 +22,7 @@ struct FuseConfig {
   int64_t entry_timeout_ms = 1000;
   int64_t attr_timeout_ms = 1000;
   int64_t io_timeout_ms = 10000;
+  int64_t session_lease_ms = 30000;
   bool allow_other = true;
   std::string transport = "auto";
 };
@@ -42,6 +43,9 @@ int main(int argc, char** argv) {
   spec.Add("entry_timeout_ms", &cfg.entry_timeout_ms, "how long the kernel caches names");
   spec.Add("attr_timeout_ms", &cfg.attr_timeout_ms, "how long the kernel caches attributes");
   spec.Add("io_timeout_ms", &cfg.io_timeout_ms, "deadline of one storage RPC attempt");
+  spec.Add("session_lease_ms", &cfg.session_lease_ms,
+           "this mount's lease at meta, renewed every third of it: if the mount dies, files it held open are "
+           "released (and unlinked ones reclaimed) this long after its last renewal");
   spec.Add("allow_other", &cfg.allow_other, "let users other than the mounter use the mount");
   spec.Add("transport", &cfg.transport, "tcp, rdma or auto (RDMA when a device is usable, else TCP)");
   bool exit_now = false;
@@ -63,6 +67,7 @@ int main(int argc, char** argv) {
   co.cluster_key = creds->key;
   co.io_timeout_ms = static_cast<int>(cfg.io_timeout_ms);
   co.transport = cfg.transport;
+  co.session_lease_ms = static_cast<int>(cfg.session_lease_ms);
   auto cl = client::Client::Connect(co);
   if (!cl.ok()) return Fail(cl.status());
 

@@ -115,10 +115,25 @@ class FaultyConnection : public Connection {
       }
       return inner_->WriteV(copy.data(), n);
     }
-    return inner_->WriteV(iov, n);
+    // The server gets the frame and answers; the first bytes of the answer
+    // to reach this end break the connection instead (see ReadSome). Armed
+    // before the write: the answer may be back before WriteV returns.
+    bool lose = TakeOne(faults_->lose_reply_of_next_frames);
+    if (lose) lose_next_read_ = true;
+    Status st = inner_->WriteV(iov, n);
+    if (!st.ok() && lose) lose_next_read_ = false;
+    return st;
   }
-  Status ReadFullV(const iovec* iov, int n) override { return inner_->ReadFullV(iov, n); }
-  Result<size_t> ReadSome(void* buf, size_t len) override { return inner_->ReadSome(buf, len); }
+  Status ReadFullV(const iovec* iov, int n) override {
+    Status st = inner_->ReadFullV(iov, n);
+    if (st.ok() && lose_next_read_.exchange(false)) return LoseReply();
+    return st;
+  }
+  Result<size_t> ReadSome(void* buf, size_t len) override {
+    auto r = inner_->ReadSome(buf, len);
+    if (r.ok() && *r > 0 && lose_next_read_.exchange(false)) return LoseReply();
+    return r;
+  }
   void SetTimeouts(int r, int w) override { inner_->SetTimeouts(r, w); }
   void Shutdown() override { inner_->Shutdown(); }
   std::string PeerName() const override { return inner_->PeerName(); }
@@ -188,6 +203,10 @@ class FaultyConnection : public Connection {
   }
 
  private:
+  Status LoseReply() {
+    inner_->Shutdown();
+    return Error(proto::UNAVAILABLE, "injected: connection lost with a reply on its way");
+  }
   static bool TakeOne(std::atomic<int>& counter) {
     int v = counter.load();
     while (v > 0)
@@ -212,6 +231,7 @@ class FaultyConnection : public Connection {
   Faults* faults_;
   std::shared_ptr<InprocTransport::Proxies> proxies_;
   std::string scratch_;
+  std::atomic<bool> lose_next_read_{false};
   std::mutex write_mu_;  // whole frames: a held frame never lands inside another
   std::mutex hold_mu_;
   std::condition_variable hold_cv_;

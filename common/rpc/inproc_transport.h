@@ -32,6 +32,12 @@ struct Faults {
   std::atomic<int> hold_next_frames{0};
   std::atomic<int> hold_ms{0};
   std::atomic<int> held_delivered{0};
+  // The next N frames reach the server, and the connection breaks when the
+  // reply arrives, before the client reads it: a reply lost on the way. The
+  // server did the work; the client sees the connection fail (UNAVAILABLE).
+  // (For connections read by one call at a time, e.g. metadata channels: the
+  // first bytes to arrive after the frame are taken to be its reply.)
+  std::atomic<int> lose_reply_of_next_frames{0};
 };
 
 class InprocTransport : public Transport {

@@ -24,7 +24,10 @@ uint64_t GetBe64(std::string_view s) {
 }
 }  // namespace
 
-MetaStore::MetaStore(Kv* kv, std::function<std::vector<uint32_t>()> chains) : kv_(kv), chains_(std::move(chains)) {}
+MetaStore::MetaStore(Kv* kv, std::function<std::vector<uint32_t>()> chains, const Clock* clock)
+    : kv_(kv), chains_(std::move(chains)), clock_(clock) {}
+
+uint64_t MetaStore::ReadBe64(std::string_view s) { return GetBe64(s); }
 
 std::string MetaStore::InodeKey(uint64_t ino) {
   std::string k;
@@ -117,6 +120,11 @@ int64_t MetaStore::NowNs() {
 }
 
 Status MetaStore::Init() {
+  RETURN_IF_ERROR(InitNamespace());
+  return RestoreOpenFiles();
+}
+
+Status MetaStore::InitNamespace() {
   std::lock_guard<std::mutex> l(write_mu_);
   auto next = kv_->Get(Cf::kCluster, kNextInoKey);
   if (next.ok()) {
@@ -193,7 +201,7 @@ void MetaStore::PutInode(KvBatch& b, const Attr& a) { b.Put(Cf::kInodes, InodeKe
 Result<Attr> MetaStore::CommitInode(const Attr& a) {
   KvBatch b;
   PutInode(b, a);
-  RETURN_IF_ERROR(kv_->Write(b));
+  RETURN_IF_ERROR(Commit(b, a.ino()));
   return a;
 }
 
@@ -242,17 +250,30 @@ Attr MetaStore::NewAttr(uint64_t ino, proto::FileType type, uint32_t mode, const
   return a;
 }
 
+void MetaStore::FreeInode(KvBatch& b, const Attr& victim) {
+  b.Delete(Cf::kInodes, InodeKey(victim.ino()));
+  DropXattrs(b, victim.ino());
+  AdjustInodeCount(b, -1);
+  if (victim.type() == proto::REGULAR) {
+    proto::ReclaimEntry e;
+    *e.mutable_layout() = victim.layout();
+    e.set_unlinked_at_ms(NowNs() / 1000000);
+    b.Put(Cf::kDeleteQueue, InodeKey(victim.ino()), e.SerializeAsString());
+  }
+}
+
 void MetaStore::DropLink(KvBatch& b, Attr& victim) {
   if (victim.type() == proto::DIRECTORY || victim.nlink() <= 1) {
-    b.Delete(Cf::kInodes, InodeKey(victim.ino()));
-    DropXattrs(b, victim.ino());
-    AdjustInodeCount(b, -1);
-    if (victim.type() == proto::REGULAR) {
-      proto::ReclaimEntry e;
-      *e.mutable_layout() = victim.layout();
-      e.set_unlinked_at_ms(NowNs() / 1000000);
-      b.Put(Cf::kDeleteQueue, InodeKey(victim.ino()), e.SerializeAsString());
+    if (victim.type() == proto::REGULAR && HasOpenRecord(victim.ino())) {
+      // Open somewhere: the inode stays (nlink 0) until its last release.
+      victim.set_nlink(0);
+      victim.set_ctime_ns(NowNs());
+      PutInode(b, victim);
+      b.Put(Cf::kOpenFiles, "z" + InodeKey(victim.ino()), "");
+      ++orphans_;
+      return;
     }
+    FreeInode(b, victim);
     return;
   }
   victim.set_nlink(victim.nlink() - 1);

@@ -27,7 +27,7 @@ Result<Attr> MetaStore::Create(const Caller& c, uint64_t parent, const std::stri
   Attr a = NewAttr(ino, proto::REGULAR, mode, c, &*dir);
   ASSIGN_OR_RETURN(*a.mutable_layout(), PlaceFile(*dir, ino));
   AddEntry(b, *dir, name, a);
-  RETURN_IF_ERROR(kv_->Write(b));
+  RETURN_IF_ERROR(Commit(b, a.ino()));
   return a;
 }
 

@@ -17,7 +17,7 @@ Result<Attr> MetaStore::Mkdir(const Caller& c, uint64_t parent, const std::strin
   *a.mutable_dir_layout() = dir.dir_layout();  // new directories inherit the default layout
   dir.set_nlink(dir.nlink() + 1);
   AddEntry(b, dir, name, a);
-  RETURN_IF_ERROR(kv_->Write(b));
+  RETURN_IF_ERROR(Commit(b, a.ino()));
   return a;
 }
 

@@ -76,7 +76,7 @@ Status MetaStore::Rename(const Caller& c, uint64_t parent, const std::string& na
     dst_dir.set_ctime_ns(now);
     PutInode(b, dst_dir);
   }
-  return kv_->Write(b);
+  return Commit(b, 0);
 }
 
 }  // namespace shoal::meta

@@ -18,7 +18,7 @@ Status MetaStore::Rmdir(const Caller& c, uint64_t parent, const std::string& nam
   dir.set_mtime_ns(now);
   dir.set_ctime_ns(now);
   PutInode(b, dir);
-  return kv_->Write(b);
+  return Commit(b, 0);
 }
 
 }  // namespace shoal::meta

@@ -16,7 +16,7 @@ Result<Attr> MetaStore::Symlink(const Caller& c, uint64_t parent, const std::str
   a.set_symlink_target(target);
   a.set_size(target.size());
   AddEntry(b, dir, name, a);
-  RETURN_IF_ERROR(kv_->Write(b));
+  RETURN_IF_ERROR(Commit(b, a.ino()));
   return a;
 }
 

@@ -14,7 +14,7 @@ Status MetaStore::Unlink(const Caller& c, uint64_t parent, const std::string& na
   dir.set_mtime_ns(now);
   dir.set_ctime_ns(now);
   PutInode(b, dir);
-  return kv_->Write(b);
+  return Commit(b, 0);
 }
 
 }  // namespace shoal::meta

@@ -67,6 +67,9 @@ class InprocCluster {
   }
 
   rpc::Faults& FaultsFor(int node) { return transport_.FaultsFor(StorageAddress(node)); }
+  rpc::Faults& MetaFaults() { return transport_.FaultsFor("meta:0"); }
+  const meta::MetaServiceStats& meta_stats() const { return meta_stats_; }
+  meta::MetaStore& store() { return *store_; }
   storage::ChunkStore& chunks(int node) { return *chunks_[node - 1]; }
 
  private:
