@@ -28,6 +28,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -60,6 +61,8 @@ struct Shared {
   pthread_barrier_t start;  // everyone (children + parent) at a phase's start
   pthread_barrier_t end;    // everyone at its end
   uint64_t ops[64][8];      // per process, per phase index
+  double began[64][8];      // CLOCK_MONOTONIC (steady_clock) seconds: one clock for all processes
+  double ended[64][8];
   uint64_t errors[64][8];
   int first_errno[64][8];
 };
@@ -270,11 +273,13 @@ int main(int argc, char** argv) {
       std::string dir = run + "/p" + std::to_string(me);
       for (size_t i = 0; i < all.size(); ++i) {
         pthread_barrier_wait(&shared->start);
+        shared->began[me][i] = Now();
         errno = 0;
         Tally t = i < order.size() ? RunFilePhase(all[i], dir, o.files) : RunTreePhase(all[i], tree, o, me);
         shared->ops[me][i] = t.ops;
         shared->errors[me][i] = t.errors;
         shared->first_errno[me][i] = t.first_errno;
+        shared->ended[me][i] = Now();
         pthread_barrier_wait(&shared->end);
       }
       _exit(0);
@@ -285,11 +290,17 @@ int main(int argc, char** argv) {
   std::vector<PhaseResult> results;
   for (size_t i = 0; i < all.size(); ++i) {
     pthread_barrier_wait(&shared->start);
-    double t0 = Now();
     pthread_barrier_wait(&shared->end);
+    // From the first process's start to the last one's end, as each measured
+    // it (this process may be scheduled late on a busy machine).
     PhaseResult r;
     r.name = all[i];
-    r.seconds = Now() - t0;
+    double first = shared->began[0][i], last = shared->ended[0][i];
+    for (int me = 0; me < o.procs; ++me) {
+      first = std::min(first, shared->began[me][i]);
+      last = std::max(last, shared->ended[me][i]);
+    }
+    r.seconds = last - first;
     for (int me = 0; me < o.procs; ++me) {
       r.ops += shared->ops[me][i];
       r.errors += shared->errors[me][i];
