@@ -76,12 +76,14 @@ bool DeferredSync::Defer(Kv* kv, uint64_t seq) {
 }
 
 Status DeferredSync::Wait() {
-  if (!active_) return Status::OK();
-  // A request that wrote nothing may still have read (or failed because of)
-  // a batch that is applied but not yet durable; wait for all of them.
-  uint64_t seq = wrote_ ? max_seq_ : kv_->LastApplied();
-  if (seq == 0) return Status::OK();
-  return kv_->SyncThrough(seq);
+  // Only what this thread wrote is waited for. A request that wrote nothing
+  // answers at once, even when what it read is another request's batch that
+  // is applied but not yet durable (that request is not answered before it
+  // is) - as a local file system shows one process another's un-fsynced
+  // create. Waiting there too made every lookup of a create storm wait for
+  // someone else's sync, and halved concurrent creates.
+  if (!active_ || !wrote_) return Status::OK();
+  return kv_->SyncThrough(max_seq_);
 }
 
 }  // namespace shoal::meta

@@ -105,8 +105,8 @@ class Kv {
 // Defers the sync of the Writes this thread makes while it is open, so that a
 // request handler can release its locks before waiting. Wait() before
 // answering: it returns once everything this thread wrote in the scope is
-// durable, and, when it wrote nothing, everything any reader could have seen
-// (a reply must not reveal a batch that a crash could still lose). A scope
+// durable (at once when it wrote nothing: reads may see batches of other
+// requests that are applied but still waiting for their sync, see kv.cc). A scope
 // opened inside another on the same thread is inert (its Wait() returns OK at
 // once; the outer scope collects the writes and waits for them). Not
 // thread-safe: used by the thread that opened it.

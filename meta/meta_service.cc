@@ -14,8 +14,9 @@ using Call = std::shared_ptr<rpc::ServerCall>;
 // Group commit: the operation's writes are applied without a sync (so the
 // operation holds its locks only while it applies them), and the handler waits
 // for them to be durable - with every other operation's that was applied by
-// then, one WAL sync for all - before it answers. An answer, success or error,
-// never reveals a write that a crash could still lose.
+// then, one WAL sync for all - before it answers: no operation is
+// acknowledged before it is durable. (A read may see another operation's
+// applied batch before that one is answered; see DeferredSync::Wait.)
 template <typename Req, typename Rsp, typename Fn>
 void Serve(rpc::RpcServer& server, proto::Method method, ClusterManager& cluster, MetaServiceStats& stats, Fn fn) {
   // The namespace and the cluster state share one Kv (main.cc), so one scope covers both.

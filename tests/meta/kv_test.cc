@@ -110,7 +110,7 @@ TYPED_TEST(KvTest, DeferredWritesAreVisibleAtOnceAndDurableAtWait) {
     ASSERT_TRUE(scope.Wait().ok());
   }
   EXPECT_EQ(this->kv_->LastApplied(), before + 2);
-  // A scope that wrote nothing waits for what it may have read.
+  // A scope that wrote nothing has nothing to wait for.
   DeferredSync reader(this->kv_.get());
   EXPECT_EQ(*this->kv_->Get(Cf::kInodes, "e"), "2");
   EXPECT_TRUE(reader.Wait().ok());
