@@ -38,7 +38,7 @@ class MetaBenchTest : public ::testing::Test {
 // phase name -> (ops, errors) from the --json object.
 std::map<std::string, std::pair<double, double>> Phases(const std::string& json) {
   std::map<std::string, std::pair<double, double>> out;
-  std::regex phase(R"(\{"name":"([a-z-]+)","ops":([0-9]+),"seconds":[0-9.e+-]+,"ops_per_s":[0-9.]+,"errors":([0-9]+)\})");
+  std::regex phase(R"re(\{"name":"([a-z-]+)","ops":([0-9]+),"seconds":[0-9.e+-]+,"ops_per_s":[0-9.]+,"errors":([0-9]+)\})re");
   for (std::sregex_iterator it(json.begin(), json.end(), phase), end; it != end; ++it)
     out[(*it)[1]] = {std::stod((*it)[2]), std::stod((*it)[3])};
   return out;
