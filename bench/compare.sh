@@ -4,6 +4,7 @@
 #
 #   bench/compare.sh [--quick] [--size-gib N] [--seconds S] [--files N]
 #                    [--json FILE] [--png FILE] [--bench PATH] [--work DIR] [--clean]
+#                    [--meta-files N] [--meta-tree DxF] [--meta-json FILE] [--meta-only | --no-meta]
 #
 # Systems (columns):
 #   disk          fio, io_uring, O_DIRECT on a file in --work (default /var/tmp/shoal-compare)
@@ -32,6 +33,16 @@
 # also on Ctrl-C / SIGTERM. Dataset files are kept for the next run unless
 # --clean is given.
 #
+# Metadata (bench/meta-bench, mdtest-style): create, stat, open-read-close,
+# readdir-plus (ls -l), remove of --meta-files files per process (default
+# 5000; --quick 1000) and the small-file tree (--meta-tree DxF: D directories
+# of F files of 4 KiB, default 100x1000; --quick 10x100; 0 for none) written,
+# listed (ls -lR) and removed, with 1 and 2 processes, on the Shoal mount and
+# on a directory of the local disk (--work). Printed as a second table;
+# --meta-json FILE keeps meta-bench's objects (an array of
+# {"system","procs",...meta-bench's --json}). --meta-only skips the read
+# workloads (and NFS), --no-meta skips these.
+#
 # --json FILE writes one JSON array, one object per cell:
 #   {"system","workload":"file"|"dataset","bs","qd","iops","mbps","p50_us","p99_us",
 #    "client_cpu_s","server_cpu_s","cpu_s_per_gb","ops","bytes","seconds","errors"}
@@ -47,8 +58,13 @@ png_out=
 bench_bin=${SHOAL_BENCH:-}
 work=/var/tmp/shoal-compare
 clean=0
+meta_files=5000
+meta_tree=100x1000
+meta_json=
+meta_mode=both  # both, only, none
+meta_bin=${SHOAL_META_BENCH:-}
 usage() {
-  sed -n '5,6p' "$0" | sed 's/^# *//' >&2
+  sed -n '5,7p' "$0" | sed 's/^# *//' >&2
   exit 2
 }
 while (($#)); do
@@ -62,6 +78,11 @@ while (($#)); do
     --bench) bench_bin=${2:?}; shift 2 ;;
     --work) work=${2:?}; shift 2 ;;
     --clean) clean=1; shift ;;
+    --meta-files) meta_files=${2:?}; shift 2 ;;
+    --meta-tree) meta_tree=${2:?}; shift 2 ;;
+    --meta-json) meta_json=${2:?}; shift 2 ;;
+    --meta-only) meta_mode=only; shift ;;
+    --no-meta) meta_mode=none; shift ;;
     -h|--help) usage ;;
     *) echo "compare: unknown argument $1" >&2; usage ;;
   esac
@@ -74,7 +95,11 @@ if ((quick)); then
   [ "$size_gib" = 4 ] && size_gib=1
   [ "$seconds" = 10 ] && seconds=3
   [ "$files" = 10000 ] && files=1000
+  [ "$meta_files" = 5000 ] && meta_files=1000
+  [ "$meta_tree" = 100x1000 ] && meta_tree=10x100
 fi
+[[ $meta_files =~ ^[0-9]+$ ]] && ((meta_files > 0)) || { echo "compare: --meta-files wants a positive integer" >&2; exit 2; }
+[[ $meta_tree =~ ^[0-9]+x[0-9]+$ || $meta_tree = 0 ]] || { echo "compare: --meta-tree wants DxF (e.g. 100x1000) or 0" >&2; exit 2; }
 size_bytes=$(/usr/bin/python3 -c "print(int(float('$size_gib') * (1 << 30)) // (1 << 20) << 20)")
 ((size_bytes >= 64 << 20)) || { echo "compare: --size-gib too small (at least 64 MiB)" >&2; exit 2; }
 
@@ -82,6 +107,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
 home=${SHOAL_HOME:-/var/tmp/shoal-local}
 build=${SHOAL_BUILD:-$root/build}
 bench_bin=${bench_bin:-$build/bench/shoal-bench}
+meta_bin=${meta_bin:-$build/bench/meta-bench}
 data=$work/data            # exported by ganesha; holds the disk file and the disk/NFS dataset
 state=$work/state          # ganesha config, logs, recovery; our own logs
 cells=$work/cells.jsonl
@@ -167,6 +193,7 @@ mkdir -p "$data" "$state"
 avail=$(df -B1 --output=avail "$work" | tail -1)
 # Disk side: the big file + the dataset; Shoal's targets live under $home, usually the same disk.
 need=$(( (size_bytes + files * (max_file + min_file) / 2) * 2 ))
+[ "$meta_mode" != only ] || need=$((1 << 30))  # the metadata tree only: small
 ((avail > need)) || die "not enough space in $work: need ~$((need >> 20)) MiB, have $((avail >> 20)) MiB"
 
 cluster_running() {
@@ -184,7 +211,7 @@ else
 fi
 [ -d "$mnt" ] || die "local-cluster.sh did not print a mount point (got '$mnt')"
 conf=$home/conf/client.toml
-[ -x "$bench_bin" ] || die "shoal-bench not found at $bench_bin (build it: cmake --build $build --target shoal-bench, or pass --bench)"
+[ "$meta_mode" = only ] || [ -x "$bench_bin" ] || die "shoal-bench not found at $bench_bin (build it: cmake --build $build --target shoal-bench, or pass --bench)"
 server_pids=()
 for n in meta storage1 storage2 storage3 fuse; do
   p=$(pid_of "$n"); [ -n "$p" ] && server_pids+=("$p")
@@ -193,6 +220,8 @@ done
 server_csv=$(IFS=,; echo "${server_pids[*]}")
 
 have_size() { [ -f "$1" ] && [ "$(stat -c %s "$1")" = "$size_bytes" ]; }
+
+if [ "$meta_mode" != only ]; then
 
 if ! have_size "$disk_file"; then
   log "writing $((size_bytes >> 20)) MiB to $disk_file"
@@ -224,6 +253,7 @@ NFS_MEM_MAX=$nfs_mem "$root/bench/nfs-ganesha.sh" up "$data" "$state" >"$state/u
 nfs_up=1
 nfs_url=$(tail -n 1 "$state/url.out")
 ganesha_pid=$(cat "$state/ganesha.pid.ours")
+fi  # meta_mode != only
 
 # ---------------------------------------------------------------------------
 # Measuring. Each cell appends one JSON object to $cells.
@@ -342,6 +372,7 @@ dataset_cells() {
 
 bss=(4k 128k 1m)
 qds=(1 64)
+if [ "$meta_mode" != only ]; then
 for bs in "${bss[@]}"; do for qd in "${qds[@]}"; do file_cells "$bs" "$qd"; done; done
 dataset_cells
 
@@ -407,3 +438,61 @@ else
   log "warning: chart not written"
 fi
 [ -z "$json_out" ] || log "json: $json_out"
+fi  # meta_mode != only
+
+# ---------------------------------------------------------------------------
+# Metadata: meta-bench on the Shoal mount and on the local disk, 1 and 2 processes.
+if [ "$meta_mode" != none ]; then
+  [ -x "$meta_bin" ] || die "meta-bench not found at $meta_bin (build it: cmake --build $build --target meta-bench)"
+  tree_args=(--tree-dirs 0)
+  [ "$meta_tree" = 0 ] || tree_args=(--tree-dirs "${meta_tree%x*}" --tree-files "${meta_tree#*x}" --tree-size 4096)
+  meta_cells=$state/meta-cells.jsonl
+  : >"$meta_cells"
+  mkdir -p "$data/meta"
+  for procs in 1 2; do
+    for system in disk shoal-fuse; do
+      dir=$data/meta
+      [ "$system" = disk ] || dir=$mnt
+      out=$state/last.meta.json
+      rm -f "$out"
+      log "metadata, $procs process(es): $system ($dir)"
+      echo "+ meta-bench --path $dir --procs $procs --files $meta_files ${tree_args[*]}" >>"$state/meta.log"
+      # A whole tree on a slow system takes minutes: its own deadline.
+      cell_deadline=${META_DEADLINE:-3600} bounded "$state/meta.log" "$meta_bin" --path "$dir" --procs "$procs" \
+          --files "$meta_files" "${tree_args[@]}" --json "$out" ||
+        die "meta-bench on $dir failed (log: $state/meta.log)"
+      /usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); r["system"]=sys.argv[2]; print(json.dumps(r))' \
+        "$out" "$system" >>"$meta_cells"
+    done
+  done
+  meta_all=$state/meta-results.json
+  /usr/bin/python3 -c 'import json,sys; print(json.dumps([json.loads(l) for l in open(sys.argv[1]) if l.strip()], indent=1))' \
+    "$meta_cells" >"$meta_all"
+  [ -z "$meta_json" ] || cp "$meta_all" "$meta_json"
+  /usr/bin/python3 - "$meta_all" "$meta_files" "$meta_tree" <<'EOF'
+import json, sys
+cells = json.load(open(sys.argv[1]))
+print("\nMetadata (meta-bench): %s files per process; tree %s files of 4 KiB. Cells: operations/s (tree-*: also seconds)." % (sys.argv[2], sys.argv[3]))
+by = {(c["system"], c["procs"]): {p["name"]: p for p in c["phases"]} for c in cells}
+phases = []
+for c in cells:
+    for p in c["phases"]:
+        if p["name"] not in phases: phases.append(p["name"])
+hdr = ["phase"]
+for procs in (1, 2):
+    hdr += ["disk %dp" % procs, "shoal-fuse %dp" % procs, "shoal/disk %dp" % procs]
+print("| " + " | ".join(hdr) + " |")
+print("|" + "---|" * len(hdr))
+for name in phases:
+    line = [name]
+    for procs in (1, 2):
+        d = by.get(("disk", procs), {}).get(name)
+        s = by.get(("shoal-fuse", procs), {}).get(name)
+        fmt = lambda p: "–" if not p else ("%.0f" % p["ops_per_s"] + (" (%.1f s)" % p["seconds"] if name.startswith("tree") else ""))
+        line += [fmt(d), fmt(s), "%.2f" % (s["ops_per_s"] / d["ops_per_s"]) if d and s and d["ops_per_s"] else "–"]
+    print("| " + " | ".join(line) + " |")
+errs = sum(p["errors"] for c in cells for p in c["phases"])
+if errs: print("\nWARNING: %d failed metadata operations" % errs)
+EOF
+  [ -z "$meta_json" ] || log "metadata json: $meta_json"
+fi

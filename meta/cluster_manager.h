@@ -50,6 +50,8 @@ class ClusterManager {
   // chains when none serves), sorted by id.
   std::vector<uint32_t> PlacementChains() const;
   void Capacity(uint64_t* total, uint64_t* free) const;
+  // The Kv it persists to (shared with the MetaStore; meta_service.cc's group commit).
+  Kv* kv() const { return kv_; }
 
  private:
   Status Persist();  // requires mu_

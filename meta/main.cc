@@ -28,7 +28,9 @@ struct MetaConfig {
   int64_t reclaim_interval_ms = 1000;
   int64_t reclaim_delay_ms = 30000;
   uint32_t max_session_lease_ms = 300000;
-  uint32_t worker_threads = 8;
+  // Handlers block in the group commit's WAL sync (meta_service.cc); every
+  // operation waiting there shares one sync, so more threads, more sharing.
+  uint32_t worker_threads = 64;
   int64_t max_frame_bytes = 64 << 20;
   std::string metrics_listen;
   RpcLimitsConfig rpc_limits;

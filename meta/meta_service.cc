@@ -12,14 +12,28 @@ using Call = std::shared_ptr<rpc::ServerCall>;
 
 // Registers a handler that parses Req, runs `fn(req, &rsp)` and replies with
 // rsp (stamped with the table version) or with the error.
+//
+// Group commit: the operation's writes are applied without a sync (so the
+// operation holds its locks only while it applies them), and the handler waits
+// for them to be durable - with every other operation's that was applied by
+// then, one WAL sync for all - before it answers: no operation is
+// acknowledged before it is durable. (A read may see another operation's
+// applied batch before that one is answered; see DeferredSync::Wait.)
 template <typename Req, typename Rsp, typename Fn>
 void Serve(rpc::RpcServer& server, proto::Method method, ClusterManager& cluster, MetaServiceStats& stats, Fn fn) {
-  server.Register(method, rpc::RpcServer::Dispatch::kPool, [&cluster, &stats, method, fn](Call call) {
+  // The namespace and the cluster state share one Kv (main.cc), so one scope covers both.
+  Kv* kv = cluster.kv();
+  server.Register(method, rpc::RpcServer::Dispatch::kPool, [kv, &cluster, &stats, method, fn](Call call) {
     stats.requests[method % 256].fetch_add(1, std::memory_order_relaxed);
     Req req;
     if (!call->Parse(&req)) return;
     Rsp rsp;
-    Status st = fn(req, &rsp);
+    Status st;
+    {
+      DeferredSync scope(kv);
+      st = fn(req, &rsp);
+      if (Status durable = scope.Wait(); !durable.ok()) st = durable;
+    }
     if (!st.ok()) {
       stats.errors[method % 256].fetch_add(1, std::memory_order_relaxed);
       return call->ReplyError(st);

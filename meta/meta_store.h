@@ -2,7 +2,9 @@
 // One file per operation under meta/ops/.
 //
 // Contract:
-// - Every mutation is one atomic KvBatch, durable when the call returns OK.
+// - Every mutation is one atomic KvBatch, durable when the call returns OK -
+//   or, when the calling thread has a DeferredSync open (kv.h), applied and
+//   durable at its Wait(): the mutex below is then not held across the sync.
 // - Mutations are serialized by one mutex (their read-check-write must not
 //   interleave); lookups, getattr and readdir do not take it.
 // - Permission checks follow POSIX with the caller's uid/gid (root bypasses

@@ -97,20 +97,22 @@ struct stat ToStat(fuse_req_t req, const proto::Attr& attr) {
   return st;
 }
 
-fuse_entry_param ToEntry(fuse_req_t req, const proto::Attr& a) {
+// `own`: this mount made the entry itself (MountOptions::own_change_timeout_s).
+fuse_entry_param ToEntry(fuse_req_t req, const proto::Attr& a, bool own = false) {
   fuse_entry_param e;
   std::memset(&e, 0, sizeof(e));
   e.ino = a.ino();
   e.generation = 1;
   e.attr = ToStat(req, a);
-  e.attr_timeout = Ctx(req)->options.attr_timeout_s;
-  e.entry_timeout = Ctx(req)->options.entry_timeout_s;
+  const MountOptions& o = Ctx(req)->options;
+  e.attr_timeout = own ? std::max(o.own_change_timeout_s, o.attr_timeout_s) : o.attr_timeout_s;
+  e.entry_timeout = own ? std::max(o.own_change_timeout_s, o.entry_timeout_s) : o.entry_timeout_s;
   return e;
 }
 
-void ReplyEntry(fuse_req_t req, const Result<proto::Attr>& r) {
+void ReplyEntry(fuse_req_t req, const Result<proto::Attr>& r, bool own = false) {
   if (!r.ok()) return (void)fuse_reply_err(req, r.status().ToErrno());
-  fuse_entry_param e = ToEntry(req, *r);
+  fuse_entry_param e = ToEntry(req, *r, own);
   fuse_reply_entry(req, &e);
 }
 
@@ -206,7 +208,7 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
 }
 
 void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  ReplyEntry(req, Ctx(req)->client->Mkdir(CallerOf(req), parent, name, mode & ~fuse_req_ctx(req)->umask));
+  ReplyEntry(req, Ctx(req)->client->Mkdir(CallerOf(req), parent, name, mode & ~fuse_req_ctx(req)->umask), true);
 }
 
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -218,7 +220,7 @@ void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
-  ReplyEntry(req, Ctx(req)->client->Symlink(CallerOf(req), parent, name, target));
+  ReplyEntry(req, Ctx(req)->client->Symlink(CallerOf(req), parent, name, target), true);
 }
 
 void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
@@ -229,7 +231,7 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
 }
 
 void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
-  ReplyEntry(req, Ctx(req)->client->Link(CallerOf(req), ino, newparent, newname));
+  ReplyEntry(req, Ctx(req)->client->Link(CallerOf(req), ino, newparent, newname), true);
 }
 
 void SetOpenFlags(fuse_req_t req, fuse_file_info* fi) {
@@ -259,7 +261,8 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   h->size = h->written_end = h->reported_end = a->size();
   fi->fh = reinterpret_cast<uint64_t>(h);
   SetOpenFlags(req, fi);
-  fuse_entry_param e = ToEntry(req, *a);
+  // One meta call creates (or, without O_EXCL, finds) and opens the file.
+  fuse_entry_param e = ToEntry(req, *a, true);
   if (fuse_reply_create(req, &e, fi) != 0) (void)DropHandle(req, h);
 }
 

@@ -17,6 +17,10 @@ struct MountOptions {
   bool page_cache = false;   // --cache=page; O_DIRECT opens always bypass it
   double entry_timeout_s = 1.0;
   double attr_timeout_s = 1.0;
+  // Entries and attributes this mount has just made itself (create, mkdir,
+  // symlink, link) are cached this long: what meta answered is exactly what
+  // this mount asked for, so only another client's change could make them stale.
+  double own_change_timeout_s = 30.0;
   uint32_t max_read = 1u << 20;
 };
 

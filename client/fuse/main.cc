@@ -21,6 +21,7 @@ struct FuseConfig {
   uint32_t max_read = 1u << 20;
   int64_t entry_timeout_ms = 1000;
   int64_t attr_timeout_ms = 1000;
+  int64_t own_change_timeout_ms = 30000;
   int64_t io_timeout_ms = 10000;
   int64_t session_lease_ms = 30000;
   bool allow_other = true;
@@ -42,6 +43,9 @@ int main(int argc, char** argv) {
   spec.Add("max_read", &cfg.max_read, "largest FUSE read request in bytes (kernel cap: 1 MiB)");
   spec.Add("entry_timeout_ms", &cfg.entry_timeout_ms, "how long the kernel caches names");
   spec.Add("attr_timeout_ms", &cfg.attr_timeout_ms, "how long the kernel caches attributes");
+  spec.Add("own_change_timeout_ms", &cfg.own_change_timeout_ms,
+           "how long the kernel caches a name and its attributes that this mount itself just made (create, mkdir, "
+           "symlink, link): it knows them first-hand, only another client's later change goes unseen that long");
   spec.Add("io_timeout_ms", &cfg.io_timeout_ms, "deadline of one storage RPC attempt");
   spec.Add("session_lease_ms", &cfg.session_lease_ms,
            "this mount's lease at meta, renewed every third of it: if the mount dies, files it held open are "
@@ -76,6 +80,7 @@ int main(int argc, char** argv) {
   ctx.options.page_cache = cfg.cache == "page";
   ctx.options.entry_timeout_s = cfg.entry_timeout_ms / 1000.0;
   ctx.options.attr_timeout_s = cfg.attr_timeout_ms / 1000.0;
+  ctx.options.own_change_timeout_s = cfg.own_change_timeout_ms / 1000.0;
   ctx.options.max_read = cfg.max_read;
 
   std::vector<std::string> args = {"shoal-fuse", "-o", "fsname=shoal", "-o", "subtype=shoal", "-o",
