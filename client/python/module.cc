@@ -205,7 +205,7 @@ class PyClient {
         st[i] = attrs[i].status();
         continue;
       }
-      reads[i] = {&*attrs[i], items[i].offset, static_cast<size_t>(lens[i]), bufs[i]};
+      reads[i] = {&*attrs[i], items[i].offset, static_cast<size_t>(lens[i]), bufs[i], Status(), 0};
     }
     s.ReadMany(reads);
     for (size_t i = 0; i < items.size(); ++i) {

@@ -131,7 +131,7 @@ Status Session::ReadWhole(const client::Attr& file, uint8_t* buf) {
   const size_t block = BlockBytes(file);
   std::vector<Read> reads;
   for (uint64_t off = 0; off < file.size(); off += block)
-    reads.push_back({&file, off, static_cast<size_t>(std::min<uint64_t>(block, file.size() - off)), buf + off});
+    reads.push_back({&file, off, static_cast<size_t>(std::min<uint64_t>(block, file.size() - off)), buf + off, Status(), 0});
   ReadMany(reads);
   for (const auto& r : reads) {
     if (!r.status.ok()) return r.status;
