@@ -147,13 +147,17 @@ Result<uint64_t> Session::WriteWhole(const std::string& path, const uint8_t* dat
   ASSIGN_OR_RETURN(auto parent, client_->ResolveParent(caller_, p));
   ASSIGN_OR_RETURN(client::Attr created, client_->Create(caller_, parent.first.ino(), parent.second, 0644, false));
   if (created.type() != proto::REGULAR) return Error(proto::INVALID_ARGUMENT, path + " is not a regular file");
-  // Emptied first, so that no byte of an older, longer file survives past the new end.
-  proto::SetAttrReq truncate;
-  *truncate.mutable_caller() = caller_;
-  truncate.set_ino(created.ino());
-  truncate.set_set_size(true);
-  truncate.set_size(0);
-  ASSIGN_OR_RETURN(client::Attr file, client_->SetAttr(truncate));
+  // An existing file is emptied first, so that no byte of an older, longer
+  // file survives past the new end (a new one has nothing to cut).
+  client::Attr file = created;
+  if (created.size() > 0) {
+    proto::SetAttrReq truncate;
+    *truncate.mutable_caller() = caller_;
+    truncate.set_ino(created.ino());
+    truncate.set_set_size(true);
+    truncate.set_size(0);
+    ASSIGN_OR_RETURN(file, client_->SetAttr(truncate));
+  }
 
   // Blocks go out in parallel, at most `window` at once (one per chain of the
   // stripe, twice over), so the writes spread over every storage server.

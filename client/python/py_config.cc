@@ -1,9 +1,11 @@
 #include "client/python/py_config.h"
 
+#include <mutex>
 #include <vector>
 
 #include "client/cli/config_discovery.h"
 #include "common/config.h"
+#include "common/log.h"
 #include "common/process.h"
 
 namespace shoal::python {
@@ -29,6 +31,9 @@ Result<LoadedConfig> LoadClientConfig(const std::string& config) {
   for (auto& a : args) argv.push_back(a.data());
   bool exit_now = false;
   RETURN_IF_ERROR(spec.Parse(static_cast<int>(argv.size()), argv.data(), &exit_now));
+  // Log lines go to stderr (never the program's stdout), at the first config's level.
+  static std::once_flag logging;
+  std::call_once(logging, [&] { InitLogging("shoal-python", cluster.log_level); });
   ASSIGN_OR_RETURN(auto creds, cluster.Credentials());
   if (meta_timeout_ms < 1 || io_timeout_ms < 1 || io_attempts < 1 || event_loops < 1)
     return Error(proto::INVALID_ARGUMENT, out.path + ": timeouts, io_attempts and event_loops must be at least 1");

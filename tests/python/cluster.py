@@ -6,6 +6,7 @@ test process dies."""
 import os
 import select
 import subprocess
+import sys
 import time
 
 
@@ -33,7 +34,9 @@ class LocalCluster:
                 line = self.proc.stdout.readline()
                 if not line:
                     raise RuntimeError("shoal-test-cluster exited (code %s)" % self.proc.poll())
-                return line.strip()
+                if line.split(" ", 1)[0] in ("ready", "failed", "ok", "error"):
+                    return line.strip()
+                print(line, end="", file=sys.stderr)  # not an answer: a log line
 
     def kill_storage(self, node):
         self.proc.stdin.write("kill-storage %d\n" % node)

@@ -13,9 +13,11 @@
 #include <iostream>
 #include <string>
 
+#include "common/log.h"
 #include "tests/integration/cluster.h"
 
 int main() {
+  shoal::InitLogging("shoal-test-cluster", "warn");  // stdout carries the protocol
   shoal::testing::LocalCluster cluster;
   if (!cluster.Start(true)) {
     std::cout << "failed " << cluster.error() << std::endl;
