@@ -34,7 +34,7 @@ class LocalCluster:
                 line = self.proc.stdout.readline()
                 if not line:
                     raise RuntimeError("shoal-test-cluster exited (code %s)" % self.proc.poll())
-                if line.split(" ", 1)[0] in ("ready", "failed", "ok", "error"):
+                if line.split()[:1] and line.split()[0] in ("ready", "failed", "ok", "error"):
                     return line.strip()
                 print(line, end="", file=sys.stderr)  # not an answer: a log line
 
