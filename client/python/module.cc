@@ -87,6 +87,9 @@ View WritableView(py::handle obj, size_t index) {
   return v;
 }
 
+// A path argument: str, bytes or os.PathLike.
+std::string PathArg(const py::object& p) { return py::module_::import("os").attr("fsdecode")(p).cast<std::string>(); }
+
 struct Item {
   std::string path;           // as given (for messages)
   const File* file = nullptr; // a walk() handle, else resolved by path
@@ -98,7 +101,7 @@ std::vector<Item> ParseItems(const py::sequence& items) {
   std::vector<Item> out;
   out.reserve(py::len(items));
   for (size_t i = 0; i < py::len(items); ++i) {
-    py::object it = items[i];
+    py::object it = items[i];  // str, bytes or os.PathLike paths (os.fsdecode)
     Item item;
     py::object target = it;
     if (py::isinstance<py::tuple>(it) || py::isinstance<py::list>(it)) {
@@ -121,7 +124,7 @@ std::vector<Item> ParseItems(const py::sequence& items) {
       item.file = &target.cast<const File&>();
       item.path = item.file->path;
     } else {
-      item.path = py::str(py::module_::import("os").attr("fspath")(target)).cast<std::string>();
+      item.path = PathArg(target);
     }
     out.push_back(std::move(item));
   }
@@ -305,7 +308,8 @@ class PyClient {
     return Finish(items, lens, st, std::move(counts), raise);
   }
 
-  py::bytes Read(const std::string& path) {
+  py::bytes Read(const py::object& path_arg) {
+    const std::string path = PathArg(path_arg);
     Session& s = S();
     Result<Attr> a = Status(shoal::proto::INTERNAL, "unset");
     {
@@ -329,7 +333,8 @@ class PyClient {
     return out;
   }
 
-  uint64_t Write(const std::string& path, py::handle data) {
+  uint64_t Write(const py::object& path_arg, py::handle data) {
+    const std::string path = PathArg(path_arg);
     Session& s = S();
     View v;
     if (PyObject_GetBuffer(data.ptr(), &v.b, PyBUF_C_CONTIGUOUS) != 0) throw py::error_already_set();
@@ -342,7 +347,8 @@ class PyClient {
     return Check(std::move(n), path);
   }
 
-  py::dict Stat(const std::string& path) {
+  py::dict Stat(const py::object& path_arg) {
+    const std::string path = PathArg(path_arg);
     Session& s = S();
     Result<Attr> a = Status(shoal::proto::INTERNAL, "unset");
     {
@@ -352,7 +358,8 @@ class PyClient {
     return AttrDict(Check(std::move(a), path));
   }
 
-  std::vector<std::string> ListDir(const std::string& path) {
+  std::vector<std::string> ListDir(const py::object& path_arg) {
+    const std::string path = PathArg(path_arg);
     Session& s = S();
     Result<std::vector<Session::Entry>> r = Status(shoal::proto::INTERNAL, "unset");
     {
@@ -364,7 +371,8 @@ class PyClient {
     return names;
   }
 
-  std::vector<File> Walk(const std::string& root) {
+  std::vector<File> Walk(const py::object& root_arg) {
+    const std::string root = PathArg(root_arg);
     Session& s = S();
     Result<std::vector<Session::Entry>> r = Status(shoal::proto::INTERNAL, "unset");
     {

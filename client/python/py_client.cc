@@ -1,6 +1,5 @@
 #include "client/python/py_client.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>

@@ -4,6 +4,7 @@ into numpy arrays, torch tensors and bytearrays, per-item errors, mount paths,
 and fork safety."""
 import errno
 import os
+import pathlib
 import random
 import sys
 import time
@@ -53,6 +54,7 @@ class ShoalModuleTest(unittest.TestCase):
             with open(self.cluster.mount + path, "rb") as f:
                 self.assertEqual(f.read(), data)
             self.assertEqual(self.c.read(self.cluster.mount + path), data)
+            self.assertEqual(self.c.read(pathlib.Path(path)), data)
             st = self.c.stat(path)
             self.assertEqual((st["type"], st["size"]), ("file", len(data)))
         self.assertEqual(self.c.listdir("/m"), sorted(os.path.basename(p) for p in self.data))
@@ -95,6 +97,8 @@ class ShoalModuleTest(unittest.TestCase):
         self.assertEqual(self.c.read_batch([(p, 1, None) for p in paths if self.data[p]]),
                          [self.data[p][1:] for p in paths if self.data[p]])
         self.assertEqual(self.c.read_batch([]), [])
+        self.assertEqual(self.c.read_batch([(pathlib.Path(paths[0]), 0, None), paths[1].encode()]),
+                         [self.data[paths[0]], self.data[paths[1]]])
 
     def test_read_batch_into_fills_buffers_in_place(self):
         path = "/m/f19"
