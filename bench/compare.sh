@@ -4,6 +4,7 @@
 #
 #   bench/compare.sh [--quick] [--size-gib N] [--seconds S] [--files N]
 #                    [--json FILE] [--png FILE] [--bench PATH] [--work DIR] [--clean]
+#                    [--loader-files N]
 #
 # Systems (columns):
 #   disk          fio, io_uring, O_DIRECT on a file in --work (default /var/tmp/shoal-compare)
@@ -32,6 +33,10 @@
 # also on Ctrl-C / SIGTERM. Dataset files are kept for the next run unless
 # --clean is given.
 #
+# --loader-files N (default 0: off) then also runs the PyTorch data-loading benchmark
+# (bench/loader.sh: ShoalDataset vs open() on the mount, samples/s and CPU per epoch) on a
+# dataset of N files, on its own fresh cluster.
+#
 # --json FILE writes one JSON array, one object per cell:
 #   {"system","workload":"file"|"dataset","bs","qd","iops","mbps","p50_us","p99_us",
 #    "client_cpu_s","server_cpu_s","cpu_s_per_gb","ops","bytes","seconds","errors"}
@@ -47,8 +52,9 @@ png_out=
 bench_bin=${SHOAL_BENCH:-}
 work=/var/tmp/shoal-compare
 clean=0
+loader_files=0
 usage() {
-  sed -n '5,6p' "$0" | sed 's/^# *//' >&2
+  sed -n '5,7p' "$0" | sed 's/^# *//' >&2
   exit 2
 }
 while (($#)); do
@@ -62,6 +68,7 @@ while (($#)); do
     --bench) bench_bin=${2:?}; shift 2 ;;
     --work) work=${2:?}; shift 2 ;;
     --clean) clean=1; shift ;;
+    --loader-files) loader_files=${2:?}; shift 2 ;;
     -h|--help) usage ;;
     *) echo "compare: unknown argument $1" >&2; usage ;;
   esac
@@ -407,3 +414,7 @@ else
   log "warning: chart not written"
 fi
 [ -z "$json_out" ] || log "json: $json_out"
+if ((loader_files > 0)); then
+  log "PyTorch data loading: bench/loader.sh --files $loader_files"
+  "$root/bench/loader.sh" --files "$loader_files" || log "warning: loader benchmark failed"
+fi
