@@ -5,6 +5,7 @@
 #   bench/compare.sh [--quick] [--size-gib N] [--seconds S] [--files N]
 #                    [--json FILE] [--png FILE] [--bench PATH] [--work DIR] [--clean]
 #                    [--meta-files N] [--meta-tree DxF] [--meta-json FILE] [--meta-only | --no-meta]
+#                    [--loader-files N]
 #
 # Systems (columns):
 #   disk          fio, io_uring, O_DIRECT on a file in --work (default /var/tmp/shoal-compare)
@@ -42,6 +43,9 @@
 # --meta-json FILE keeps meta-bench's objects (an array of
 # {"system","procs",...meta-bench's --json}). --meta-only skips the read
 # workloads (and NFS), --no-meta skips these.
+# --loader-files N (default 0: off) then also runs the PyTorch data-loading benchmark
+# (bench/loader.sh: ShoalDataset vs open() on the mount, samples/s and CPU per epoch) on a
+# dataset of N files, on its own fresh cluster.
 #
 # --json FILE writes one JSON array, one object per cell:
 #   {"system","workload":"file"|"dataset","bs","qd","iops","mbps","p50_us","p99_us",
@@ -63,6 +67,7 @@ meta_tree=100x1000
 meta_json=
 meta_mode=both  # both, only, none
 meta_bin=${SHOAL_META_BENCH:-}
+loader_files=0
 usage() {
   sed -n '5,7p' "$0" | sed 's/^# *//' >&2
   exit 2
@@ -83,6 +88,7 @@ while (($#)); do
     --meta-json) meta_json=${2:?}; shift 2 ;;
     --meta-only) meta_mode=only; shift ;;
     --no-meta) meta_mode=none; shift ;;
+    --loader-files) loader_files=${2:?}; shift 2 ;;
     -h|--help) usage ;;
     *) echo "compare: unknown argument $1" >&2; usage ;;
   esac
@@ -495,4 +501,9 @@ errs = sum(p["errors"] for c in cells for p in c["phases"])
 if errs: print("\nWARNING: %d failed metadata operations" % errs)
 EOF
   [ -z "$meta_json" ] || log "metadata json: $meta_json"
+fi
+
+if ((loader_files > 0)); then
+  log "PyTorch data loading: bench/loader.sh --files $loader_files"
+  "$root/bench/loader.sh" --files "$loader_files" || log "warning: loader benchmark failed"
 fi

@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config librocksdb-dev liburing-dev libfuse3-dev fuse3
       libprotobuf-dev protobuf-compiler libibverbs-dev librdmacm-dev libisal-dev libssl-dev openssl
       libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev libcli11-dev libspdlog-dev
-      libfmt-dev fio ccache libnfs-dev "$@")
+      libfmt-dev fio ccache libnfs-dev
+      python3-dev pybind11-dev python3-numpy python3-torch "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

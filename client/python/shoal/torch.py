@@ -1,0 +1,255 @@
+"""PyTorch datasets and checkpoints over Shoal's native batched reads.
+
+    from shoal.torch import ShoalDataset, ShoalShardDataset, batched_loader, save, load
+    ds = ShoalDataset("/datasets/imgs")              # every regular file, sorted: ds.files
+    loader = batched_loader(ds, batch_size=64, shuffle=True, num_workers=2)
+    for batch in loader: ...                         # a list of 64 samples, fetched by one read_batch
+
+Each DataLoader worker process opens its own connection (shoal.client() is per
+process), so nothing made before fork() is used after it.
+"""
+import io
+import os
+import random
+
+import torch
+import torch.utils.data as tud
+
+import shoal
+
+
+class ShoalDataset(tud.Dataset):
+    """Map-style: item i is the bytes of files[i] (or transform(bytes)).
+
+    The manifest is made once, by one readdir-plus walk of `root` (a namespace
+    path or a path under the Shoal mount): `files` holds the sorted namespace
+    paths of every regular file below it. Reads go by the walk's attributes,
+    so a sample costs no lookup; files are taken as immutable while in use.
+    """
+
+    def __init__(self, root, transform=None, config=None):
+        self.root = os.fspath(root)
+        self.transform = transform
+        self.config = config
+        self._handles = shoal.client(config).walk(self.root)
+        self.files = [h.path for h in self._handles]
+
+    def __len__(self):
+        return len(self._handles)
+
+    def _apply(self, data):
+        return self.transform(data) if self.transform is not None else data
+
+    def __getitem__(self, i):
+        return self._apply(shoal.client(self.config).read_batch([self._handles[i]])[0])
+
+    def get_batch(self, indices):
+        """Samples for `indices`, fetched by one read_batch call."""
+        data = shoal.client(self.config).read_batch([self._handles[i] for i in indices])
+        return [self._apply(d) for d in data]
+
+    # DataLoader (torch >= 2) fetches a worker's batch through this when present.
+    __getitems__ = get_batch
+
+
+class _BatchView(tud.Dataset):
+    """Index: a list of indices (from a BatchSampler); item: the batch, collated."""
+
+    def __init__(self, dataset, collate_fn):
+        self.dataset = dataset
+        self.collate_fn = collate_fn
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, indices):
+        return self.collate_fn(self.dataset.get_batch(list(indices)))
+
+
+def batched_loader(dataset, batch_size, shuffle=False, drop_last=False, collate_fn=list, generator=None, **kwargs):
+    """A DataLoader whose workers fetch each batch with one read_batch call.
+
+    A BatchSampler hands a worker a whole batch of indices; the dataset's
+    get_batch reads them together (one request per storage server rather
+    than one per sample). kwargs go to DataLoader (num_workers, persistent_workers, ...)."""
+    base = tud.RandomSampler(dataset, generator=generator) if shuffle else tud.SequentialSampler(dataset)
+    sampler = tud.BatchSampler(base, batch_size=batch_size, drop_last=drop_last)
+    return tud.DataLoader(_BatchView(dataset, collate_fn), sampler=sampler, batch_size=None, **kwargs)
+
+
+def _tar_name(header):
+    name = header[0:100].split(b"\0", 1)[0]
+    prefix = header[345:500].split(b"\0", 1)[0] if header[257:262] == b"ustar" else b""
+    return (prefix + b"/" + name if prefix else name).decode("utf-8", "surrogateescape")
+
+
+def _tar_size(header):
+    field = header[124:136]
+    if field[0] & 0x80:  # base-256 (GNU) for sizes beyond the octal field
+        return int.from_bytes(field[1:], "big")
+    return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+
+
+class _ShardStream:
+    """A shard file read front to back in large windows; each window is one
+    read_batch_into of several ranges (spread over the file's stripe)."""
+
+    def __init__(self, client, path, size, window, piece):
+        self.client, self.path, self.size = client, path, size
+        self.window, self.piece = window, piece
+        self.buf = memoryview(b"")
+        self.pos = 0       # in buf
+        self.offset = 0    # file offset of buf[0]
+
+    def _fill(self, need):
+        keep = bytes(self.buf[self.pos:])
+        start = self.offset + self.pos
+        n = min(max(self.window, need), self.size - start - len(keep))
+        fresh = bytearray(len(keep) + n)
+        fresh[: len(keep)] = keep
+        mv = memoryview(fresh)
+        items, bufs = [], []
+        at = len(keep)
+        while at < len(fresh):
+            k = min(self.piece, len(fresh) - at)
+            items.append((self.path, start + at, k))
+            bufs.append(mv[at : at + k])
+            at += k
+        if items:
+            self.client.read_batch_into(items, bufs)
+        self.buf, self.pos, self.offset = mv, 0, start
+
+    def take(self, n):
+        if len(self.buf) - self.pos < n:
+            self._fill(n)
+            if len(self.buf) - self.pos < n:
+                raise EOFError(f"{self.path}: truncated tar (wanted {n} bytes at offset {self.offset + self.pos})")
+        out = self.buf[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def at_end(self):
+        return self.offset + self.pos >= self.size
+
+
+def _tar_members(stream):
+    """(name, bytes) of every regular file in an uncompressed tar."""
+    long_name = None
+    while not stream.at_end():
+        header = bytes(stream.take(512))
+        if header == b"\0" * 512:
+            return  # end-of-archive marker
+        size = _tar_size(header)
+        kind = header[156:157]
+        body = stream.take((size + 511) // 512 * 512)[:size]
+        if kind == b"L":  # GNU long name for the next member
+            long_name = bytes(body).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            continue
+        if kind == b"x":  # PAX extended header: only `path` matters here
+            for rec in bytes(body).split(b"\n"):
+                if b" path=" in rec:
+                    long_name = rec.split(b" path=", 1)[1].decode("utf-8", "surrogateescape")
+            continue
+        name = long_name or _tar_name(header)
+        long_name = None
+        if kind in (b"0", b"\0"):
+            yield name, bytes(body)
+
+
+def _split_key(name):
+    d, _, base = name.rpartition("/")
+    key, dot, ext = base.partition(".")
+    return (d + "/" + key if d else key), ext
+
+
+class ShoalShardDataset(tud.IterableDataset):
+    """Samples stored in uncompressed tar shards, as WebDataset writes them:
+    members sharing a key (the name up to the first dot of its base name) make
+    one sample, a dict {"__key__": key, "__shard__": path, ext: bytes, ...}.
+
+    Shards are split across ranks (torch.distributed when initialised, else
+    `rank`/`world_size`) and DataLoader workers, so each sample is seen once
+    per epoch; shard order and a buffer of `shuffle_buffer` samples are
+    shuffled with (seed, epoch) (set_epoch). Each shard is read in windows of
+    `window` bytes, each one read_batch of `piece`-byte ranges.
+    """
+
+    def __init__(self, paths, shuffle_buffer=0, seed=0, rank=None, world_size=None, transform=None,
+                 window=32 << 20, piece=4 << 20, config=None):
+        self.paths = [os.fspath(p) for p in paths]
+        self.shuffle_buffer = shuffle_buffer
+        self.seed = seed
+        self.rank, self.world_size = rank, world_size
+        self.transform = transform
+        self.window, self.piece = window, piece
+        self.config = config
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def _my_shards(self):
+        rank, world = self.rank, self.world_size
+        if rank is None or world is None:
+            import torch.distributed as dist
+            if dist.is_available() and dist.is_initialized():
+                rank, world = dist.get_rank(), dist.get_world_size()
+            else:
+                rank, world = 0, 1
+        info = tud.get_worker_info()
+        wid, nworkers = (info.id, info.num_workers) if info is not None else (0, 1)
+        shards = list(self.paths)
+        if self.shuffle_buffer:
+            random.Random(self.seed * 1000003 + self.epoch).shuffle(shards)
+        return shards[rank * nworkers + wid :: world * nworkers]
+
+    def _samples(self, client):
+        for path in self._my_shards():
+            size = client.stat(path)["size"]
+            stream = _ShardStream(client, path, size, self.window, self.piece)
+            sample = None
+            for name, data in _tar_members(stream):
+                key, ext = _split_key(name)
+                if sample is not None and sample["__key__"] != key:
+                    yield sample
+                    sample = None
+                if sample is None:
+                    sample = {"__key__": key, "__shard__": path}
+                sample[ext] = data
+            if sample is not None:
+                yield sample
+
+    def __iter__(self):
+        client = shoal.client(self.config)
+        info = tud.get_worker_info()
+        rng = random.Random((self.seed * 1000003 + self.epoch) * 997 + (info.id if info else 0))
+        out = (lambda s: self.transform(s)) if self.transform is not None else (lambda s: s)
+        if not self.shuffle_buffer:
+            for s in self._samples(client):
+                yield out(s)
+            return
+        buf = []
+        for s in self._samples(client):
+            if len(buf) < self.shuffle_buffer:
+                buf.append(s)
+                continue
+            i = rng.randrange(len(buf))
+            buf[i], s = s, buf[i]
+            yield out(s)
+        rng.shuffle(buf)
+        for s in buf:
+            yield out(s)
+
+
+def save(obj, path, config=None):
+    """torch.save(obj) to a Shoal file, written in parallel striped blocks
+    through libshoal (the file is replaced). Returns the bytes written."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return shoal.client(config).write(os.fspath(path), buf.getbuffer())
+
+
+def load(path, map_location=None, config=None, **kwargs):
+    """torch.load of a Shoal file read in parallel striped blocks."""
+    data = shoal.client(config).read(os.fspath(path))
+    return torch.load(io.BytesIO(data), map_location=map_location, **kwargs)
