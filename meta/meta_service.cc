@@ -64,7 +64,12 @@ Status ReplayOk(uint64_t) { return Status::OK(); }
 template <typename Run, typename Replay>
 Status Once(MetaStore& store, const proto::RequestId& rid, Run run, Replay replay, uint64_t open_handle = 0) {
   ASSIGN_OR_RETURN(std::optional<uint64_t> done, store.BeginCall(rid));
-  if (done) return replay(*done);
+  if (done) {
+    // The first attempt's batch may be applied but not yet synced (group
+    // commit): this answer acknowledges it, so it waits for that sync too.
+    RETURN_IF_ERROR(store.SyncApplied());
+    return replay(*done);
+  }
   Status st;
   {
     MetaStore::CallScope scope(rid, open_handle);

@@ -156,6 +156,9 @@ class MetaStore {
   // the client says it has its answer (RequestId.oldest_pending) or when its
   // session ends.
   Result<std::optional<uint64_t>> BeginCall(const proto::RequestId& rid);
+  // Returns once every batch applied so far is durable (a retried call's
+  // answer acknowledges its first attempt, which may still await its sync).
+  Status SyncApplied() { return kv_->SyncThrough(kv_->LastApplied()); }
   void EndCall(const proto::RequestId& rid);
   // The thread's current mutating call (RAII). With open_handle set, a
   // Create that commits also records the open of the inode it answers, in the

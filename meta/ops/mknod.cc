@@ -33,7 +33,7 @@ Result<Attr> MetaStore::Mknod(const Caller& c, uint64_t parent, const std::strin
   Attr a = NewAttr(ino, type, mode, c, &dir);
   a.set_rdev(rdev);
   AddEntry(b, dir, name, a);
-  RETURN_IF_ERROR(kv_->Write(b));
+  RETURN_IF_ERROR(Commit(b, ino));
   return a;
 }
 

@@ -53,7 +53,7 @@ Status MetaStore::SetXattr(const Caller& c, uint64_t ino, const std::string& nam
   b.Put(Cf::kXattrs, DirentKey(ino, name), value);
   a.set_ctime_ns(NowNs());
   PutInode(b, a);
-  return kv_->Write(b);
+  return Commit(b, ino);
 }
 
 Result<std::string> MetaStore::GetXattr(const Caller& c, uint64_t ino, const std::string& name) {
@@ -89,7 +89,7 @@ Status MetaStore::RemoveXattr(const Caller& c, uint64_t ino, const std::string& 
   b.Delete(Cf::kXattrs, DirentKey(ino, name));
   a.set_ctime_ns(NowNs());
   PutInode(b, a);
-  return kv_->Write(b);
+  return Commit(b, ino);
 }
 
 void MetaStore::DropXattrs(KvBatch& b, uint64_t ino) {

@@ -100,7 +100,7 @@ TEST_F(RetryTest, AnOpenFileSurvivesItsUnlinkByAnotherClientUntilReleased) {
   auto other = cluster_.Connect(cluster_.Options());
   ASSERT_NE(other, nullptr);
   uint64_t handle = 0;
-  auto f = client_->Create(root_, 1, "f", 0644, true, &handle);
+  auto f = client_->Create(root_, 1, "f", 0644, true, O_RDWR, &handle);
   ASSERT_TRUE(f.ok());
   ASSERT_NE(handle, 0u);
   const std::string data(100000, 'x');
