@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "common/tsan.h"
 #include "tests/common/eventually.h"
 
 namespace shoal::meta {
@@ -117,6 +118,13 @@ TYPED_TEST(KvTest, DeferredWritesAreVisibleAtOnceAndDurableAtWait) {
 }
 
 TYPED_TEST(KvTest, ConcurrentDeferredWritersAllLand) {
+#ifdef SHOAL_TSAN
+  // RocksDB is not built with TSan: it orders its write-group leaders with
+  // atomics in its own code, so concurrent Write()s into it look like races
+  // in the WAL buffer. The in-memory Kv runs this under TSan; RocksDB runs it
+  // in the other builds.
+  if (TypeParam::kPersistent) GTEST_SKIP() << "RocksDB is not instrumented for ThreadSanitizer";
+#endif
   constexpr int kThreads = 8, kEach = 50;
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
