@@ -105,7 +105,7 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options, rp
   std::unique_ptr<Client> c(new Client(options, transport));
   RETURN_IF_ERROR(c->StartLoops());
   RETURN_IF_ERROR(c->RefreshTable());
-  RETURN_IF_ERROR(c->RenewSession());
+  RETURN_IF_ERROR(c->RenewSession().status());
   Client* raw = c.get();
   try {
     c->session_thread_ = std::thread([raw] { raw->SessionLoop(); });
@@ -115,13 +115,13 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options, rp
   return c;
 }
 
-Status Client::RenewSession() {
+Result<bool> Client::RenewSession() {
   proto::SessionReq req;
   req.set_client_id(client_id_);
   req.set_lease_ms(static_cast<uint32_t>(std::max(options_.session_lease_ms, 1)));
   proto::SessionRsp rsp;
   RETURN_IF_ERROR(MetaCall(proto::META_SESSION, req, &rsp));
-  return Status::OK();
+  return rsp.known();
 }
 
 void Client::SessionLoop() {
@@ -131,14 +131,10 @@ void Client::SessionLoop() {
   for (;;) {
     if (clock->WaitUntil(session_cv_, l, clock->NowMs() + period, [this] { return session_stop_; })) return;
     l.unlock();
-    proto::SessionReq req;
-    req.set_client_id(client_id_);
-    req.set_lease_ms(static_cast<uint32_t>(std::max(options_.session_lease_ms, 1)));
-    proto::SessionRsp rsp;
-    Status st = MetaCall(proto::META_SESSION, req, &rsp);
-    if (!st.ok()) {
-      LOG_WARN("renewing session {:016x}: {}", client_id_, st.ToString());
-    } else if (!rsp.known()) {
+    Result<bool> known = RenewSession();
+    if (!known.ok()) {
+      LOG_WARN("renewing session {:016x}: {}", client_id_, known.status().ToString());
+    } else if (!*known) {
       // The lease ran out (meta unreachable too long): meta has let go of
       // this client's open files, and unlinked ones among them may be gone.
       LOG_WARN("session {:016x} had expired at meta: files it held open may have been reclaimed", client_id_);

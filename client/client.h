@@ -194,7 +194,8 @@ class Client {
   // pending until the returned guard goes (meta may then forget its result).
   class PendingRequest;
   PendingRequest Stamp(proto::RequestId* rid);
-  Status RenewSession();
+  // Renews (or opens) this client's session; true when meta still knew it.
+  Result<bool> RenewSession();
   void SessionLoop();
   Status RefreshTable();
   // Truncates `file` to 0 for an open with O_TRUNC (SetAttr's authorised cut).
