@@ -269,9 +269,13 @@ Result<Attr> Client::SetAttr(proto::SetAttrReq req) {
     // would refuse destroys data it was never allowed to touch.
     proto::SetAttrReq ask = req;
     ask.set_check_only(true);
-    ask.clear_rid();
     proto::AttrRsp authorised;
-    RETURN_IF_ERROR(MetaCall(proto::META_SETATTR, ask, &authorised));
+    {
+      auto asking = Stamp(ask.mutable_rid());
+      RETURN_IF_ERROR(MetaCall(proto::META_SETATTR, ask, &authorised));
+    }
+    // The commit names this check: meta applies what it authorised here.
+    req.set_intent(ask.rid().request_id());
     const Attr& cur = authorised.attr();
     if (cur.type() == proto::REGULAR) {
       // Then cut the chunks, before meta commits the new size: if this fails,
@@ -291,7 +295,6 @@ Result<Attr> Client::SetAttr(proto::SetAttrReq req) {
       }
     }
   }
-  // Commit: meta checks again (the caller's rights may have changed since).
   auto pending = Stamp(req.mutable_rid());
   SHOAL_ATTR_CALL(proto::META_SETATTR, SetAttrReq, req);
 }

@@ -101,7 +101,9 @@ class Client {
   Result<Attr> Lookup(const Caller& c, uint64_t parent, const std::string& name);
   Result<Attr> GetAttr(uint64_t ino);
   // A size change is authorised at meta (check_only), then cuts the chunks on
-  // every target of the layout, then commits at meta: a refused change cuts nothing.
+  // every target of the layout, then commits at meta: a refused change cuts
+  // nothing, and the commit applies what the check authorised (a truncate
+  // intent), so a permission change in between cannot refuse it after the cut.
   Result<Attr> SetAttr(proto::SetAttrReq req);
   // `flags` are the open flags: an existing file (without `exclusive`) is
   // opened when the caller has the access they ask for; O_TRUNC then

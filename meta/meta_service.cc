@@ -91,7 +91,6 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
     return AttrInto(store.GetAttr(r.ino()), o->mutable_attr());
   });
   Serve<SetAttrReq, AttrRsp>(server, META_SETATTR, cluster, stats, [&](const SetAttrReq& r, AttrRsp* o) {
-    if (r.check_only()) return AttrInto(store.SetAttr(r), o->mutable_attr());
     return Once(store, r.rid(), [&](auto&) { return AttrInto(store.SetAttr(r), o->mutable_attr()); },
                 ReplayAttr(store, o->mutable_attr()));
   });

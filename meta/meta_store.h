@@ -61,7 +61,14 @@ class MetaStore {
 
   Result<Attr> Lookup(const Caller& c, uint64_t parent, const std::string& name);
   Result<Attr> GetAttr(uint64_t ino);
-  // With req.check_only(): every check, no commit; answers the stored attributes.
+  // With req.check_only(): every check, nothing changes; answers the stored
+  // attributes. A size change checked so with a RequestId is remembered as a
+  // truncate intent (durably, with the client's session): the commit that
+  // names it (req.intent() = the check's request_id) applies the authorised
+  // change without checking again, so a permission change after storage cut
+  // the chunks cannot leave meta with the old size. An intent never
+  // committed is applied when its client's session ends, if the file has not
+  // changed since (its client may have cut the chunks and died).
   Result<Attr> SetAttr(const proto::SetAttrReq& req);
   // An existing `name` (without `exclusive`) is opened instead: the caller
   // needs the access `flags` ask for (O_ACCMODE, O_TRUNC) on that file.
@@ -124,7 +131,7 @@ class MetaStore {
   // closing its session, or by the session's lease passing (a dead client).
   // Keys in Cf::kOpenFiles: 'i' ino client handle (the record), 'c' client
   // ino handle (its index by client), 'z' ino (an orphan), 's' client ->
-  // lease_ms (a session).
+  // lease_ms (a session), 't' client request -> a truncate intent (SetAttr).
   //
   // Records an open of `ino`; the inode must exist (NOT_FOUND). Idempotent.
   // Opens the client's session if it has none.
@@ -229,6 +236,11 @@ class MetaStore {
   // whether it did. Requires nothing held.
   Status EndSession(uint64_t client_id, bool only_if_expired, bool* ended);
   Status DropSessionState(uint64_t client_id);  // requires write_mu_
+  // Puts the client's uncommitted truncate intents into `b` (see SetAttr). Requires write_mu_.
+  void ApplyIntents(KvBatch& b, uint64_t client_id);
+  // Applies the changes `req` asks for to `a` (ctime included), checking the
+  // caller's rights unless `authorised`. Requires write_mu_.
+  Status ApplySetAttr(const proto::SetAttrReq& req, Attr& a, bool authorised);
   Status RestoreOpenFiles();
   Result<bool> DirIsEmpty(uint64_t ino);
   // Deletes every extended attribute of `ino` in `b` (the inode is being freed).

@@ -188,6 +188,7 @@ Status MetaStore::DropSessionState(uint64_t client_id) {
     b.Delete(Cf::kOpenFiles, OrphanKey(ino));
     ++freed;
   }
+  ApplyIntents(b, client_id);
   // The results remembered for the client's retries go with it.
   RETURN_IF_ERROR(kv_->Scan(Cf::kRequests, InodeKey(client_id), "", [&](std::string_view k, std::string_view) {
     b.Delete(Cf::kRequests, std::string(k));
