@@ -1,10 +1,12 @@
 // The chunk store seam: the chunks of one target.
 //
 // A chunk is identified by (inode, index) and holds up to `chunk_size` bytes.
-// A chunk never written, and any byte past what was written, reads as zeros —
-// except a missing chunk of an inode below the lost-below mark (SetLostBelow:
-// the target was re-formatted after that inode was written), which fails with
-// DATA_LOST rather than pass off lost bytes as a hole.
+// A chunk never written (or cut away, or removed), and any byte past what was
+// written, reads as zeros. A chunk that was written and has gone missing fails
+// with DATA_LOST rather than pass off lost bytes as a hole: the O_DIRECT store
+// lists every written chunk in an inventory (chunk_inventory.h), and a missing
+// chunk of an inode below the lost-below mark (SetLostBelow: the target was
+// re-formatted after that inode was written) is lost too.
 //
 // Versions: every chunk has a committed version, 1 after its first write and
 // one more with every write or cut. A write in progress builds the next

@@ -10,11 +10,16 @@ uint32_t RoundUp(uint64_t n) { return static_cast<uint32_t>((n + kBlockSize - 1)
 }  // namespace
 
 Result<std::shared_ptr<const ChunkFile>> ChunkWriter::LoadCommitted(uint64_t inode, uint64_t index,
-                                                                    uint32_t chunk_size) {
-  if (auto f = cache_->Lookup(inode, index)) return f;
+                                                                    uint32_t chunk_size, bool* lost) {
+  if (auto f = cache_->Lookup(inode, index)) return f;  // the cache holds listed files only
   auto file = layout_->env()->Open(layout_->ChunkPath(inode, index), OpenMode::kRead, /*direct=*/true);
-  if (file.status().code() == proto::NOT_FOUND) return std::shared_ptr<const ChunkFile>();
-  if (!file.ok()) return file.status();
+  if (!file.ok() && file.status().code() != proto::NOT_FOUND) return file.status();
+  ASSIGN_OR_RETURN(bool listed, inventory_->Contains(inode, index));
+  if (!file.ok()) {
+    if (lost) *lost = listed;
+    return std::shared_ptr<const ChunkFile>();
+  }
+  if (!listed) return std::shared_ptr<const ChunkFile>();  // never acknowledged, or cut away
   auto cf = std::make_shared<ChunkFile>();
   cf->file = std::move(*file);
   uint32_t hsize = ChunkHeaderSize(chunk_size);
@@ -28,7 +33,8 @@ Result<uint64_t> ChunkWriter::Apply(const ChunkWrite& w) {
   RETURN_IF_ERROR(CheckChunkSize(w.chunk_size));
   if (uint64_t{w.offset} + w.length > w.chunk_size) return Error(proto::INVALID_ARGUMENT, "write leaves the chunk");
   const bool replaces_all = w.offset == 0 && w.length == w.chunk_size;
-  auto cur = LoadCommitted(w.inode, w.index, w.chunk_size);
+  bool lost = false;
+  auto cur = LoadCommitted(w.inode, w.index, w.chunk_size, &lost);
   if (!cur.ok()) {
     // A damaged chunk may be replaced whole; anything less would reseal bad bytes.
     if (!(cur.status().code() == proto::CHECKSUM_MISMATCH && replaces_all)) {
@@ -38,18 +44,19 @@ Result<uint64_t> ChunkWriter::Apply(const ChunkWrite& w) {
     cur = std::shared_ptr<const ChunkFile>();
   }
   const ChunkFile* c = cur->get();
-  if (!c && w.inode < store_->lost_below() && !replaces_all)
+  if (!c && (lost || w.inode < store_->lost_below()) && !replaces_all)
     return Error(proto::DATA_LOST, "chunk " + std::to_string(w.index) + " of inode " + std::to_string(w.inode) +
-                                       " was lost with its disk; only a whole-chunk write may replace it");
+                                       " was lost (" + (lost ? "listed, but its file is missing" : "with its disk") +
+                                       "); only a whole-chunk write may replace it");
   uint32_t old_len = c ? c->header.data_len : 0;
   return Rewrite(w.inode, w.index, w.chunk_size, c, std::max(old_len, w.offset + w.length), w.offset, w.data,
-                 w.length, w.version);
+                 w.length, w.version, /*list=*/!c && !lost);
 }
 
 Status ChunkWriter::Cut(uint64_t inode, uint64_t index, uint32_t chunk_size, uint32_t keep) {
   ASSIGN_OR_RETURN(auto cur, LoadCommitted(inode, index, chunk_size));
   if (!cur || cur->header.data_len <= keep) return Status::OK();
-  return Rewrite(inode, index, chunk_size, cur.get(), keep, 0, nullptr, 0, 0).status();
+  return Rewrite(inode, index, chunk_size, cur.get(), keep, 0, nullptr, 0, 0, /*list=*/false).status();
 }
 
 Status ChunkWriter::Delete(uint64_t inode, uint64_t index) {
@@ -61,7 +68,7 @@ Status ChunkWriter::Delete(uint64_t inode, uint64_t index) {
 
 Result<uint64_t> ChunkWriter::Rewrite(uint64_t inode, uint64_t index, uint32_t chunk_size, const ChunkFile* cur,
                                       uint32_t new_len, uint32_t offset, const uint8_t* data, uint32_t length,
-                                      uint64_t version) {
+                                      uint64_t version, bool list) {
   uint64_t committed = cur ? cur->header.version : 0;
   if (version != 0 && version != committed + 1)
     return Error(proto::STALE_VERSION, "chunk " + std::to_string(index) + " of inode " + std::to_string(inode) +
@@ -116,12 +123,18 @@ Result<uint64_t> ChunkWriter::Rewrite(uint64_t inode, uint64_t index, uint32_t c
     stats_->io_errors++;
     return st;
   }
-  // From here the name points at the new version: readers must see it even if
-  // making the rename durable fails (then the write is not acknowledged, and a
-  // retry rewrites the same bytes).
-  cache_->Install(inode, index, std::shared_ptr<const ChunkFile>(next));
+  // From here the name points at the new version: readers of a listed chunk
+  // must see it even if making the rename durable fails (then the write is not
+  // acknowledged, and a retry rewrites the same bytes). A new chunk is not
+  // listed yet: readers find its file unlisted (a hole) until it is.
+  if (!list) cache_->Install(inode, index, std::shared_ptr<const ChunkFile>(next));
   layout_->NotDurable(layout_->InodeDir(inode));
-  if (Status st = layout_->SyncDir(layout_->InodeDir(inode)); !st.ok()) {
+  Status st = layout_->SyncDir(layout_->InodeDir(inode));
+  if (st.ok() && list) {
+    st = inventory_->Add(inode, index);
+    if (st.ok()) cache_->Install(inode, index, std::shared_ptr<const ChunkFile>(next));
+  }
+  if (!st.ok()) {
     stats_->io_errors++;
     return st;
   }

@@ -1,7 +1,8 @@
 // The write path of the O_DIRECT store: builds a chunk's next version (old
 // bytes kept and verified, new bytes applied, every block resealed under a
 // fresh CRC32C) as a pending file, makes it durable, and commits it by a
-// rename made durable in turn. Nothing is acknowledged before the commit is.
+// rename made durable in turn; a chunk's first version is then listed in the
+// inventory (chunk_inventory.h). Nothing is acknowledged before all that is.
 //
 // Thread-safety: the caller holds the chunk's locks (ChunkLocks) for the
 // duration of every call; different chunks may be written concurrently.
@@ -11,6 +12,7 @@
 #include <memory>
 
 #include "storage/chunk_file_cache.h"
+#include "storage/chunk_inventory.h"
 #include "storage/chunk_layout.h"
 #include "storage/chunk_store.h"
 
@@ -18,8 +20,9 @@ namespace shoal::storage {
 
 class ChunkWriter {
  public:
-  ChunkWriter(const ChunkLayout* layout, ChunkFileCache* cache, StoreStats* stats, const ChunkStore* store)
-      : layout_(layout), cache_(cache), stats_(stats), store_(store) {}
+  ChunkWriter(const ChunkLayout* layout, ChunkFileCache* cache, ChunkInventory* inventory, StoreStats* stats,
+              const ChunkStore* store)
+      : layout_(layout), cache_(cache), inventory_(inventory), stats_(stats), store_(store) {}
 
   // A write (ChunkStore::Write's contract). Returns the committed version.
   Result<uint64_t> Apply(const ChunkWrite& w);
@@ -29,15 +32,22 @@ class ChunkWriter {
   Status Delete(uint64_t inode, uint64_t index);
 
  private:
-  // The committed version, or nullptr when the chunk does not exist.
-  Result<std::shared_ptr<const ChunkFile>> LoadCommitted(uint64_t inode, uint64_t index, uint32_t chunk_size);
+  // The committed version, or nullptr when there is none: never written, or
+  // only an unlisted leftover on disk. `*lost` (optional) is set when the chunk
+  // is listed but its file is missing.
+  Result<std::shared_ptr<const ChunkFile>> LoadCommitted(uint64_t inode, uint64_t index, uint32_t chunk_size,
+                                                         bool* lost = nullptr);
   // Builds and commits the next version from `cur` (may be null): its first
   // `new_len` bytes, with `length` bytes of `data` at `offset` laid over them.
+  // `list`: the chunk is new to the inventory; it is listed once its file is
+  // durable, and only then cached (until then readers find it unlisted).
   Result<uint64_t> Rewrite(uint64_t inode, uint64_t index, uint32_t chunk_size, const ChunkFile* cur,
-                           uint32_t new_len, uint32_t offset, const uint8_t* data, uint32_t length, uint64_t version);
+                           uint32_t new_len, uint32_t offset, const uint8_t* data, uint32_t length, uint64_t version,
+                           bool list);
 
   const ChunkLayout* layout_;
   ChunkFileCache* cache_;
+  ChunkInventory* inventory_;
   StoreStats* stats_;
   const ChunkStore* store_;  // for the lost-below mark
 };

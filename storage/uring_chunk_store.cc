@@ -1,14 +1,17 @@
 // The O_DIRECT chunk store: the pieces put together. Layout on disk
-// (chunk_layout.h), open-file cache (chunk_file_cache.h), write path
-// (chunk_writer.h), locking (chunk_locks.h) and the io_uring read engine
-// (uring_reader.h). Nothing goes through the page cache.
+// (chunk_layout.h), which chunks exist (chunk_inventory.h), open-file cache
+// (chunk_file_cache.h), write path (chunk_writer.h), locking (chunk_locks.h)
+// and the io_uring read engine (uring_reader.h). Nothing goes through the
+// page cache.
 //
-// A read that hits the cache costs one disk read; a miss reads header and
-// data at once and caches the file if no mutation raced it.
+// A read that hits the cache costs one disk read; a miss opens the file,
+// checks that it is listed, reads header and data at once and caches the file
+// if no mutation raced it.
 #include <cstring>
 
 #include "common/log.h"
 #include "storage/chunk_file_cache.h"
+#include "storage/chunk_inventory.h"
 #include "storage/chunk_layout.h"
 #include "storage/chunk_locks.h"
 #include "storage/chunk_store.h"
@@ -50,11 +53,12 @@ struct OpState {
 class UringChunkStore : public ChunkStore {
  public:
   UringChunkStore(const std::string& dir, UringOptions opts)
-      : layout_(opts.env ? opts.env : RealFileEnv(), dir), opts_(opts), cache_(opts.cache_entries),
-        writer_(&layout_, &cache_, &stats_, this) {}
+      : layout_(opts.env ? opts.env : RealFileEnv(), dir), opts_(opts), cache_(opts.cache_entries) {}
 
   Status Init() {
     RETURN_IF_ERROR(layout_.Prepare());
+    ASSIGN_OR_RETURN(inventory_, ChunkInventory::Open(layout_));
+    writer_ = std::make_unique<ChunkWriter>(&layout_, &cache_, inventory_.get(), &stats_, this);
     return reader_.Init(opts_.ring_entries, "target " + layout_.dir());
   }
 
@@ -79,7 +83,7 @@ class UringChunkStore : public ChunkStore {
   Result<uint64_t> Write(const ChunkWrite& w) override {
     std::shared_lock<std::shared_mutex> il(locks_.Inode(w.inode));
     std::lock_guard<std::mutex> cl(locks_.Chunk(w.inode, w.index));
-    ASSIGN_OR_RETURN(uint64_t version, writer_.Apply(w));
+    ASSIGN_OR_RETURN(uint64_t version, writer_->Apply(w));
     stats_.writes++;
     stats_.write_bytes += w.length;
     return version;
@@ -88,14 +92,17 @@ class UringChunkStore : public ChunkStore {
   Status Truncate(uint64_t inode, uint64_t length, uint32_t chunk_size) override {
     RETURN_IF_ERROR(CheckChunkSize(chunk_size));
     std::unique_lock<std::shared_mutex> il(locks_.Inode(inode));
+    // Unlisted first: from then on the files past the cut are leftovers (holes).
+    const uint64_t first_gone = (length + chunk_size - 1) / chunk_size;
+    RETURN_IF_ERROR(inventory_->RemoveFrom(inode, first_gone));
     ASSIGN_OR_RETURN(auto indexes, layout_.ListChunks(inode));
     for (uint64_t idx : indexes) {
       uint64_t start = idx * chunk_size;
       std::lock_guard<std::mutex> cl(locks_.Chunk(inode, idx));
-      if (start >= length) {
-        RETURN_IF_ERROR(writer_.Delete(inode, idx));
+      if (idx >= first_gone) {
+        RETURN_IF_ERROR(writer_->Delete(inode, idx));
       } else if (length - start < chunk_size) {
-        RETURN_IF_ERROR(writer_.Cut(inode, idx, chunk_size, static_cast<uint32_t>(length - start)));
+        RETURN_IF_ERROR(writer_->Cut(inode, idx, chunk_size, static_cast<uint32_t>(length - start)));
       }
     }
     // Deletions here, or by an earlier attempt whose sync failed.
@@ -104,6 +111,7 @@ class UringChunkStore : public ChunkStore {
 
   Status Remove(uint64_t inode) override {
     std::unique_lock<std::shared_mutex> il(locks_.Inode(inode));
+    RETURN_IF_ERROR(inventory_->RemoveFrom(inode, 0));  // unlisted first, then unlinked
     // The cache holds only files that are in the directory: forget exactly those.
     ASSIGN_OR_RETURN(auto indexes, layout_.ListChunks(inode));
     Status st = layout_.RemoveInode(inode);
@@ -149,13 +157,15 @@ class UringChunkStore : public ChunkStore {
     }
     st->ticket = cache_.BeginMiss(op->inode, op->index);
     auto opened = layout_.env()->Open(layout_.ChunkPath(op->inode, op->index), OpenMode::kRead, /*direct=*/true);
-    if (opened.status().code() == proto::NOT_FOUND) {
-      if (op->inode < lost_below())
-        return Error(proto::DATA_LOST, "chunk " + std::to_string(op->index) + " of inode " +
-                                           std::to_string(op->inode) + " was lost with its disk");
-      return Status::OK();  // never written: zeros
-    }
-    if (!opened.ok()) return opened.status();
+    if (!opened.ok() && opened.status().code() != proto::NOT_FOUND) return opened.status();
+    if (!opened.ok() && op->inode < lost_below())
+      return Error(proto::DATA_LOST, "chunk " + std::to_string(op->index) + " of inode " + std::to_string(op->inode) +
+                                         " was lost with its disk");
+    ASSIGN_OR_RETURN(bool listed, inventory_->Contains(op->inode, op->index));
+    if (!opened.ok() && listed)
+      return Error(proto::DATA_LOST, "chunk " + std::to_string(op->index) + " of inode " + std::to_string(op->inode) +
+                                         " was written but its file is missing from " + layout_.dir());
+    if (!listed) return Status::OK();  // never written (or a leftover never acknowledged): zeros
     st->opened = std::move(*opened);
     st->header_buf = AlignedBuffer(hsize);
     st->pending = 2;
@@ -223,7 +233,8 @@ class UringChunkStore : public ChunkStore {
   UringOptions opts_;
   ChunkFileCache cache_;
   ChunkLocks locks_;
-  ChunkWriter writer_;
+  std::unique_ptr<ChunkInventory> inventory_;
+  std::unique_ptr<ChunkWriter> writer_;
   UringReader reader_;  // last: destroyed first, completing every read before the rest goes
 };
 

@@ -12,6 +12,7 @@
 #include <random>
 
 #include "common/rpc/client.h"
+#include "storage/chunk_store.h"
 #include "storage/target_stamp.h"
 #include "tests/integration/cluster.h"
 
@@ -123,6 +124,31 @@ TEST(IdentityTest, AnEmptiedTargetIsRefusedThenFormattedAndItsLostChunksReadAsEi
   EXPECT_EQ(Stamp(dir)->incarnation, stamp->incarnation);
   ExpectLostChunksFail(c, "/old", v);
   EXPECT_EQ(ReadFile(c.mount() + "/new"), fresh);
+}
+
+TEST(IdentityTest, ChunkFilesLostFromAnIntactTargetReadAsEio) {
+  LocalCluster c;
+  ASSERT_TRUE(c.Start()) << c.error();
+  const uint32_t target = LocalCluster::target_of(2);
+  Victim v = WriteVictim(c, "/old", target);
+  ASSERT_FALSE(HasFailure());
+
+  // The disk is fine, its stamp intact; only these chunk files are gone (a
+  // careless `rm`, or fsck's doing).
+  c.Kill(c.storage_pid(2), SIGTERM);
+  for (uint64_t idx : v.lost)
+    ASSERT_TRUE(fs::remove(storage::ChunkFilePath(c.target_dir(target), v.attr.ino(), idx))) << idx;
+  c.StartStorage(2);
+  ASSERT_TRUE(WaitFor([&] { return Serving(c, 2); })) << c.Log("storage2");
+  ExpectLostChunksFail(c, "/old", v);
+
+  // Files written since are whole, holes in them still read as zeros.
+  const std::string fresh = RandomString(3 << 20, 10);
+  ASSERT_TRUE(WriteFile(c.mount() + "/new", fresh));
+  ASSERT_EQ(truncate((c.mount() + "/new").c_str(), 12 << 20), 0);
+  std::string back = ReadFile(c.mount() + "/new");
+  EXPECT_EQ(back.substr(0, fresh.size()), fresh);
+  EXPECT_EQ(back.substr(fresh.size()), std::string((12 << 20) - fresh.size(), '\0'));
 }
 
 TEST(IdentityTest, SwappedTargetsAreRefusedUntilReformatted) {
