@@ -7,9 +7,9 @@
 namespace shoal::storage {
 
 NodeAgent::NodeAgent(rpc::RpcChannel* meta, uint32_t node_id, std::string address, std::vector<TargetConfig> targets,
-                     std::function<proto::NodeStats()> stats, int64_t interval_ms)
+                     std::function<proto::NodeStats()> stats, int64_t interval_ms, const Clock* clock)
     : meta_(meta), node_id_(node_id), address_(std::move(address)), targets_(std::move(targets)),
-      stats_(std::move(stats)), interval_ms_(interval_ms) {}
+      stats_(std::move(stats)), interval_ms_(interval_ms), clock_(clock) {}
 
 NodeAgent::~NodeAgent() {
   {
@@ -94,7 +94,7 @@ void NodeAgent::Loop() {
     if (st.ok() && failing) LOG_INFO("meta at {} reachable again", meta_->address());
     failing = !st.ok();
     l.lock();
-    if (registered || failing) cv_.wait_for(l, std::chrono::milliseconds(interval_ms_), [this] { return stop_; });
+    if (registered || failing) clock_->WaitUntil(cv_, l, clock_->NowMs() + interval_ms_, [this] { return stop_; });
   }
 }
 

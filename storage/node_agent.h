@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/rpc/client.h"
 #include "proto/cluster.pb.h"
 
@@ -29,7 +30,7 @@ struct TargetConfig {
 class NodeAgent {
  public:
   NodeAgent(rpc::RpcChannel* meta, uint32_t node_id, std::string address, std::vector<TargetConfig> targets,
-            std::function<proto::NodeStats()> stats, int64_t interval_ms);
+            std::function<proto::NodeStats()> stats, int64_t interval_ms, const Clock* clock = RealClock());
   ~NodeAgent();
   // The stamp a target registers with (an empty UUID: being formatted).
   void SetTargetStamp(uint32_t target_id, std::string cluster_uuid, uint64_t incarnation);
@@ -53,6 +54,7 @@ class NodeAgent {
   std::vector<TargetConfig> targets_;
   std::function<proto::NodeStats()> stats_;
   int64_t interval_ms_;
+  const Clock* clock_;  // the heartbeat interval
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
