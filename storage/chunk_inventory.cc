@@ -3,7 +3,12 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "common/log.h"
 #include "storage/chunk_layout.h"
@@ -12,9 +17,11 @@ namespace shoal::storage {
 namespace {
 
 // Keys: 'c' + inode (8 bytes, big-endian) + index (8 bytes, big-endian), so
-// that an inode's chunks are contiguous and in index order; 'm': the marker
-// that the inventory is complete (built from the files of an older target).
+// that an inode's chunks are contiguous and in index order; 'x' + inode: a cut
+// in progress, valued with its first index; 'm': the marker that the
+// inventory is complete (built from the files of an older target).
 constexpr char kChunkTag = 'c';
+constexpr char kCutTag = 'x';
 const std::string kBuiltKey = "m";
 
 void PutBe64(std::string* s, uint64_t v) {
@@ -35,6 +42,11 @@ std::string ChunkKey(uint64_t inode, uint64_t index) {
   PutBe64(&k, index);
   return k;
 }
+std::string CutKey(uint64_t inode) {
+  std::string k(1, kCutTag);
+  PutBe64(&k, inode);
+  return k;
+}
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::OK();
@@ -44,7 +56,31 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
 
 class RocksChunkInventory : public ChunkInventory {
  public:
-  RocksChunkInventory(std::unique_ptr<rocksdb::DB> db, std::string where) : db_(std::move(db)), where_(std::move(where)) {}
+  RocksChunkInventory(std::unique_ptr<rocksdb::DB> db, std::string where, Options options)
+      : db_(std::move(db)), where_(std::move(where)), options_(options) {}
+
+  ~RocksChunkInventory() override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (syncer_.joinable()) syncer_.join();
+    if (Status st = Sync(); !st.ok()) LOG_WARN("{}", st.ToString());
+  }
+
+  void StartSyncer() {
+    syncer_ = std::thread([this] {
+      std::unique_lock<std::mutex> l(mu_);
+      while (!stop_) {
+        options_.clock->WaitUntil(cv_, l, options_.clock->NowMs() + options_.sync_interval_ms, [this] { return stop_; });
+        if (stop_) break;
+        l.unlock();
+        if (Status st = Sync(); !st.ok()) LOG_WARN("{}", st.ToString());
+        l.lock();
+      }
+    });
+  }
 
   Result<bool> Contains(uint64_t inode, uint64_t index) override {
     std::string value;
@@ -54,23 +90,57 @@ class RocksChunkInventory : public ChunkInventory {
     return true;
   }
 
+  Result<bool> IsLost(uint64_t inode, uint64_t index) override {
+    ASSIGN_OR_RETURN(bool listed, Contains(inode, index));
+    if (!listed) return false;
+    ASSIGN_OR_RETURN(auto cut, CutFrom(inode));
+    return !(cut && index >= *cut);
+  }
+
   Status Add(uint64_t inode, uint64_t index) override {
     rocksdb::WriteBatch wb;
     wb.Put(ChunkKey(inode, index), rocksdb::Slice());
-    return Commit(&wb, "inventory add");
+    return Apply(&wb, /*sync=*/false, "inventory add");
   }
 
-  Status RemoveFrom(uint64_t inode, uint64_t first) override {
+  Status BeginCut(uint64_t inode, uint64_t first) override {
+    ASSIGN_OR_RETURN(auto cut, CutFrom(inode));
+    if (cut && *cut <= first) return Status::OK();  // a wider mark is already durable
+    std::string value;
+    PutBe64(&value, first);
+    rocksdb::WriteBatch wb;
+    wb.Put(CutKey(inode), value);
+    return Apply(&wb, /*sync=*/true, "inventory cut mark");
+  }
+
+  Status EndCut(uint64_t inode, uint64_t first) override {
     rocksdb::WriteBatch wb;
     RETURN_IF_ERROR(Scan(inode, first, [&](const rocksdb::Slice& key) { wb.Delete(key); }));
+    ASSIGN_OR_RETURN(auto cut, CutFrom(inode));
+    if (cut && *cut >= first) wb.Delete(CutKey(inode));
     if (wb.Count() == 0) return Status::OK();
-    return Commit(&wb, "inventory remove");
+    return Apply(&wb, /*sync=*/false, "inventory cut");
+  }
+
+  Status RemoveInode(uint64_t inode) override {
+    rocksdb::WriteBatch wb;
+    RETURN_IF_ERROR(Scan(inode, 0, [&](const rocksdb::Slice& key) { wb.Delete(key); }));
+    wb.Delete(CutKey(inode));
+    return Apply(&wb, /*sync=*/false, "inventory remove");
   }
 
   Result<std::vector<uint64_t>> List(uint64_t inode) override {
     std::vector<uint64_t> out;
     RETURN_IF_ERROR(Scan(inode, 0, [&](const rocksdb::Slice& key) { out.push_back(GetBe64(key.data() + 9)); }));
     return out;
+  }
+
+  Status Sync() override {
+    const uint64_t applied = applied_.load();
+    if (synced_.load() >= applied) return Status::OK();
+    RETURN_IF_ERROR(FromRocks(db_->SyncWAL(), where_ + ": inventory sync"));
+    RaiseTo(synced_, applied);
+    return Status::OK();
   }
 
   // Lists every chunk file of the target unless that was done before.
@@ -95,12 +165,23 @@ class RocksChunkInventory : public ChunkInventory {
       }
     }
     wb.Put(kBuiltKey, rocksdb::Slice());
-    RETURN_IF_ERROR(Commit(&wb, "inventory build"));
+    RETURN_IF_ERROR(Apply(&wb, /*sync=*/true, "inventory build"));
     if (chunks) LOG_INFO("{}: built the chunk inventory from {} chunk files", where_, chunks);
     return Status::OK();
   }
 
  private:
+  // The first index of the inode's cut mark, if it has one.
+  Result<std::optional<uint64_t>> CutFrom(uint64_t inode) {
+    std::string value;
+    auto s = db_->Get(rocksdb::ReadOptions(), CutKey(inode), &value);
+    if (s.IsNotFound()) return std::optional<uint64_t>();
+    RETURN_IF_ERROR(FromRocks(s, where_ + ": inventory lookup"));
+    if (value.size() != 8) return Error(proto::IO_ERROR, where_ + ": inventory cut mark of inode " +
+                                                             std::to_string(inode) + " is damaged");
+    return std::optional<uint64_t>(GetBe64(value.data()));
+  }
+
   template <typename Fn>
   Status Scan(uint64_t inode, uint64_t first, Fn fn) {
     const std::string prefix = InodePrefix(inode);
@@ -109,19 +190,36 @@ class RocksChunkInventory : public ChunkInventory {
     return FromRocks(it->status(), where_ + ": inventory scan");
   }
 
-  Status Commit(rocksdb::WriteBatch* wb, const char* what) {
+  // A synced write also makes every lazy one applied before it durable (one WAL).
+  Status Apply(rocksdb::WriteBatch* wb, bool sync, const char* what) {
     rocksdb::WriteOptions wo;
-    wo.sync = true;  // concurrent synced writes share one WAL sync (RocksDB's write group)
-    return FromRocks(db_->Write(wo, wb), where_ + ": " + what);
+    wo.sync = sync;  // concurrent synced writes share one WAL sync (RocksDB's write group)
+    const uint64_t before = applied_.load();
+    RETURN_IF_ERROR(FromRocks(db_->Write(wo, wb), where_ + ": " + what));
+    applied_.fetch_add(1);
+    if (sync) RaiseTo(synced_, before);
+    return Status::OK();
+  }
+  static void RaiseTo(std::atomic<uint64_t>& v, uint64_t to) {
+    uint64_t cur = v.load();
+    while (cur < to && !v.compare_exchange_weak(cur, to)) {
+    }
   }
 
   std::unique_ptr<rocksdb::DB> db_;
   std::string where_;
+  Options options_;
+  std::atomic<uint64_t> applied_{0};  // writes applied
+  std::atomic<uint64_t> synced_{0};   // of those, the first this many are known durable
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread syncer_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<ChunkInventory>> ChunkInventory::Open(const ChunkLayout& layout) {
+Result<std::unique_ptr<ChunkInventory>> ChunkInventory::Open(const ChunkLayout& layout, Options opts) {
   rocksdb::Options options;
   options.create_if_missing = true;
   // Small: 16 bytes per chunk. Keep its footprint and its log files small too.
@@ -132,8 +230,9 @@ Result<std::unique_ptr<ChunkInventory>> ChunkInventory::Open(const ChunkLayout& 
   const std::string path = layout.dir() + "/inventory";
   rocksdb::DB* raw = nullptr;
   RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(options, path, &raw), "target " + layout.dir() + ": open " + path));
-  auto inv = std::make_unique<RocksChunkInventory>(std::unique_ptr<rocksdb::DB>(raw), "target " + layout.dir());
+  auto inv = std::make_unique<RocksChunkInventory>(std::unique_ptr<rocksdb::DB>(raw), "target " + layout.dir(), opts);
   RETURN_IF_ERROR(inv->BuildOnce(layout));
+  inv->StartSyncer();
   return std::unique_ptr<ChunkInventory>(std::move(inv));
 }
 

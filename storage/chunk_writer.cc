@@ -11,15 +11,15 @@ uint32_t RoundUp(uint64_t n) { return static_cast<uint32_t>((n + kBlockSize - 1)
 
 Result<std::shared_ptr<const ChunkFile>> ChunkWriter::LoadCommitted(uint64_t inode, uint64_t index,
                                                                     uint32_t chunk_size, bool* lost) {
-  if (auto f = cache_->Lookup(inode, index)) return f;  // the cache holds listed files only
+  if (auto f = cache_->Lookup(inode, index)) return f;
   auto file = layout_->env()->Open(layout_->ChunkPath(inode, index), OpenMode::kRead, /*direct=*/true);
-  if (!file.ok() && file.status().code() != proto::NOT_FOUND) return file.status();
-  ASSIGN_OR_RETURN(bool listed, inventory_->Contains(inode, index));
-  if (!file.ok()) {
-    if (lost) *lost = listed;
+  if (file.status().code() == proto::NOT_FOUND) {
+    if (lost) {
+      ASSIGN_OR_RETURN(*lost, inventory_->IsLost(inode, index));
+    }
     return std::shared_ptr<const ChunkFile>();
   }
-  if (!listed) return std::shared_ptr<const ChunkFile>();  // never acknowledged, or cut away
+  if (!file.ok()) return file.status();
   auto cf = std::make_shared<ChunkFile>();
   cf->file = std::move(*file);
   uint32_t hsize = ChunkHeaderSize(chunk_size);
@@ -44,6 +44,12 @@ Result<uint64_t> ChunkWriter::Apply(const ChunkWrite& w) {
     cur = std::shared_ptr<const ChunkFile>();
   }
   const ChunkFile* c = cur->get();
+  if (c) {
+    // A present file is a committed version; one whose listing a power cut
+    // lost is listed again now.
+    ASSIGN_OR_RETURN(bool listed, inventory_->Contains(w.inode, w.index));
+    if (!listed) RETURN_IF_ERROR(inventory_->Add(w.inode, w.index));
+  }
   if (!c && (lost || w.inode < store_->lost_below()) && !replaces_all)
     return Error(proto::DATA_LOST, "chunk " + std::to_string(w.index) + " of inode " + std::to_string(w.inode) +
                                        " was lost (" + (lost ? "listed, but its file is missing" : "with its disk") +
@@ -123,17 +129,13 @@ Result<uint64_t> ChunkWriter::Rewrite(uint64_t inode, uint64_t index, uint32_t c
     stats_->io_errors++;
     return st;
   }
-  // From here the name points at the new version: readers of a listed chunk
-  // must see it even if making the rename durable fails (then the write is not
-  // acknowledged, and a retry rewrites the same bytes). A new chunk is not
-  // listed yet: readers find its file unlisted (a hole) until it is.
-  if (!list) cache_->Install(inode, index, std::shared_ptr<const ChunkFile>(next));
+  // From here the name points at the new version: readers must see it even if
+  // making the rename durable fails (then the write is not acknowledged, and a
+  // retry rewrites the same bytes).
+  cache_->Install(inode, index, std::shared_ptr<const ChunkFile>(next));
   layout_->NotDurable(layout_->InodeDir(inode));
   Status st = layout_->SyncDir(layout_->InodeDir(inode));
-  if (st.ok() && list) {
-    st = inventory_->Add(inode, index);
-    if (st.ok()) cache_->Install(inode, index, std::shared_ptr<const ChunkFile>(next));
-  }
+  if (st.ok() && list) st = inventory_->Add(inode, index);  // once the file is durable
   if (!st.ok()) {
     stats_->io_errors++;
     return st;

@@ -2,7 +2,8 @@
 // bytes kept and verified, new bytes applied, every block resealed under a
 // fresh CRC32C) as a pending file, makes it durable, and commits it by a
 // rename made durable in turn; a chunk's first version is then listed in the
-// inventory (chunk_inventory.h). Nothing is acknowledged before all that is.
+// inventory (chunk_inventory.h, lazily). Nothing is acknowledged before the
+// commit is durable.
 //
 // Thread-safety: the caller holds the chunk's locks (ChunkLocks) for the
 // duration of every call; different chunks may be written concurrently.
@@ -32,15 +33,13 @@ class ChunkWriter {
   Status Delete(uint64_t inode, uint64_t index);
 
  private:
-  // The committed version, or nullptr when there is none: never written, or
-  // only an unlisted leftover on disk. `*lost` (optional) is set when the chunk
-  // is listed but its file is missing.
+  // The committed version, or nullptr when the file is missing; then `*lost`
+  // (optional) says whether the inventory calls that a loss.
   Result<std::shared_ptr<const ChunkFile>> LoadCommitted(uint64_t inode, uint64_t index, uint32_t chunk_size,
                                                          bool* lost = nullptr);
   // Builds and commits the next version from `cur` (may be null): its first
   // `new_len` bytes, with `length` bytes of `data` at `offset` laid over them.
-  // `list`: the chunk is new to the inventory; it is listed once its file is
-  // durable, and only then cached (until then readers find it unlisted).
+  // `list`: the chunk is new to the inventory; it is listed once its file is durable.
   Result<uint64_t> Rewrite(uint64_t inode, uint64_t index, uint32_t chunk_size, const ChunkFile* cur,
                            uint32_t new_len, uint32_t offset, const uint8_t* data, uint32_t length, uint64_t version,
                            bool list);

@@ -4,9 +4,10 @@
 // and the io_uring read engine (uring_reader.h). Nothing goes through the
 // page cache.
 //
-// A read that hits the cache costs one disk read; a miss opens the file,
-// checks that it is listed, reads header and data at once and caches the file
-// if no mutation raced it.
+// A read that hits the cache costs one disk read; a miss opens the file (the
+// inventory is asked only when it is missing), reads header and data at once
+// and caches the file if no mutation raced it.
+#include <algorithm>
 #include <cstring>
 
 #include "common/log.h"
@@ -92,10 +93,13 @@ class UringChunkStore : public ChunkStore {
   Status Truncate(uint64_t inode, uint64_t length, uint32_t chunk_size) override {
     RETURN_IF_ERROR(CheckChunkSize(chunk_size));
     std::unique_lock<std::shared_mutex> il(locks_.Inode(inode));
-    // Unlisted first: from then on the files past the cut are leftovers (holes).
+    // Announced before any file goes: a chunk missing under the mark is a hole.
     const uint64_t first_gone = (length + chunk_size - 1) / chunk_size;
-    RETURN_IF_ERROR(inventory_->RemoveFrom(inode, first_gone));
     ASSIGN_OR_RETURN(auto indexes, layout_.ListChunks(inode));
+    ASSIGN_OR_RETURN(auto listed, inventory_->List(inode));
+    const bool cuts = std::any_of(indexes.begin(), indexes.end(), [&](uint64_t i) { return i >= first_gone; }) ||
+                      (!listed.empty() && listed.back() >= first_gone);
+    if (cuts) RETURN_IF_ERROR(inventory_->BeginCut(inode, first_gone));
     for (uint64_t idx : indexes) {
       uint64_t start = idx * chunk_size;
       std::lock_guard<std::mutex> cl(locks_.Chunk(inode, idx));
@@ -106,17 +110,22 @@ class UringChunkStore : public ChunkStore {
       }
     }
     // Deletions here, or by an earlier attempt whose sync failed.
-    return layout_.SyncIfNotDurable(layout_.InodeDir(inode));
+    RETURN_IF_ERROR(layout_.SyncIfNotDurable(layout_.InodeDir(inode)));
+    return cuts ? inventory_->EndCut(inode, first_gone) : Status::OK();
   }
 
   Status Remove(uint64_t inode) override {
     std::unique_lock<std::shared_mutex> il(locks_.Inode(inode));
-    RETURN_IF_ERROR(inventory_->RemoveFrom(inode, 0));  // unlisted first, then unlinked
     // The cache holds only files that are in the directory: forget exactly those.
     ASSIGN_OR_RETURN(auto indexes, layout_.ListChunks(inode));
+    ASSIGN_OR_RETURN(auto listed, inventory_->List(inode));
+    // Announced first, as a cut of everything: a remove that fails halfway
+    // leaves holes, not losses.
+    if (!indexes.empty() || !listed.empty()) RETURN_IF_ERROR(inventory_->BeginCut(inode, 0));
     Status st = layout_.RemoveInode(inode);
     for (uint64_t idx : indexes) cache_.Erase(inode, idx);
-    return st;
+    RETURN_IF_ERROR(st);
+    return inventory_->RemoveInode(inode);  // unlisted (and unmarked) once the files are gone
   }
 
   static void OnIo(UringTag* tag, int32_t res) {
@@ -161,11 +170,14 @@ class UringChunkStore : public ChunkStore {
     if (!opened.ok() && op->inode < lost_below())
       return Error(proto::DATA_LOST, "chunk " + std::to_string(op->index) + " of inode " + std::to_string(op->inode) +
                                          " was lost with its disk");
-    ASSIGN_OR_RETURN(bool listed, inventory_->Contains(op->inode, op->index));
-    if (!opened.ok() && listed)
-      return Error(proto::DATA_LOST, "chunk " + std::to_string(op->index) + " of inode " + std::to_string(op->inode) +
-                                         " was written but its file is missing from " + layout_.dir());
-    if (!listed) return Status::OK();  // never written (or a leftover never acknowledged): zeros
+    if (!opened.ok()) {
+      ASSIGN_OR_RETURN(bool lost, inventory_->IsLost(op->inode, op->index));
+      if (lost)
+        return Error(proto::DATA_LOST, "chunk " + std::to_string(op->index) + " of inode " +
+                                           std::to_string(op->inode) + " was written but its file is missing from " +
+                                           layout_.dir());
+      return Status::OK();  // never written (or cut away): zeros
+    }
     st->opened = std::move(*opened);
     st->header_buf = AlignedBuffer(hsize);
     st->pending = 2;

@@ -1,8 +1,9 @@
 // The chunk inventory tells a hole from a loss: on the O_DIRECT store, a chunk
 // whose file went missing from an intact target is DATA_LOST, never zeros;
-// never-written, cut-away and removed chunks still read as zeros; a file that
-// is present but unlisted (a write never acknowledged) is a hole; a target
-// from before the inventory gets one built from its files.
+// never-written, cut-away and removed chunks still read as zeros, also when a
+// cut stopped halfway; a file whose listing a power cut lost is served and
+// listed again by its next write; a target from before the inventory gets one
+// built from its files.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -28,7 +29,7 @@ class ChunkInventoryTest : public ChunkStoreTest<UringBackend> {
   std::string Zeros(size_t n) { return std::string(n, '\0'); }
 };
 
-TEST_F(ChunkInventoryTest, ListsAddsAndRemovesDurably) {
+TEST_F(ChunkInventoryTest, ListsCutsAndRemoves) {
   store_.reset();  // the inventory alone, over the same layout
   ChunkLayout layout(RealFileEnv(), dir_);
   {
@@ -38,21 +39,33 @@ TEST_F(ChunkInventoryTest, ListsAddsAndRemovesDurably) {
     ASSERT_TRUE((*inv)->Add(6, 0).ok());
     ASSERT_TRUE((*inv)->Add(4, 9).ok());
     EXPECT_EQ(*(*inv)->List(5), (std::vector<uint64_t>{0, 1, 2, 7, 300}));
-    ASSERT_TRUE((*inv)->RemoveFrom(5, 2).ok());
+    // Under a cut mark a listed chunk is not lost; below it, it is.
+    ASSERT_TRUE((*inv)->BeginCut(5, 2).ok());
+    EXPECT_TRUE(*(*inv)->IsLost(5, 1));
+    EXPECT_FALSE(*(*inv)->IsLost(5, 7));
+    EXPECT_TRUE(*(*inv)->Contains(5, 7));
+    ASSERT_TRUE((*inv)->EndCut(5, 2).ok());
     EXPECT_EQ(*(*inv)->List(5), (std::vector<uint64_t>{0, 1}));
-    ASSERT_TRUE((*inv)->RemoveFrom(5, 2).ok());  // nothing left there: fine
-    EXPECT_TRUE(*(*inv)->Contains(5, 1));
-    EXPECT_FALSE(*(*inv)->Contains(5, 2));
+    EXPECT_TRUE(*(*inv)->IsLost(5, 1));
+    EXPECT_FALSE(*(*inv)->IsLost(5, 2));  // not listed
+    // A mark left by a failed cut reaching lower survives a narrower cut's end.
+    ASSERT_TRUE((*inv)->BeginCut(6, 0).ok());
+    ASSERT_TRUE((*inv)->BeginCut(6, 3).ok());
+    ASSERT_TRUE((*inv)->EndCut(6, 3).ok());
+    EXPECT_FALSE(*(*inv)->IsLost(6, 0));
   }
   auto inv = ChunkInventory::Open(layout);  // reopened: as left
   ASSERT_TRUE(inv.ok());
   EXPECT_EQ(*(*inv)->List(5), (std::vector<uint64_t>{0, 1}));
   EXPECT_EQ(*(*inv)->List(6), (std::vector<uint64_t>{0}));
+  EXPECT_FALSE(*(*inv)->IsLost(6, 0));
   EXPECT_EQ(*(*inv)->List(4), (std::vector<uint64_t>{9}));
-  ASSERT_TRUE((*inv)->RemoveFrom(5, 0).ok());
-  EXPECT_TRUE((*inv)->List(5)->empty());
-  EXPECT_TRUE(*(*inv)->Contains(6, 0));  // the neighbours keep theirs
-  EXPECT_TRUE(*(*inv)->Contains(4, 9));
+  ASSERT_TRUE((*inv)->RemoveInode(6).ok());
+  EXPECT_TRUE((*inv)->List(6)->empty());
+  ASSERT_TRUE((*inv)->Add(6, 0).ok());
+  EXPECT_TRUE(*(*inv)->IsLost(6, 0));  // the mark went with the inode
+  EXPECT_TRUE(*(*inv)->Contains(4, 9));  // the neighbours keep theirs
+  EXPECT_TRUE(*(*inv)->Contains(5, 0));
 }
 
 TEST_F(ChunkInventoryTest, AChunkFileLostFromAnIntactTargetIsDataLostNeverZeros) {
@@ -109,20 +122,55 @@ TEST_F(ChunkInventoryTest, CutAwayAndRemovedChunksReadAsZerosNotAsLost) {
   EXPECT_EQ(*Read(13, 0, 0, 11), Zeros(10) + "z");
 }
 
-TEST_F(ChunkInventoryTest, AnUnlistedFileIsAHoleAndTheNextWriteStartsFromZeros) {
-  // What a crash between a new chunk's rename and its listing leaves: the file
-  // of a write that was never acknowledged.
-  ASSERT_TRUE(Write(20, 0, 0, Random(8192, 7)).ok());
+TEST_F(ChunkInventoryTest, ACutStoppedAfterItsFilesWentReadsAsHoles) {
+  const std::string d = Random(kChunk, 7);
+  for (uint64_t idx = 0; idx < 3; ++idx) ASSERT_TRUE(Write(20, idx, 0, d).ok());
+  // What a crash in the middle of a truncate to one chunk leaves: the mark
+  // made, the files unlinked, the listing not yet ended.
   store_.reset();
-  fs::create_directories(fs::path(ChunkFilePath(dir_, 21, 0)).parent_path());
-  fs::copy_file(ChunkFilePath(dir_, 20, 0), ChunkFilePath(dir_, 21, 0));
+  {
+    ChunkLayout layout(RealFileEnv(), dir_);
+    auto inv = ChunkInventory::Open(layout);
+    ASSERT_TRUE(inv.ok());
+    ASSERT_TRUE((*inv)->BeginCut(20, 1).ok());
+  }
+  LoseFile(20, 1);
+  LoseFile(20, 2);
   store_ = UringBackend::Open(dir_);
-  EXPECT_EQ(*Read(21, 0, 0, 8192), Zeros(8192));
-  auto v = WriteV(21, 0, 4096, "w");
-  ASSERT_TRUE(v.ok()) << v.status().ToString();
-  EXPECT_EQ(*v, 1u);  // its first acknowledged version
+  EXPECT_EQ(*Read(20, 0, 0, kChunk), d);
+  EXPECT_EQ(*Read(20, 1, 0, 4096), Zeros(4096));
+  EXPECT_EQ(*Read(20, 2, 0, 4096), Zeros(4096));
+  ASSERT_TRUE(Write(20, 2, 4096, "v").ok());  // a sparse write past the cut
+  EXPECT_EQ(*Read(20, 2, 0, 4097), Zeros(4096) + "v");
+  // A later cut of the inode reaching as low ends the mark: a loss reads as a
+  // loss again.
+  ASSERT_TRUE(store_->Truncate(20, kChunk, kChunk).ok());
+  ASSERT_TRUE(Write(20, 1, 0, "q").ok());
+  LoseFile(20, 1);
   Reopen();
-  EXPECT_EQ(*Read(21, 0, 0, 4097), Zeros(4096) + "w");
+  EXPECT_EQ(ReadCode(20, 1), proto::DATA_LOST);
+}
+
+TEST_F(ChunkInventoryTest, AFileWhoseListingWasLostIsServedAndListedAgainByItsNextWrite) {
+  // A power cut inside the inventory's sync interval: the chunk's file is
+  // durable (the write was acknowledged), its listing is not.
+  const std::string d = Random(8192, 9);
+  ASSERT_TRUE(Write(21, 0, 0, d).ok());
+  store_.reset();
+  {
+    ChunkLayout layout(RealFileEnv(), dir_);
+    auto inv = ChunkInventory::Open(layout);
+    ASSERT_TRUE(inv.ok());
+    ASSERT_TRUE((*inv)->RemoveInode(21).ok());
+  }
+  store_ = UringBackend::Open(dir_);
+  EXPECT_EQ(*Read(21, 0, 0, 8192), d);
+  auto v = WriteV(21, 0, 8192, "w");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(*v, 2u);  // built on the version that was there
+  LoseFile(21, 0);
+  Reopen();
+  EXPECT_EQ(ReadCode(21, 0), proto::DATA_LOST);
 }
 
 TEST_F(ChunkInventoryTest, ATargetFromBeforeTheInventoryGetsOneBuiltFromItsFiles) {
