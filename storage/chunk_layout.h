@@ -3,8 +3,8 @@
 //   <dir>/chunks/<ino % 256, 2 hex digits>/<ino, 16 hex digits>/<index>
 //
 // holds the committed version of a chunk (chunk_format.h: header, then data
-// blocks) — when the inventory lists the chunk (chunk_inventory.h, kept in
-// <dir>/inventory); an unlisted file there is a leftover and reads as a hole. A write builds the pending version in <dir>/pending/<ino>.<index>
+// blocks); which chunks were written is kept beside it, in the inventory
+// (chunk_inventory.h, <dir>/inventory), so that a missing file is known lost. A write builds the pending version in <dir>/pending/<ino>.<index>
 // and renames it over the committed one (one directory to clean after a crash,
 // however many inodes the target holds). Names are made durable by syncing their
 // directory; everything goes through a FileEnv.
