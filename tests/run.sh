@@ -13,10 +13,34 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" >/dev/null
 cmake --build build
 status=0
-(cd build && ctest --output-on-failure --timeout 900 "$@") || status=$?
-if [ $# -eq 0 ] && [ "${SHOAL_SANITIZERS:-1}" != 0 ]; then
-  # One after the other: each build uses both cores.
-  tests/sanitize.sh asan || status=1
-  tests/sanitize.sh tsan || status=1
+if [ $# -ne 0 ] || [ "${SHOAL_SANITIZERS:-1}" = 0 ]; then
+  (cd build && ctest --output-on-failure --timeout 900 "$@") || status=$?
+  exit $status
+fi
+# The test runs leave most of the CPU idle (fsync and loopback bound), so each
+# sanitizer build runs, at a lower priority, beside the tests before it:
+#   main tests + ASan build, then ASan tests + TSan build, then TSan tests.
+build_in_background() {  # kind; sets bg_pid
+  nice -n 10 tests/sanitize.sh "$1" --build-only >"build/sanitize-$1-build.log" 2>&1 &
+  bg_pid=$!
+}
+finish_build() {  # kind pid
+  local rc=0
+  wait "$2" || rc=$?
+  if [ $rc -ne 0 ]; then cat "build/sanitize-$1-build.log"; else tail -n 1 "build/sanitize-$1-build.log"; fi
+  return $rc
+}
+build_in_background asan
+asan_build=$bg_pid
+(cd build && ctest --output-on-failure --timeout 900) || status=$?
+asan_built=1
+finish_build asan "$asan_build" || { status=1; asan_built=0; }
+build_in_background tsan
+tsan_build=$bg_pid
+if [ $asan_built = 1 ]; then tests/sanitize.sh asan --test-only || status=1; fi
+if finish_build tsan "$tsan_build"; then
+  tests/sanitize.sh tsan --test-only || status=1
+else
+  status=1
 fi
 exit $status
