@@ -2,7 +2,8 @@
 // inode lock) but one at a time per chunk (chunk lock); truncate and remove
 // take the inode lock exclusively, so each is atomic with respect to every
 // write of that inode. Reads take no lock: they read a committed file, which
-// is never modified in place.
+// is never modified in place (the one exception: a read that finds a listed
+// chunk's file missing checks again under the locks, uring_chunk_store.cc).
 //
 // Locks are striped (a fixed array hashed by key): two inodes may share a
 // stripe, which only costs concurrency. Lock order: inode before chunk.

@@ -171,12 +171,9 @@ class UringChunkStore : public ChunkStore {
       return Error(proto::DATA_LOST, "chunk " + std::to_string(op->index) + " of inode " + std::to_string(op->inode) +
                                          " was lost with its disk");
     if (!opened.ok()) {
-      ASSIGN_OR_RETURN(bool lost, inventory_->IsLost(op->inode, op->index));
-      if (lost)
-        return Error(proto::DATA_LOST, "chunk " + std::to_string(op->index) + " of inode " +
-                                           std::to_string(op->inode) + " was written but its file is missing from " +
-                                           layout_.dir());
-      return Status::OK();  // never written (or cut away): zeros
+      ASSIGN_OR_RETURN(auto file, OpenMissing(op->inode, op->index));
+      if (!file) return Status::OK();  // never written (or cut away): zeros
+      opened = std::move(file);
     }
     st->opened = std::move(*opened);
     st->header_buf = AlignedBuffer(hsize);
@@ -185,6 +182,26 @@ class UringChunkStore : public ChunkStore {
     AddIo(ios, st, &st->header_io, fd, st->header_buf.data(), hsize, 0);
     AddIo(ios, st, &st->data_io, fd, op->buffer.data(), st->end - st->start, hsize + st->start);
     return Status::OK();
+  }
+
+  // A chunk whose file was missing: nullptr for a hole, DATA_LOST for a loss,
+  // or the file a concurrent write has just made. Reads take no lock, so when
+  // the inventory lists the chunk, the answer is checked again with its
+  // writers and cuts held off: the file may have gone with a cut (or come
+  // with a write) between the open and the lookup. Rare: the loop thread may
+  // wait here.
+  Result<std::unique_ptr<File>> OpenMissing(uint64_t inode, uint64_t index) {
+    ASSIGN_OR_RETURN(bool lost, inventory_->IsLost(inode, index));
+    if (!lost) return std::unique_ptr<File>();
+    std::shared_lock<std::shared_mutex> il(locks_.Inode(inode));
+    std::lock_guard<std::mutex> cl(locks_.Chunk(inode, index));
+    auto opened = layout_.env()->Open(layout_.ChunkPath(inode, index), OpenMode::kRead, /*direct=*/true);
+    if (opened.ok()) return opened;
+    if (opened.status().code() != proto::NOT_FOUND) return opened.status();
+    ASSIGN_OR_RETURN(lost, inventory_->IsLost(inode, index));
+    if (!lost) return std::unique_ptr<File>();
+    return Error(proto::DATA_LOST, "chunk " + std::to_string(index) + " of inode " + std::to_string(inode) +
+                                       " was written but its file is missing from " + layout_.dir());
   }
 
   // Verifies what was read and completes the op (and the batch with its last op).
