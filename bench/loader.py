@@ -4,6 +4,9 @@ dataset of small files (64-512 KiB), read whole in a shuffled epoch, for
 
   shoal-native   shoal.torch.ShoalDataset read through batched_loader (one
                  read_batch per batch of 64, libshoal's native batch API)
+  shoal-tensor   the same with as_tensors=True: each batch is read straight into
+                 one shared-memory uint8 tensor (a SampleBatch), which workers
+                 hand over without pickling the bytes
   shoal-sample   shoal.torch.ShoalDataset under a plain DataLoader (one
                  read_batch per sample)
   fuse-open      a plain Dataset that open()s and reads the same files through the Shoal FUSE mount
@@ -94,7 +97,7 @@ def epoch(loader, batched, pids):
     n = nbytes = 0
     for batch in loader:
         n += len(batch)
-        nbytes += sum(len(b) for b in batch)
+        nbytes += batch.nbytes if hasattr(batch, "nbytes") else sum(len(b) for b in batch)
     secs = time.monotonic() - t0
     return dict(samples=n, bytes=nbytes, seconds=secs, samples_per_s=n / secs, mb_per_s=nbytes / secs / 1e6,
                 client_cpu_s=client_cpu() - c0, server_cpu_s=server_cpu(pids) - s0)
@@ -107,7 +110,7 @@ parser.add_argument("--files", type=int, default=100000)
 parser.add_argument("--root", default=None, help="dataset directory in the namespace (default /bench-loader-<files>)")
 parser.add_argument("--workers", default="0,2,4")
 parser.add_argument("--batch", type=int, default=64)
-parser.add_argument("--systems", default="shoal-native,shoal-sample,fuse-open")
+parser.add_argument("--systems", default="shoal-tensor,shoal-native,shoal-sample,fuse-open")
 parser.add_argument("--server-pids", default="")
 parser.add_argument("--server-dir", default="", help="count every shoal-meta/-storage/-fuse whose command line names this directory")
 parser.add_argument("--json", default=None)
@@ -134,6 +137,8 @@ for system in args.systems.split(","):
         kw = dict(num_workers=workers)
         if system == "shoal-native":
             loader = st.batched_loader(ds, batch_size=args.batch, shuffle=True, **kw)
+        elif system == "shoal-tensor":
+            loader = st.batched_loader(ds, batch_size=args.batch, shuffle=True, as_tensors=True, **kw)
         elif system == "shoal-sample":
             loader = tud.DataLoader(ds, batch_size=args.batch, shuffle=True, collate_fn=list, **kw)
         elif system == "fuse-open":
@@ -141,7 +146,7 @@ for system in args.systems.split(","):
                                     shuffle=True, collate_fn=list, **kw)
         else:
             sys.exit("unknown system " + system)
-        r = epoch(loader, system == "shoal-native", pids)
+        r = epoch(loader, system.startswith("shoal-") and system != "shoal-sample", pids)
         r.update(system=system, workers=workers, files=args.files)
         r["cpu_ms_per_sample"] = (r["client_cpu_s"] + r["server_cpu_s"]) * 1000 / r["samples"]
         results.append(r)

@@ -104,6 +104,29 @@ class ShoalTorchTest(unittest.TestCase):
             self.assertEqual(sorted(got), sorted(want))
             self.assertNotEqual(got, want)
 
+    def test_batched_loader_as_tensors_hands_batches_over_in_shared_memory(self):
+        ds = self.st.ShoalDataset("/ds")
+        for workers in (0, 2):
+            loader = self.st.batched_loader(ds, batch_size=64, shuffle=True, num_workers=workers,
+                                            persistent_workers=workers > 0, as_tensors=True)
+            got = {}
+            for batch in loader:
+                self.assertIsInstance(batch, self.st.SampleBatch)
+                self.assertEqual(batch.data.dtype, torch.uint8)
+                if workers:
+                    self.assertTrue(batch.data.is_shared(), "a worker's batch was copied, not shared")
+                self.assertEqual(batch.nbytes, sum(t.numel() for t in batch))
+                for t in batch:
+                    got.setdefault(bytes(t.numpy()), 0)
+                    got[bytes(t.numpy())] += 1
+            want = {}
+            for p in ds.files:
+                want.setdefault(self.expected[p], 0)
+                want[self.expected[p]] += 1
+            self.assertEqual(got, want, "samples not byte-exact, or not exactly once (workers=%d)" % workers)
+        with self.assertRaises(IndexError):
+            ds.get_batch_tensor([0, 1])[2]
+
     def write_shards(self, nshards, per_shard):
         c = shoal.client()
         os.makedirs(self.cluster.mount + "/shards", exist_ok=True)

@@ -4,6 +4,8 @@
     ds = ShoalDataset("/datasets/imgs")              # every regular file, sorted: ds.files
     loader = batched_loader(ds, batch_size=64, shuffle=True, num_workers=2)
     for batch in loader: ...                         # a list of 64 samples, fetched by one read_batch
+    loader = batched_loader(ds, batch_size=64, shuffle=True, num_workers=2, as_tensors=True)
+    for batch in loader: ...                         # a SampleBatch: batch[i] is a uint8 tensor view
 
 Each DataLoader worker process opens its own connection (shoal.client() is per
 process), so nothing made before fork() is used after it.
@@ -51,30 +53,94 @@ class ShoalDataset(tud.Dataset):
     # DataLoader (torch >= 2) fetches a worker's batch through this when present.
     __getitems__ = get_batch
 
+    def get_batch_tensor(self, indices):
+        """The samples for `indices` as one SampleBatch, read by one read_batch_into
+        straight into its tensor (in shared memory inside a DataLoader worker).
+        With a transform: the list of transform(sample tensor)."""
+        handles = [self._handles[i] for i in indices]
+        offsets = [0]
+        for h in handles:
+            offsets.append(offsets[-1] + h.size)
+        data = _empty_bytes(offsets[-1], shared=tud.get_worker_info() is not None)
+        items = [(h, n) for h, n in zip(handles, range(len(handles))) if h.size]
+        if items:
+            got = shoal.client(self.config).read_batch_into(
+                [h for h, _ in items], [data[offsets[i]:offsets[i + 1]] for _, i in items])
+            for (h, _), n in zip(items, got):
+                if n != h.size:
+                    raise shoal.ShoalError("%s: read %d of its %d bytes (did the file change?)" % (h.path, n, h.size))
+        batch = SampleBatch(data, offsets)
+        return batch if self.transform is None else [self.transform(t) for t in batch]
+
+
+def _empty_bytes(n, shared):
+    """An uninitialised uint8 tensor of n bytes, made in shared memory when asked
+    (a worker's tensors then reach the main process without a copy)."""
+    if not shared:
+        return torch.empty(n, dtype=torch.uint8)
+    storage = torch.ByteStorage._new_shared(max(n, 1))
+    return torch.empty(0, dtype=torch.uint8).set_(storage)[:n]
+
+
+class SampleBatch:
+    """A batch of samples in one uint8 tensor: batch[i] is sample i, a view of
+    `data` (bytes(batch[i].numpy()) copies it out). Iterable; len() is the
+    number of samples, `nbytes` their total size. Made by a DataLoader worker,
+    it reaches the main process as one shared-memory tensor, not as pickled bytes."""
+
+    def __init__(self, data, offsets):
+        self.data = data
+        self.offsets = offsets
+
+    def __len__(self):
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i):
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("sample %d of a batch of %d" % (i, n))
+        return self.data[self.offsets[i]:self.offsets[i + 1]]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    @property
+    def nbytes(self):
+        return self.offsets[-1]
+
 
 class _BatchView(tud.Dataset):
     """Index: a list of indices (from a BatchSampler); item: the batch, collated."""
 
-    def __init__(self, dataset, collate_fn):
+    def __init__(self, dataset, collate_fn, as_tensors):
         self.dataset = dataset
         self.collate_fn = collate_fn
+        self.as_tensors = as_tensors
 
     def __len__(self):
         return len(self.dataset)
 
     def __getitem__(self, indices):
-        return self.collate_fn(self.dataset.get_batch(list(indices)))
+        get = self.dataset.get_batch_tensor if self.as_tensors else self.dataset.get_batch
+        batch = get(list(indices))
+        return batch if self.collate_fn is None else self.collate_fn(batch)
 
 
-def batched_loader(dataset, batch_size, shuffle=False, drop_last=False, collate_fn=list, generator=None, **kwargs):
+def batched_loader(dataset, batch_size, shuffle=False, drop_last=False, collate_fn=None, generator=None,
+                   as_tensors=False, **kwargs):
     """A DataLoader whose workers fetch each batch with one read_batch call.
 
     A BatchSampler hands a worker a whole batch of indices; the dataset's
     get_batch reads them together (one request per storage server rather
-    than one per sample). kwargs go to DataLoader (num_workers, persistent_workers, ...)."""
+    than one per sample). A batch is a list of bytes, or with as_tensors a
+    SampleBatch (one shared-memory tensor: workers pass it without a copy);
+    collate_fn, when given, is applied to it in the worker. kwargs go to
+    DataLoader (num_workers, persistent_workers, ...)."""
     base = tud.RandomSampler(dataset, generator=generator) if shuffle else tud.SequentialSampler(dataset)
     sampler = tud.BatchSampler(base, batch_size=batch_size, drop_last=drop_last)
-    return tud.DataLoader(_BatchView(dataset, collate_fn), sampler=sampler, batch_size=None, **kwargs)
+    return tud.DataLoader(_BatchView(dataset, collate_fn, as_tensors), sampler=sampler, batch_size=None, **kwargs)
 
 
 def _tar_name(header):
