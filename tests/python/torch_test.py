@@ -3,6 +3,7 @@ shuffled DataLoader (num_workers 0 and 2, persistent workers) returns every
 sample byte-exact; the batching loader fetches whole batches; the shard
 dataset yields every sample exactly once per epoch across 2 workers and
 across ranks; a checkpoint of a few hundred MB saves and loads back equal."""
+import concurrent.futures
 import hashlib
 import io
 import os
@@ -44,9 +45,11 @@ class ShoalTorchTest(unittest.TestCase):
             for i in range(SAMPLES):
                 path = "/ds/d%d/s%05d" % (i % 10, i)
                 size = rng.choice([0, rng.randrange(1, 512), rng.randrange(512, 8192), rng.randrange(8192, 70000)])
-                data = rng.randbytes(size)
-                c.write(path, data)
-                cls.expected[path] = data
+                cls.expected[path] = rng.randbytes(size)
+            # Written from several threads (the client releases the GIL): meta
+            # and storage share their syncs among concurrent writers.
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda item: c.write(*item), cls.expected.items()))
             print("wrote %d samples in %.1f s" % (SAMPLES, time.monotonic() - start), file=sys.stderr)
         except BaseException:
             cls.cluster.stop()
