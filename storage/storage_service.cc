@@ -13,7 +13,9 @@ StorageService::StorageService(std::map<uint32_t, ChunkStore*> targets, std::vec
                                Options options)
     : targets_(std::move(targets)), options_(options),
       pool_(std::make_unique<ThreadPool>(std::max(1, options.worker_threads))) {
-  for (loop::EventLoop* l : loops) engines_[l] = std::make_unique<LoopReadEngine>(l);
+  LoopReadEngine::Options eo;
+  eo.slab_slots = options.read_slab_slots;
+  for (loop::EventLoop* l : loops) engines_[l] = std::make_unique<LoopReadEngine>(l, eo);
 }
 
 StorageService::~StorageService() { pool_.reset(); }

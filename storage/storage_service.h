@@ -31,6 +31,10 @@ class StorageService {
     uint64_t max_read_bytes = 64ull << 20;
     uint32_t max_read_items = 16384;
     int worker_threads = 4;  // writes, truncates, removes
+    // Per event loop: read buffers of 16 KiB registered with its ring (a 4 KiB
+    // read needs up to 8 KiB once widened to blocks); larger reads, and reads
+    // beyond these, use the heap. 0: none.
+    uint32_t read_slab_slots = 1024;
   };
   // `targets` maps target id to its store; the stores outlive the service.
   // `loops` are the event loops the server will serve on (reads go to their rings).
