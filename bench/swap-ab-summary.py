@@ -23,11 +23,11 @@ def main(path):
         variant, cell, iops, p50, p99, cpu, _errors = f
         qd = "".join(ch for ch in cell if ch.isdigit())
         cpu = float(cpu) if cpu not in ("None", "null") else float("nan")
-        cells[(variant, cell)].append((int(iops), int(p50), int(p99), cpu))
+        cells[(variant, cell)].append((float(iops), float(p50), float(p99), cpu))
         if cell.startswith("disk"):
-            last_disk[(variant, qd)] = int(iops)
+            last_disk[(variant, qd)] = float(iops)
         elif last_disk.get((variant, qd)):
-            ratios[(variant, cell)].append(int(iops) / last_disk[(variant, qd)])
+            ratios[(variant, cell)].append(float(iops) / last_disk[(variant, qd)])
     print(f"{'variant':12} {'cell':9} {'runs':>4} {'IOPS':>8} {'p50 us':>7} {'p99 us':>7} {'CPU s/GB':>8} {'of disk':>7}")
     for (variant, cell), runs in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         med = lambda i: statistics.median(r[i] for r in runs)
