@@ -229,7 +229,10 @@ Result<proto::ClusterTable> Client::ClusterTable(bool refresh) {
 
 Result<Client::Placement> Client::Place(const proto::Layout& layout, uint64_t index) {
   if (layout.stripe_width() == 0 || layout.chains_size() == 0) return Error(proto::INVALID_ARGUMENT, "file has no layout");
-  uint32_t chain_id = layout.chains(static_cast<int>(index % layout.chains_size()));
+  return PlaceChain(layout.chains(static_cast<int>(index % layout.chains_size())));
+}
+
+Result<Client::Placement> Client::PlaceChain(uint32_t chain_id) {
   for (int pass = 0; pass < 2; ++pass) {
     {
       std::shared_lock<std::shared_mutex> l(table_mu_);

@@ -187,6 +187,8 @@ class Client {
     std::string address;
   };
   Result<Placement> Place(const proto::Layout& layout, uint64_t index);
+  // Where the chain's serving target is (the table refreshed when stale).
+  Result<Placement> PlaceChain(uint32_t chain_id);
 
  private:
   Client(const ClientOptions& options, rpc::Transport* transport);

@@ -5,13 +5,17 @@
 #include "client/timer.h"
 #include "common/crc32c.h"
 #include "common/rpc/server.h"
+#include "proto/read_records.h"
 #include "proto/storage.pb.h"
 
 namespace shoal::client {
 
 // One logical read or write: done when all of its pieces are.
 struct Client::Op {
-  Attr file;
+  // What the pieces need of the file; not its whole Attr (a copy of a
+  // protobuf with its layout costs several allocations per read).
+  uint64_t ino = 0;
+  uint32_t chunk_size = 0;
   size_t total = 0;
   IoCallback done;
   std::atomic<int> pending{0};  // pieces not yet completed
@@ -23,6 +27,7 @@ struct Client::Op {
 struct Client::Piece {
   std::shared_ptr<Op> op;
   uint64_t index;
+  uint32_t chain_id;  // the chain that stores chunk `index` (placement on retry)
   uint32_t offset;  // within the chunk
   uint32_t length;
   uint8_t* dst;        // reads
@@ -119,7 +124,7 @@ void Client::Retry(std::shared_ptr<Request> req, Status why, bool is_write) {
       // Every piece of a request is on one target; with one replica per chain,
       // the first piece's placement is the whole request's.
       const Piece& first = req->pieces.front();
-      auto where = Place(first.op->file.layout(), first.index);
+      auto where = PlaceChain(first.chain_id);
       if (where.ok()) req->where = *where;
       if (is_write) SendWrite(req);
       else SendRead(req);
@@ -151,30 +156,34 @@ void Client::FlushReads(Server* s) {
   s->queued.clear();
   for (size_t i = 0; i < queued.size();) {
     std::vector<std::shared_ptr<Request>> frame;
-    proto::ReadReq rr;
+    std::string items;  // packed item records (proto/read_records.h)
+    size_t nitems = 0;
     std::vector<iovec> sink;
     uint64_t expected = 0;
     for (; i < queued.size(); ++i) {
       uint64_t bytes = 0;
       for (const Piece& p : queued[i]->pieces) bytes += p.length;
       if (!frame.empty() && (expected + bytes > options_.max_request_bytes ||
-                             rr.items_size() + queued[i]->pieces.size() > rpc::kDefaultMaxItemsPerRequest))
+                             nitems + queued[i]->pieces.size() > rpc::kDefaultMaxItemsPerRequest))
         break;
       const Request& req = *queued[i];
+      items.reserve(items.size() + req.pieces.size() * proto::kReadItemBytes);
       for (const Piece& p : req.pieces) {
-        proto::ReadItem* item = rr.add_items();
-        item->mutable_chunk()->set_target_id(req.where.target_id);
-        item->mutable_chunk()->set_inode(p.op->file.ino());
-        item->mutable_chunk()->set_index(p.index);
-        item->set_offset(p.offset);
-        item->set_length(p.length);
-        item->set_chunk_size(p.op->file.layout().chunk_size());
+        proto::ReadItemRecord item;
+        item.target_id = req.where.target_id;
+        item.chunk_size = p.op->chunk_size;
+        item.inode = p.op->ino;
+        item.index = p.index;
+        item.offset = p.offset;
+        item.length = p.length;
+        proto::AppendReadItem(&items, item);
         sink.push_back({p.dst, p.length});
       }
+      nitems += req.pieces.size();
       expected += bytes;
       frame.push_back(queued[i]);
     }
-    s->channel->CallOnLoop(proto::STORAGE_READ, rr.SerializeAsString(), {}, std::move(sink), options_.io_timeout_ms,
+    s->channel->CallOnLoop(proto::STORAGE_READ_PACKED, std::move(items), {}, std::move(sink), options_.io_timeout_ms,
                            [this, frame = std::move(frame), expected](Status st, const std::string& msg,
                                                                       uint32_t payload_len) {
                              OnReadResponse(frame, std::move(st), msg, payload_len, expected);
@@ -186,9 +195,8 @@ void Client::OnReadResponse(const std::vector<std::shared_ptr<Request>>& reqs, S
                             uint32_t payload_len, uint64_t expected) {
   size_t items = 0;
   for (const auto& r : reqs) items += r->pieces.size();
-  proto::ReadRsp rsp;
-  if (st.ok() && (!rsp.ParseFromString(msg) || static_cast<size_t>(rsp.results_size()) != items))
-    st = Error(proto::PROTOCOL_ERROR, "malformed read response");
+  proto::ReadResultsReader rsp(msg, items);
+  if (st.ok() && !rsp.Valid()) st = Error(proto::PROTOCOL_ERROR, "malformed read response");
   if (!st.ok()) {
     for (const auto& r : reqs) Retry(r, st, false);
     return;
@@ -201,20 +209,21 @@ void Client::OnReadResponse(const std::vector<std::shared_ptr<Request>>& reqs, S
   // after the first failure sits out of place: items that failed for good fail
   // alone, the rest (OK or not) are read again.
   bool any_failed = false;
-  for (const auto& r : rsp.results()) any_failed |= r.code() != proto::OK;
+  for (size_t i = 0; i < items; ++i) any_failed |= rsp.code(i) != proto::OK;
   if (!any_failed) {
     for (const auto& r : reqs) Retry(r, Error(proto::PROTOCOL_ERROR, "read payload does not match the results"), false);
     return;
   }
-  int i = 0;
+  size_t i = 0;
   for (const auto& req : reqs) {
     auto again = std::make_shared<Request>();
     again->where = req->where;
     again->attempts = req->attempts;
     Status retry_why;
     for (const Piece& piece : req->pieces) {
-      const auto& r = rsp.results(i++);
-      Status item = r.code() == proto::OK ? Status::OK() : Error(r.code(), r.message());
+      proto::ErrorCode code = rsp.code(i);
+      std::string_view text = rsp.NextMessage(i++);
+      Status item = code == proto::OK ? Status::OK() : Error(code, std::string(text));
       if (!item.ok() && !Retryable(item)) {
         CompletePiece(piece, item);
         continue;
@@ -232,11 +241,11 @@ void Client::SendWrite(std::shared_ptr<Request> req) {
   const Piece& p = req->pieces.front();  // writes carry one chunk piece each
   proto::WriteReq wr;
   wr.mutable_chunk()->set_target_id(req->where.target_id);
-  wr.mutable_chunk()->set_inode(p.op->file.ino());
+  wr.mutable_chunk()->set_inode(p.op->ino);
   wr.mutable_chunk()->set_index(p.index);
   wr.set_offset(p.offset);
   wr.set_length(p.length);
-  wr.set_chunk_size(p.op->file.layout().chunk_size());
+  wr.set_chunk_size(p.op->chunk_size);
   wr.set_payload_crc32c(Crc32c(p.src, p.length));
   wr.set_client_id(lanes_.client_id());
   wr.set_lane(req->lane);
@@ -265,7 +274,8 @@ void Client::ReadMany(std::vector<ReadSpec> reads) {
     }
     size_t length = std::min<uint64_t>(r.length, r.end - r.offset);
     auto op = std::make_shared<Op>();
-    op->file = file;
+    op->ino = file.ino();
+    op->chunk_size = file.layout().chunk_size();
     op->total = length;
     op->done = std::move(r.done);
     // Place every piece before queuing any, so a failure leaves no half-read behind.
@@ -273,7 +283,7 @@ void Client::ReadMany(std::vector<ReadSpec> reads) {
     Status st = ForEachPiece(file.layout().chunk_size(), r.offset, length,
                              [&](uint64_t index, uint32_t coff, uint32_t n, uint64_t at) {
                                ASSIGN_OR_RETURN(Placement where, Place(file.layout(), index));
-                               placed.emplace_back(where, Piece{op, index, coff, n, r.buf + at, nullptr});
+                               placed.emplace_back(where, Piece{op, index, where.chain_id, coff, n, r.buf + at, nullptr});
                                return Status::OK();
                              });
     if (!st.ok()) {
@@ -317,7 +327,8 @@ void Client::WriteAsync(const Attr& file, uint64_t offset, size_t length, const 
   if (Status st = CheckRegular(file); !st.ok()) return done(st);
   if (length == 0) return done(size_t{0});
   auto op = std::make_shared<Op>();
-  op->file = file;
+  op->ino = file.ino();
+  op->chunk_size = file.layout().chunk_size();
   op->total = length;
   op->done = std::move(done);
   std::vector<std::shared_ptr<Request>> reqs;
@@ -326,7 +337,7 @@ void Client::WriteAsync(const Attr& file, uint64_t offset, size_t length, const 
                              ASSIGN_OR_RETURN(Placement where, Place(file.layout(), index));
                              auto r = std::make_shared<Request>();
                              r->where = where;
-                             r->pieces.push_back(Piece{op, index, coff, n, nullptr, data + at});
+                             r->pieces.push_back(Piece{op, index, where.chain_id, coff, n, nullptr, data + at});
                              reqs.push_back(std::move(r));
                              return Status::OK();
                            });

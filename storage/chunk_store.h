@@ -35,6 +35,7 @@
 
 #include "common/aligned_buffer.h"
 #include "common/status.h"
+#include "storage/buffer_slab.h"
 
 namespace shoal::storage {
 
@@ -54,10 +55,12 @@ struct ReadOp {
   uint32_t length = 0;
   uint32_t chunk_size = 0;
   // Output, valid when the batch's callback runs: on OK, `data` points at
-  // `length` bytes owned by `buffer`.
+  // `length` bytes owned by `slab_buffer` (a read engine's registered slab)
+  // or else by `buffer` (the heap).
   Status status;
   const uint8_t* data = nullptr;
   AlignedBuffer buffer;
+  SlabBuffer slab_buffer;
 };
 
 struct ChunkWrite {

@@ -1,6 +1,9 @@
 #include "storage/storage_service.h"
 
+#include <algorithm>
+
 #include "common/crc32c.h"
+#include "proto/read_records.h"
 #include "proto/storage.pb.h"
 #include "storage/uring_reader.h"
 
@@ -10,7 +13,9 @@ StorageService::StorageService(std::map<uint32_t, ChunkStore*> targets, std::vec
                                Options options)
     : targets_(std::move(targets)), options_(options),
       pool_(std::make_unique<ThreadPool>(std::max(1, options.worker_threads))) {
-  for (loop::EventLoop* l : loops) engines_[l] = std::make_unique<LoopReadEngine>(l);
+  LoopReadEngine::Options eo;
+  eo.slab_slots = options.read_slab_slots;
+  for (loop::EventLoop* l : loops) engines_[l] = std::make_unique<LoopReadEngine>(l, eo);
 }
 
 StorageService::~StorageService() { pool_.reset(); }
@@ -72,11 +77,13 @@ std::string StorageService::RenderMetrics() const {
 }
 
 namespace {
-// One STORAGE_READ in progress: its ops and their buffers live until the reply
-// has been sent (the payload goes out straight from them).
+// One STORAGE_READ / STORAGE_READ_PACKED in progress: its ops and their
+// buffers live until the reply has been sent (the payload goes out straight
+// from them).
 struct ReadCall {
   std::unique_ptr<rpc::LoopCall> call;
   std::vector<ReadOp> ops;
+  bool packed = false;
   std::atomic<int> groups{0};  // stores still reading
   std::chrono::steady_clock::time_point start;
   std::atomic<int64_t>* in_flight;
@@ -84,68 +91,129 @@ struct ReadCall {
 
   // Replies and hands itself to the reply's release.
   static void Respond(ReadCall* rc) {
-    proto::ReadRsp rsp;
     std::vector<iovec> payload;
     payload.reserve(rc->ops.size());
-    for (auto& op : rc->ops) {
-      auto* r = rsp.add_results();
-      r->set_code(op.status.code());
-      if (op.status.ok()) {
-        payload.push_back({const_cast<uint8_t*>(op.data), op.length});
-      } else {
-        r->set_message(op.status.message());
+    std::string message;
+    if (rc->packed) {
+      proto::ReadResultsWriter results(rc->ops.size());
+      for (size_t i = 0; i < rc->ops.size(); ++i) {
+        const ReadOp& op = rc->ops[i];
+        results.Set(i, op.status.code(), op.status.message());
+        if (op.status.ok()) payload.push_back({const_cast<uint8_t*>(op.data), op.length});
       }
+      message = results.Take();
+    } else {
+      proto::ReadRsp rsp;
+      for (auto& op : rc->ops) {
+        auto* r = rsp.add_results();
+        r->set_code(op.status.code());
+        if (op.status.ok()) {
+          payload.push_back({const_cast<uint8_t*>(op.data), op.length});
+        } else {
+          r->set_message(op.status.message());
+        }
+      }
+      message = rsp.SerializeAsString();
     }
     rc->latency->Observe(
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - rc->start).count());
     rc->in_flight->fetch_sub(1, std::memory_order_relaxed);
     rpc::LoopCall* call = rc->call.get();
-    call->Reply(rsp, payload.data(), static_cast<int>(payload.size()), [rc] { delete rc; });
+    call->ReplyRaw(std::move(message), payload.data(), static_cast<int>(payload.size()), [rc] { delete rc; });
   }
 };
 }  // namespace
 
+Status StorageService::CheckReadSize(uint64_t items, uint64_t bytes) const {
+  if (items > options_.max_read_items)
+    return Error(proto::TOO_LARGE,
+                 "read of " + std::to_string(items) + " items exceeds " + std::to_string(options_.max_read_items));
+  if (bytes > options_.max_read_bytes)
+    return Error(proto::TOO_LARGE,
+                 "read of " + std::to_string(bytes) + " bytes exceeds " + std::to_string(options_.max_read_bytes));
+  return Status::OK();
+}
+
 void StorageService::HandleRead(std::unique_ptr<rpc::LoopCall> call) {
   proto::ReadReq req;
   if (!call->Parse(&req)) return;
-  if (static_cast<uint64_t>(req.items_size()) > options_.max_read_items)
-    return call->ReplyError(Error(proto::TOO_LARGE, "read of " + std::to_string(req.items_size()) +
-                                                        " items exceeds " + std::to_string(options_.max_read_items)));
   uint64_t total = 0;
   for (const auto& item : req.items()) total += item.length();
-  if (total > options_.max_read_bytes)
-    return call->ReplyError(Error(proto::TOO_LARGE, "read of " + std::to_string(total) + " bytes exceeds " +
-                                                        std::to_string(options_.max_read_bytes)));
-  ReadEngine* engine = EngineFor(call->loop());
-  auto* rc = new ReadCall;
-  rc->call = std::move(call);
-  rc->start = std::chrono::steady_clock::now();
-  rc->in_flight = &reads_in_flight_;
-  rc->latency = &read_latency_;
-  reads_in_flight_.fetch_add(1, std::memory_order_relaxed);
-  rc->ops.resize(req.items_size());
-  std::map<ChunkStore*, std::vector<ReadOp*>> groups;
+  if (Status st = CheckReadSize(req.items_size(), total); !st.ok()) return call->ReplyError(st);
+  std::vector<uint32_t> targets(req.items_size());
+  std::vector<ReadOp> ops(req.items_size());
   for (int i = 0; i < req.items_size(); ++i) {
     const auto& item = req.items(i);
-    ReadOp& op = rc->ops[i];
+    ReadOp& op = ops[i];
     op.inode = item.chunk().inode();
     op.index = item.chunk().index();
     op.offset = item.offset();
     op.length = item.length();
     op.chunk_size = item.chunk_size();
-    ChunkStore* store = Find(item.chunk().target_id());
+    targets[i] = item.chunk().target_id();
+  }
+  StartRead(std::move(call), std::move(ops), targets.data(), /*packed=*/false);
+}
+
+void StorageService::HandlePackedRead(std::unique_ptr<rpc::LoopCall> call) {
+  const std::string_view msg = call->message();
+  size_t n = 0;
+  if (!proto::CountReadItems(msg, &n))
+    return call->ReplyError(Error(proto::PROTOCOL_ERROR, "packed read of " + std::to_string(msg.size()) +
+                                                             " bytes is not a whole number of items"));
+  uint64_t total = 0;
+  for (size_t i = 0; i < n; ++i) total += proto::ReadItemAt(msg, i).length;
+  if (Status st = CheckReadSize(n, total); !st.ok()) return call->ReplyError(st);
+  std::vector<uint32_t> targets(n);
+  std::vector<ReadOp> ops(n);
+  for (size_t i = 0; i < n; ++i) {
+    const proto::ReadItemRecord item = proto::ReadItemAt(msg, i);
+    ReadOp& op = ops[i];
+    op.inode = item.inode;
+    op.index = item.index;
+    op.offset = item.offset;
+    op.length = item.length;
+    op.chunk_size = item.chunk_size;
+    targets[i] = item.target_id;
+  }
+  StartRead(std::move(call), std::move(ops), targets.data(), /*packed=*/true);
+}
+
+void StorageService::StartRead(std::unique_ptr<rpc::LoopCall> call, std::vector<ReadOp> ops, const uint32_t* targets,
+                               bool packed) {
+  ReadEngine* engine = EngineFor(call->loop());
+  auto* rc = new ReadCall;
+  rc->call = std::move(call);
+  rc->ops = std::move(ops);
+  rc->packed = packed;
+  rc->start = std::chrono::steady_clock::now();
+  rc->in_flight = &reads_in_flight_;
+  rc->latency = &read_latency_;
+  reads_in_flight_.fetch_add(1, std::memory_order_relaxed);
+  // Ops grouped by store; a request names one target or a few, so a short
+  // list beats a map.
+  std::vector<std::pair<ChunkStore*, std::vector<ReadOp*>>> groups;
+  for (size_t i = 0; i < rc->ops.size(); ++i) {
+    ReadOp& op = rc->ops[i];
+    ChunkStore* store = Find(targets[i]);
     if (!store) {
-      op.status = Error(proto::NOT_FOUND, "no target " + std::to_string(item.chunk().target_id()) + " here");
+      op.status = Error(proto::NOT_FOUND, "no target " + std::to_string(targets[i]) + " here");
       continue;
     }
-    groups[store].push_back(&op);
+    auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == store; });
+    if (g == groups.end()) {
+      groups.emplace_back(store, std::vector<ReadOp*>());
+      groups.back().second.reserve(rc->ops.size());
+      g = groups.end() - 1;
+    }
+    g->second.push_back(&op);
   }
   if (groups.empty()) return ReadCall::Respond(rc);
   // One more than the stores, released below: a store that completes inline
   // cannot reply before every store has started.
   rc->groups = static_cast<int>(groups.size()) + 1;
-  for (auto& [store, ops] : groups)
-    store->ReadOn(std::move(ops), [rc] {
+  for (auto& [store, group] : groups)
+    store->ReadOn(std::move(group), [rc] {
       if (--rc->groups == 0) ReadCall::Respond(rc);
     }, engine);
   if (--rc->groups == 0) ReadCall::Respond(rc);
@@ -187,6 +255,7 @@ void StorageService::HandleWrite(rpc::LoopCall& call) {
 
 void StorageService::Register(rpc::LoopServer& server) {
   server.Register(proto::STORAGE_READ, [this](auto call) { HandleRead(std::move(call)); });
+  server.Register(proto::STORAGE_READ_PACKED, [this](auto call) { HandlePackedRead(std::move(call)); });
   server.Register(proto::STORAGE_WRITE, [this](auto call) {
     OnPool(std::move(call), [](StorageService* s, rpc::LoopCall& c) { s->HandleWrite(c); });
   });

@@ -1,10 +1,11 @@
 // StorageService: the RPC face of shoal-storage over its targets' chunk stores,
 // served by a LoopServer.
 //
-// STORAGE_READ runs on the connection's event loop: it starts the disk reads
-// on that loop's own ring and replies (results + the bytes of every OK item as
-// payload, sent straight from the read buffers) from their completion, on the
-// same thread. Writes, truncates and removes block on the disk (fsync) and run
+// STORAGE_READ (and STORAGE_READ_PACKED: the same read with its items and
+// results as fixed-size records, proto/read_records.h) runs on the
+// connection's event loop: it starts the disk reads on that loop's own ring
+// and replies (results + the bytes of every OK item as payload, sent straight
+// from the read buffers) from their completion, on the same thread. Writes, truncates and removes block on the disk (fsync) and run
 // on the service's worker pool, replying from there. Requests name targets by
 // id; an unknown target fails that item (or call) with NOT_FOUND. Writes pass
 // the WriteLedger, so a retried write lands once and an overtaken attempt not
@@ -30,6 +31,10 @@ class StorageService {
     uint64_t max_read_bytes = 64ull << 20;
     uint32_t max_read_items = 16384;
     int worker_threads = 4;  // writes, truncates, removes
+    // Per event loop: read buffers of 16 KiB registered with its ring (a 4 KiB
+    // read needs up to 8 KiB once widened to blocks); larger reads, and reads
+    // beyond these, use the heap. 0: none.
+    uint32_t read_slab_slots = 1024;
   };
   // `targets` maps target id to its store; the stores outlive the service.
   // `loops` are the event loops the server will serve on (reads go to their rings).
@@ -46,7 +51,13 @@ class StorageService {
   uint64_t superseded_writes() const { return ledger_.superseded(); }
 
  private:
-  void HandleRead(std::unique_ptr<rpc::LoopCall> call);
+  void HandleRead(std::unique_ptr<rpc::LoopCall> call);        // STORAGE_READ (protobuf items)
+  void HandlePackedRead(std::unique_ptr<rpc::LoopCall> call);  // STORAGE_READ_PACKED (records)
+  // TOO_LARGE beyond max_read_items / max_read_bytes.
+  Status CheckReadSize(uint64_t items, uint64_t bytes) const;
+  // Reads `ops` (item i on target targets[i]) on the call's loop and replies
+  // in the call's encoding.
+  void StartRead(std::unique_ptr<rpc::LoopCall> call, std::vector<ReadOp> ops, const uint32_t* targets, bool packed);
   void HandleWrite(rpc::LoopCall& call);
   ChunkStore* Find(uint32_t target_id) const;
   ReadEngine* EngineFor(loop::EventLoop* loop) const;

@@ -45,8 +45,10 @@ struct OpState {
   std::unique_ptr<File> opened;           // miss: opened here, header unread
   ChunkFileCache::Ticket ticket{};
   AlignedBuffer header_buf;
-  uint32_t start = 0;  // aligned range [start, end) of the chunk's data in op->buffer
+  uint32_t start = 0;  // aligned range [start, end) of the chunk's data, read into buf
   uint32_t end = 0;
+  uint8_t* buf = nullptr;  // op->slab_buffer's (fixed) or op->buffer's bytes
+  bool fixed = false;
   std::atomic<int> pending{0};
   IoSlot header_io, data_io;
 };
@@ -72,7 +74,7 @@ class UringChunkStore : public ChunkStore {
       st->op = op;
       st->batch = batch;
       st->store = this;
-      Status v = Prepare(st, &ios);
+      Status v = Prepare(st, &ios, engine);
       if (!v.ok() || st->pending == 0) {
         if (!v.ok()) op->status = v;
         Finish(st);
@@ -137,20 +139,25 @@ class UringChunkStore : public ChunkStore {
 
  private:
   static void AddIo(std::vector<UringRead>* ios, OpState* st, IoSlot* slot, int fd, void* buf, uint32_t len,
-                    uint64_t off) {
+                    uint64_t off, bool fixed = false) {
     slot->done = &OnIo;
     slot->st = st;
-    ios->push_back(UringRead{fd, buf, len, off, slot});
+    ios->push_back(UringRead{fd, buf, len, off, slot, fixed});
   }
 
   // Sets up the op's buffer and the I/O it needs (none when it can finish now).
-  Status Prepare(OpState* st, std::vector<UringRead>* ios) {
+  // The buffer comes from the engine's slab when it has a free slot that
+  // fits, else from the heap.
+  Status Prepare(OpState* st, std::vector<UringRead>* ios, ReadEngine* engine) {
     ReadOp* op = st->op;
     RETURN_IF_ERROR(CheckChunkSize(op->chunk_size));
     if (uint64_t{op->offset} + op->length > op->chunk_size) return Error(proto::INVALID_ARGUMENT, "read leaves the chunk");
     st->start = op->offset / kBlockSize * kBlockSize;
     st->end = RoundUp(uint64_t{op->offset} + op->length);
-    op->buffer = AlignedBuffer(st->end - st->start);
+    BufferSlab* slab = engine ? engine->slab() : nullptr;
+    if (slab && st->end > st->start && st->end - st->start <= slab->slot_size()) op->slab_buffer = slab->Acquire();
+    st->fixed = static_cast<bool>(op->slab_buffer);
+    st->buf = st->fixed ? op->slab_buffer.data() : (op->buffer = AlignedBuffer(st->end - st->start)).data();
     const uint32_t hsize = ChunkHeaderSize(op->chunk_size);
     st->file = cache_.Lookup(op->inode, op->index);
     if (st->file) {
@@ -159,8 +166,8 @@ class UringChunkStore : public ChunkStore {
       uint32_t stored_end = std::min(st->end, RoundUp(st->file->header.data_len));
       if (stored_end > st->start) {
         st->pending = 1;
-        AddIo(ios, st, &st->data_io, st->file->file->fd(), op->buffer.data(), stored_end - st->start,
-              hsize + st->start);
+        AddIo(ios, st, &st->data_io, st->file->file->fd(), st->buf, stored_end - st->start, hsize + st->start,
+              st->fixed);
       }
       return Status::OK();
     }
@@ -180,7 +187,7 @@ class UringChunkStore : public ChunkStore {
     st->pending = 2;
     int fd = st->opened->fd();
     AddIo(ios, st, &st->header_io, fd, st->header_buf.data(), hsize, 0);
-    AddIo(ios, st, &st->data_io, fd, op->buffer.data(), st->end - st->start, hsize + st->start);
+    AddIo(ios, st, &st->data_io, fd, st->buf, st->end - st->start, hsize + st->start, st->fixed);
     return Status::OK();
   }
 
@@ -207,9 +214,9 @@ class UringChunkStore : public ChunkStore {
   // Verifies what was read and completes the op (and the batch with its last op).
   void Finish(OpState* st) {
     ReadOp* op = st->op;
-    if (op->status.ok() && op->buffer.data()) op->status = Complete(st);
+    if (op->status.ok() && st->buf) op->status = Complete(st);
     if (op->status.ok()) {
-      op->data = op->buffer.data() + (op->offset - st->start);
+      op->data = st->buf + (op->offset - st->start);
       stats_.reads++;
       stats_.read_bytes += op->length;
     } else {
@@ -233,7 +240,7 @@ class UringChunkStore : public ChunkStore {
     ReadOp* op = st->op;
     const uint32_t want = st->end - st->start;
     if (!st->file && !st->opened) {  // never written
-      if (want) std::memset(op->buffer.data(), 0, want);
+      if (want) std::memset(st->buf, 0, want);
       return Status::OK();
     }
     if (!st->file) {
@@ -252,9 +259,9 @@ class UringChunkStore : public ChunkStore {
       if (static_cast<uint32_t>(st->data_io.res) < stored)
         return Error(proto::IO_ERROR, "chunk " + std::to_string(op->index) + " of inode " +
                                           std::to_string(op->inode) + " is shorter than its header says");
-      RETURN_IF_ERROR(VerifyBlocks(h, st->start / kBlockSize, op->buffer.data(), stored));
+      RETURN_IF_ERROR(VerifyBlocks(h, st->start / kBlockSize, st->buf, stored));
     }
-    if (want > stored) std::memset(op->buffer.data() + stored, 0, want - stored);
+    if (want > stored) std::memset(st->buf + stored, 0, want - stored);
     return Status::OK();
   }
 

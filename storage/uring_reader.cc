@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include <cstring>
+#include <future>
 
 #include "common/log.h"
 #include "common/tsan.h"
@@ -97,6 +98,33 @@ void UringReader::Submit(const std::vector<UringRead>& ios) {
   for (const UringRead* io : refused) io->tag->done(io->tag, stopping_ ? -ECANCELED : -EAGAIN);
 }
 
+LoopReadEngine::LoopReadEngine(loop::EventLoop* loop, Options options) : loop_(loop) {
+  if (options.slab_slots == 0) return;
+  slab_ = BufferSlab::Create(options.slab_slots, options.slab_slot_size);
+  if (!slab_) {
+    LOG_WARN("{}: no memory for a read buffer slab of {} x {} bytes; reads use the heap", loop->name(),
+             options.slab_slots, options.slab_slot_size);
+    return;
+  }
+  // A SINGLE_ISSUER ring takes registrations only from its own thread.
+  auto do_register = [this] {
+    iovec iov{slab_->base(), slab_->bytes()};
+    return io_uring_register_buffers(loop_->ring(), &iov, 1);
+  };
+  int rc;
+  if (loop->InLoopThread()) {
+    rc = do_register();
+  } else {
+    std::promise<int> registered;
+    loop->Post([&] { registered.set_value(do_register()); });
+    rc = registered.get_future().get();
+  }
+  registered_ = rc == 0;
+  if (!registered_)
+    LOG_WARN("{}: cannot register the read buffer slab with the ring ({}); reads into it are not READ_FIXED",
+             loop->name(), strerror(-rc));
+}
+
 void LoopReadEngine::Submit(const std::vector<UringRead>& ios) {
   for (const UringRead& io : ios) {
     io_uring_sqe* sqe = loop_->Sqe();
@@ -104,7 +132,8 @@ void LoopReadEngine::Submit(const std::vector<UringRead>& ios) {
       io.tag->done(io.tag, -EAGAIN);
       continue;
     }
-    io_uring_prep_read(sqe, io.fd, io.buf, io.len, io.offset);
+    if (io.fixed && registered_) io_uring_prep_read_fixed(sqe, io.fd, io.buf, io.len, io.offset, 0);
+    else io_uring_prep_read(sqe, io.fd, io.buf, io.len, io.offset);
     loop::EventLoop::SetOp(sqe, io.tag);
   }
   // Submitted with everything else when the loop next enters the ring.

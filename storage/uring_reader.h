@@ -15,6 +15,7 @@
 #include <liburing.h>
 
 #include <atomic>
+#include <memory>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -23,6 +24,7 @@
 
 #include "common/loop/event_loop.h"
 #include "common/status.h"
+#include "storage/buffer_slab.h"
 
 namespace shoal::storage {
 
@@ -37,6 +39,7 @@ struct UringRead {
   uint32_t len = 0;
   uint64_t offset = 0;
   UringTag* tag = nullptr;
+  bool fixed = false;  // `buf` lies in the engine's slab (ReadEngine::slab())
 };
 
 // Where a chunk store's disk reads go: its own ring (UringReader) or the ring
@@ -46,18 +49,38 @@ class ReadEngine {
   virtual ~ReadEngine() = default;
   // Starts every read or completes it with a negative errno; never drops one.
   virtual void Submit(const std::vector<UringRead>& ios) = 0;
+  // Buffers for reads on this engine (nullptr: none; use the heap). A read
+  // into one of them is submitted with `fixed` set.
+  virtual BufferSlab* slab() { return nullptr; }
 };
 
 // Reads on an event loop's ring; Submit only on that loop's thread, and the
 // completions run there too.
+//
+// With `slab_slots` > 0 it keeps a BufferSlab of that many `slab_slot_size`
+// buffers, registered with the loop's ring, so small reads cost no heap
+// allocation and no page pinning per read (READ_FIXED). When the ring refuses
+// the registration (an old kernel, locked-memory limits, buffers already
+// registered by someone else) the slab is still used, with plain reads.
 class LoopReadEngine : public ReadEngine {
  public:
+  struct Options {
+    uint32_t slab_slots = 0;
+    uint32_t slab_slot_size = 16 << 10;
+  };
+  // The loop must be running (the slab is registered on its thread).
+  LoopReadEngine(loop::EventLoop* loop, Options options);
   explicit LoopReadEngine(loop::EventLoop* loop) : loop_(loop) {}
   void Submit(const std::vector<UringRead>& ios) override;
+  BufferSlab* slab() override { return slab_.get(); }
   loop::EventLoop* loop() const { return loop_; }
+  // Whether the slab is registered with the ring (reads go as READ_FIXED).
+  bool registered() const { return registered_; }
 
  private:
   loop::EventLoop* loop_;
+  std::shared_ptr<BufferSlab> slab_;
+  bool registered_ = false;
 };
 
 class UringReader : public ReadEngine {
