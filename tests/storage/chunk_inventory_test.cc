@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 
 #include "storage/chunk_inventory.h"
 #include "storage/chunk_layout.h"
@@ -23,6 +24,14 @@ class ChunkInventoryTest : public ChunkStoreTest<UringBackend> {
   void Reopen() {
     store_.reset();
     store_ = UringBackend::Open(dir_);
+  }
+  // Closes the store and changes its inventory directly, as a crash at some
+  // point of an operation would have left it; the caller reopens the store.
+  void EditInventoryWhileClosed(const std::function<Status(ChunkInventory&)>& edit) {
+    store_.reset();
+    auto inv = ChunkInventory::Open(ChunkLayout(RealFileEnv(), dir_));
+    ASSERT_TRUE(inv.ok()) << inv.status().ToString();
+    ASSERT_TRUE(edit(**inv).ok());
   }
   void LoseFile(uint64_t ino, uint64_t idx) { ASSERT_TRUE(fs::remove(ChunkFilePath(dir_, ino, idx))); }
   ErrorCode ReadCode(uint64_t ino, uint64_t idx) { return Read(ino, idx, 0, 4096).status().code(); }
@@ -127,13 +136,7 @@ TEST_F(ChunkInventoryTest, ACutStoppedAfterItsFilesWentReadsAsHoles) {
   for (uint64_t idx = 0; idx < 3; ++idx) ASSERT_TRUE(Write(20, idx, 0, d).ok());
   // What a crash in the middle of a truncate to one chunk leaves: the mark
   // made, the files unlinked, the listing not yet ended.
-  store_.reset();
-  {
-    ChunkLayout layout(RealFileEnv(), dir_);
-    auto inv = ChunkInventory::Open(layout);
-    ASSERT_TRUE(inv.ok());
-    ASSERT_TRUE((*inv)->BeginCut(20, 1).ok());
-  }
+  EditInventoryWhileClosed([](ChunkInventory& inv) { return inv.BeginCut(20, 1); });
   LoseFile(20, 1);
   LoseFile(20, 2);
   store_ = UringBackend::Open(dir_);
@@ -156,13 +159,7 @@ TEST_F(ChunkInventoryTest, AFileWhoseListingWasLostIsServedAndListedAgainByItsNe
   // durable (the write was acknowledged), its listing is not.
   const std::string d = Random(8192, 9);
   ASSERT_TRUE(Write(21, 0, 0, d).ok());
-  store_.reset();
-  {
-    ChunkLayout layout(RealFileEnv(), dir_);
-    auto inv = ChunkInventory::Open(layout);
-    ASSERT_TRUE(inv.ok());
-    ASSERT_TRUE((*inv)->RemoveInode(21).ok());
-  }
+  EditInventoryWhileClosed([](ChunkInventory& inv) { return inv.RemoveInode(21); });
   store_ = UringBackend::Open(dir_);
   EXPECT_EQ(*Read(21, 0, 0, 8192), d);
   auto v = WriteV(21, 0, 8192, "w");
