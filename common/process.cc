@@ -1,5 +1,6 @@
 #include "common/process.h"
 
+#include <malloc.h>
 #include <signal.h>
 
 #include <climits>
@@ -82,6 +83,14 @@ int WaitForStopSignal() {
   int sig = 0;
   sigwait(&s, &sig);
   return sig;
+}
+
+void KeepLargeBuffersInHeap() {
+  // 32 MiB is glibc's ceiling for the mapping threshold. Setting it fixes it
+  // (no dynamic adjustment); the trim threshold keeps a burst's worth of
+  // freed buffers at the top of the heap.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
 }
 
 int ExitWithError(const char* program, const Status& st) {

@@ -37,6 +37,13 @@ struct RpcLimitsConfig {
   Status ApplyTo(rpc::RpcServer::Options* options) const;
 };
 
+// Keeps freed request buffers (reads and writes up to a chunk, 1 MiB by
+// default) in the heap for reuse instead of mapping and unmapping each one.
+// A fresh mapping faults in every page again on first touch; on this VM (its
+// guest page tables are shadowed) that cost ~4 ms of CPU per 1 MiB read and
+// held 1 MiB reads to a third of the disk. Call at the start of main().
+void KeepLargeBuffersInHeap();
+
 // Blocks SIGTERM and SIGINT in the calling thread and every thread it starts
 // later, so that only WaitForStopSignal() sees them. Call before any thread.
 void BlockStopSignals();

@@ -40,6 +40,7 @@ int Fail(const Status& st) { return ExitWithError("shoal-meta", st); }
 }  // namespace
 
 int main(int argc, char** argv) {
+  shoal::KeepLargeBuffersInHeap();
   MetaConfig cfg;
   ConfigSpec spec("shoal-meta", "Shoal metadata service and cluster manager");
   spec.Add("listen", &cfg.listen, "host:port to serve RPC on");

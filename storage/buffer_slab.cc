@@ -15,6 +15,8 @@ SlabBuffer& SlabBuffer::operator=(SlabBuffer&& o) noexcept {
   return *this;
 }
 
+int SlabBuffer::buf_index() const { return data_ ? slab_->buf_index() : -1; }
+
 void SlabBuffer::Reset() {
   if (data_) slab_->Release(slot_);
   data_ = nullptr;

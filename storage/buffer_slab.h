@@ -33,6 +33,9 @@ class SlabBuffer {
 
   uint8_t* data() const { return data_; }
   explicit operator bool() const { return data_ != nullptr; }
+  // Index of the slab's block among the ring's registered buffers, for
+  // READ_FIXED; -1 when it is not registered (or the buffer is empty).
+  int buf_index() const;
   void Reset();
 
  private:
@@ -56,6 +59,9 @@ class BufferSlab : public std::enable_shared_from_this<BufferSlab> {
   uint8_t* base() const { return base_; }
   size_t bytes() const { return size_t{slots_} * slot_size_; }
   size_t free_slots() const;
+  // Set by whoever registers the block with a ring (before any Acquire).
+  void set_buf_index(int index) { buf_index_ = index; }
+  int buf_index() const { return buf_index_; }
 
  private:
   friend class SlabBuffer;
@@ -64,6 +70,7 @@ class BufferSlab : public std::enable_shared_from_this<BufferSlab> {
 
   uint8_t* base_;
   uint32_t slots_, slot_size_;
+  int buf_index_ = -1;
   mutable std::mutex mu_;
   std::vector<uint32_t> free_;  // guarded by mu_
 };

@@ -30,6 +30,7 @@ struct StorageConfig {
   int64_t heartbeat_interval_ms = 1000;
   uint32_t worker_threads = 4;
   uint32_t read_slab_slots = 1024;
+  uint32_t read_slab_large_slots = 16;
   uint32_t event_loops = 0;  // 0: one per core
   int64_t max_connections = 4096;
   int64_t max_requests_in_flight = 1024;  // per connection
@@ -76,6 +77,7 @@ Result<proto::RegisterRsp> IdentifyBeforeServing(storage::NodeAgent& agent, cons
 }  // namespace
 
 int main(int argc, char** argv) {
+  shoal::KeepLargeBuffersInHeap();
   StorageConfig cfg;
   ConfigSpec spec("shoal-storage", "Shoal chunk storage server");
   spec.Add("listen", &cfg.listen, "host:port to serve RPC on");
@@ -88,6 +90,8 @@ int main(int argc, char** argv) {
   spec.Add("worker_threads", &cfg.worker_threads, "threads for writes, truncates and removes");
   spec.Add("read_slab_slots", &cfg.read_slab_slots,
            "16 KiB read buffers per event loop, registered with its ring (small reads skip the heap; 0: none)");
+  spec.Add("read_slab_large_slots", &cfg.read_slab_large_slots,
+           "1 MiB read buffers per event loop, registered likewise, for reads above 16 KiB (0: none)");
   spec.Add("event_loops", &cfg.event_loops,
            "event-loop threads serving connections and their disk reads (0: one per core)");
   spec.Add("ring_entries", &cfg.ring_entries, "io_uring submission queue size per event loop and per target");
@@ -203,6 +207,7 @@ int main(int argc, char** argv) {
   so.max_read_items = static_cast<uint32_t>(cfg.max_read_items);
   so.worker_threads = static_cast<int>(cfg.worker_threads);
   so.read_slab_slots = cfg.read_slab_slots;
+  so.read_slab_large_slots = cfg.read_slab_large_slots;
   storage::StorageService service(by_id, loop_ptrs, so);
   node_stats = [&service] { return service.Stats(); };
   rpc::LoopServer::Options opts;

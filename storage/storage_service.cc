@@ -15,6 +15,7 @@ StorageService::StorageService(std::map<uint32_t, ChunkStore*> targets, std::vec
       pool_(std::make_unique<ThreadPool>(std::max(1, options.worker_threads))) {
   LoopReadEngine::Options eo;
   eo.slab_slots = options.read_slab_slots;
+  eo.large_slots = options.read_slab_large_slots;
   for (loop::EventLoop* l : loops) engines_[l] = std::make_unique<LoopReadEngine>(l, eo);
 }
 

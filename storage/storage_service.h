@@ -35,6 +35,9 @@ class StorageService {
     // read needs up to 8 KiB once widened to blocks); larger reads, and reads
     // beyond these, use the heap. 0: none.
     uint32_t read_slab_slots = 1024;
+    // Per event loop: read buffers of 1 MiB (a whole default chunk), registered
+    // likewise, for reads above 16 KiB. 0: none.
+    uint32_t read_slab_large_slots = 16;
   };
   // `targets` maps target id to its store; the stores outlive the service.
   // `loops` are the event loops the server will serve on (reads go to their rings).

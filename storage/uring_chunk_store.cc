@@ -48,7 +48,7 @@ struct OpState {
   uint32_t start = 0;  // aligned range [start, end) of the chunk's data, read into buf
   uint32_t end = 0;
   uint8_t* buf = nullptr;  // op->slab_buffer's (fixed) or op->buffer's bytes
-  bool fixed = false;
+  int buf_index = -1;  // op->slab_buffer's, when the read lands in a slab
   std::atomic<int> pending{0};
   IoSlot header_io, data_io;
 };
@@ -139,10 +139,10 @@ class UringChunkStore : public ChunkStore {
 
  private:
   static void AddIo(std::vector<UringRead>* ios, OpState* st, IoSlot* slot, int fd, void* buf, uint32_t len,
-                    uint64_t off, bool fixed = false) {
+                    uint64_t off, int buf_index = -1) {
     slot->done = &OnIo;
     slot->st = st;
-    ios->push_back(UringRead{fd, buf, len, off, slot, fixed});
+    ios->push_back(UringRead{fd, buf, len, off, slot, buf_index});
   }
 
   // Sets up the op's buffer and the I/O it needs (none when it can finish now).
@@ -154,10 +154,9 @@ class UringChunkStore : public ChunkStore {
     if (uint64_t{op->offset} + op->length > op->chunk_size) return Error(proto::INVALID_ARGUMENT, "read leaves the chunk");
     st->start = op->offset / kBlockSize * kBlockSize;
     st->end = RoundUp(uint64_t{op->offset} + op->length);
-    BufferSlab* slab = engine ? engine->slab() : nullptr;
-    if (slab && st->end > st->start && st->end - st->start <= slab->slot_size()) op->slab_buffer = slab->Acquire();
-    st->fixed = static_cast<bool>(op->slab_buffer);
-    st->buf = st->fixed ? op->slab_buffer.data() : (op->buffer = AlignedBuffer(st->end - st->start)).data();
+    if (engine && st->end > st->start) op->slab_buffer = engine->Acquire(st->end - st->start);
+    st->buf_index = op->slab_buffer.buf_index();
+    st->buf = op->slab_buffer ? op->slab_buffer.data() : (op->buffer = AlignedBuffer(st->end - st->start)).data();
     const uint32_t hsize = ChunkHeaderSize(op->chunk_size);
     st->file = cache_.Lookup(op->inode, op->index);
     if (st->file) {
@@ -167,7 +166,7 @@ class UringChunkStore : public ChunkStore {
       if (stored_end > st->start) {
         st->pending = 1;
         AddIo(ios, st, &st->data_io, st->file->file->fd(), st->buf, stored_end - st->start, hsize + st->start,
-              st->fixed);
+              st->buf_index);
       }
       return Status::OK();
     }
@@ -187,7 +186,7 @@ class UringChunkStore : public ChunkStore {
     st->pending = 2;
     int fd = st->opened->fd();
     AddIo(ios, st, &st->header_io, fd, st->header_buf.data(), hsize, 0);
-    AddIo(ios, st, &st->data_io, fd, st->buf, st->end - st->start, hsize + st->start, st->fixed);
+    AddIo(ios, st, &st->data_io, fd, st->buf, st->end - st->start, hsize + st->start, st->buf_index);
     return Status::OK();
   }
 

@@ -99,17 +99,19 @@ void UringReader::Submit(const std::vector<UringRead>& ios) {
 }
 
 LoopReadEngine::LoopReadEngine(loop::EventLoop* loop, Options options) : loop_(loop) {
-  if (options.slab_slots == 0) return;
-  slab_ = BufferSlab::Create(options.slab_slots, options.slab_slot_size);
-  if (!slab_) {
-    LOG_WARN("{}: no memory for a read buffer slab of {} x {} bytes; reads use the heap", loop->name(),
-             options.slab_slots, options.slab_slot_size);
-    return;
+  for (auto [slots, size] : {std::pair{options.slab_slots, options.slab_slot_size},
+                             std::pair{options.large_slots, options.large_slot_size}}) {
+    if (slots == 0) continue;
+    auto slab = BufferSlab::Create(slots, size);
+    if (slab) slabs_.push_back(std::move(slab));
+    else LOG_WARN("{}: no memory for a read buffer slab of {} x {} bytes; those reads use the heap", loop->name(), slots, size);
   }
+  if (slabs_.empty()) return;
   // A SINGLE_ISSUER ring takes registrations only from its own thread.
   auto do_register = [this] {
-    iovec iov{slab_->base(), slab_->bytes()};
-    return io_uring_register_buffers(loop_->ring(), &iov, 1);
+    std::vector<iovec> iovs;
+    for (const auto& slab : slabs_) iovs.push_back(iovec{slab->base(), slab->bytes()});
+    return io_uring_register_buffers(loop_->ring(), iovs.data(), static_cast<unsigned>(iovs.size()));
   };
   int rc;
   if (loop->InLoopThread()) {
@@ -120,9 +122,18 @@ LoopReadEngine::LoopReadEngine(loop::EventLoop* loop, Options options) : loop_(l
     rc = registered.get_future().get();
   }
   registered_ = rc == 0;
-  if (!registered_)
-    LOG_WARN("{}: cannot register the read buffer slab with the ring ({}); reads into it are not READ_FIXED",
+  if (registered_) {
+    for (size_t i = 0; i < slabs_.size(); ++i) slabs_[i]->set_buf_index(static_cast<int>(i));
+  } else {
+    LOG_WARN("{}: cannot register the read buffer slabs with the ring ({}); reads into them are not READ_FIXED",
              loop->name(), strerror(-rc));
+  }
+}
+
+SlabBuffer LoopReadEngine::Acquire(uint32_t len) {
+  for (const auto& slab : slabs_)
+    if (len <= slab->slot_size()) return slab->Acquire();
+  return SlabBuffer();
 }
 
 void LoopReadEngine::Submit(const std::vector<UringRead>& ios) {
@@ -132,7 +143,7 @@ void LoopReadEngine::Submit(const std::vector<UringRead>& ios) {
       io.tag->done(io.tag, -EAGAIN);
       continue;
     }
-    if (io.fixed && registered_) io_uring_prep_read_fixed(sqe, io.fd, io.buf, io.len, io.offset, 0);
+    if (io.buf_index >= 0) io_uring_prep_read_fixed(sqe, io.fd, io.buf, io.len, io.offset, io.buf_index);
     else io_uring_prep_read(sqe, io.fd, io.buf, io.len, io.offset);
     loop::EventLoop::SetOp(sqe, io.tag);
   }

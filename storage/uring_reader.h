@@ -39,7 +39,7 @@ struct UringRead {
   uint32_t len = 0;
   uint64_t offset = 0;
   UringTag* tag = nullptr;
-  bool fixed = false;  // `buf` lies in the engine's slab (ReadEngine::slab())
+  int buf_index = -1;  // >= 0: `buf` lies in that registered slab (READ_FIXED)
 };
 
 // Where a chunk store's disk reads go: its own ring (UringReader) or the ring
@@ -49,37 +49,45 @@ class ReadEngine {
   virtual ~ReadEngine() = default;
   // Starts every read or completes it with a negative errno; never drops one.
   virtual void Submit(const std::vector<UringRead>& ios) = 0;
-  // Buffers for reads on this engine (nullptr: none; use the heap). A read
-  // into one of them is submitted with `fixed` set.
-  virtual BufferSlab* slab() { return nullptr; }
+  // A buffer of at least `len` bytes for a read on this engine; empty when it
+  // has none that fits free (the caller uses the heap). A read into it is
+  // submitted with the buffer's buf_index().
+  virtual SlabBuffer Acquire(uint32_t len) { return SlabBuffer(); }
 };
 
 // Reads on an event loop's ring; Submit only on that loop's thread, and the
 // completions run there too.
 //
-// With `slab_slots` > 0 it keeps a BufferSlab of that many `slab_slot_size`
-// buffers, registered with the loop's ring, so small reads cost no heap
-// allocation and no page pinning per read (READ_FIXED). When the ring refuses
-// the registration (an old kernel, locked-memory limits, buffers already
-// registered by someone else) the slab is still used, with plain reads.
+// It keeps up to two BufferSlabs registered with the loop's ring: `slab_slots`
+// buffers of `slab_slot_size` for small reads and `large_slots` of
+// `large_slot_size` for reads up to a chunk, so a read costs no heap
+// allocation and no page pinning (READ_FIXED). A read takes a buffer from the
+// smallest slab it fits in, or the heap when that slab is all in use. When the
+// ring refuses the registration (an old kernel, locked-memory limits, buffers
+// already registered by someone else) the slabs are still used, with plain
+// reads.
 class LoopReadEngine : public ReadEngine {
  public:
   struct Options {
     uint32_t slab_slots = 0;
     uint32_t slab_slot_size = 16 << 10;
+    uint32_t large_slots = 0;
+    uint32_t large_slot_size = 1 << 20;
   };
   // The loop must be running (the slab is registered on its thread).
   LoopReadEngine(loop::EventLoop* loop, Options options);
   explicit LoopReadEngine(loop::EventLoop* loop) : loop_(loop) {}
   void Submit(const std::vector<UringRead>& ios) override;
-  BufferSlab* slab() override { return slab_.get(); }
+  SlabBuffer Acquire(uint32_t len) override;
   loop::EventLoop* loop() const { return loop_; }
-  // Whether the slab is registered with the ring (reads go as READ_FIXED).
+  // The slabs, smallest slots first (those with no memory left out).
+  const std::vector<std::shared_ptr<BufferSlab>>& slabs() const { return slabs_; }
+  // Whether the slabs are registered with the ring (reads go as READ_FIXED).
   bool registered() const { return registered_; }
 
  private:
   loop::EventLoop* loop_;
-  std::shared_ptr<BufferSlab> slab_;
+  std::vector<std::shared_ptr<BufferSlab>> slabs_;
   bool registered_ = false;
 };
 

@@ -132,6 +132,7 @@ Status Make(Backend& b, const std::string& path, uint64_t size, uint64_t files, 
 }  // namespace
 
 int main(int argc, char** argv) {
+  shoal::KeepLargeBuffersInHeap();
   std::string meta_address = "127.0.0.1:9000";
   ClusterConfig cluster;
   cluster.log_level = "warn";

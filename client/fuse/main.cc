@@ -32,6 +32,7 @@ int Fail(const Status& st) { return ExitWithError("shoal-fuse", st); }
 }  // namespace
 
 int main(int argc, char** argv) {
+  shoal::KeepLargeBuffersInHeap();
   FuseConfig cfg;
   ConfigSpec spec("shoal-fuse", "Mount a Shoal filesystem");
   spec.Add("mountpoint", &cfg.mountpoint, "directory to mount on");

@@ -76,10 +76,11 @@ class ReadSlabTest : public ::testing::Test {
 
 TEST_F(ReadSlabTest, SmallReadsUseTheSlabUntilItRunsOutThenTheHeap) {
   LoopReadEngine engine(loop_.get(), LoopReadEngine::Options{4, 16 << 10});
-  ASSERT_NE(engine.slab(), nullptr);
+  ASSERT_EQ(engine.slabs().size(), 1u);
+  BufferSlab* slab = engine.slabs()[0].get();
   EXPECT_TRUE(engine.registered()) << "io_uring_register_buffers refused a 64 KiB slab";
   ExpectData(Read(&engine, {{0, 4096}}));  // opens and caches the chunk file
-  EXPECT_EQ(engine.slab()->free_slots(), 4u);
+  EXPECT_EQ(slab->free_slots(), 4u);
 
   uint64_t before = AlignedBuffer::allocations();
   {
@@ -94,17 +95,46 @@ TEST_F(ReadSlabTest, SmallReadsUseTheSlabUntilItRunsOutThenTheHeap) {
                                              {262144, 64 << 10}});
     ExpectData(ops);
     EXPECT_EQ(AlignedBuffer::allocations() - before, 3u);
-    EXPECT_EQ(engine.slab()->free_slots(), 0u);
+    EXPECT_EQ(slab->free_slots(), 0u);
     int in_slab = 0;
-    for (const ReadOp& op : ops) in_slab += static_cast<bool>(op.slab_buffer);
+    for (const ReadOp& op : ops) {
+      in_slab += static_cast<bool>(op.slab_buffer);
+      if (op.slab_buffer) {
+        EXPECT_EQ(op.slab_buffer.buf_index(), 0);
+      }
+    }
     EXPECT_EQ(in_slab, 4);
   }
-  EXPECT_EQ(engine.slab()->free_slots(), 4u);  // given back with the ops
+  EXPECT_EQ(slab->free_slots(), 4u);  // given back with the ops
+}
+
+TEST_F(ReadSlabTest, LargeReadsUseTheLargeSlabUpToItsSlotSize) {
+  LoopReadEngine engine(loop_.get(), LoopReadEngine::Options{2, 16 << 10, 2, 512 << 10});
+  ASSERT_EQ(engine.slabs().size(), 2u);
+  BufferSlab* large = engine.slabs()[1].get();
+  EXPECT_TRUE(engine.registered()) << "io_uring_register_buffers refused 1 MiB of slabs";
+  ExpectData(Read(&engine, {{0, 4096}}));
+  uint64_t before = AlignedBuffer::allocations();
+  {
+    // A 4 KiB read takes a small slot; 64 KiB and 512 KiB reads the large
+    // ones; a third large read finds them taken and a whole-chunk read fits
+    // none: both use the heap.
+    std::vector<ReadOp> ops = Read(&engine, {{4096, 4096}, {65536, 65536}, {524288, 524288}, {1000, 70000}, {0, kChunk}});
+    ExpectData(ops);
+    EXPECT_EQ(ops[0].slab_buffer.buf_index(), 0);
+    EXPECT_EQ(ops[1].slab_buffer.buf_index(), 1);
+    EXPECT_EQ(ops[2].slab_buffer.buf_index(), 1);
+    EXPECT_FALSE(ops[3].slab_buffer);
+    EXPECT_FALSE(ops[4].slab_buffer);
+    EXPECT_EQ(AlignedBuffer::allocations() - before, 2u);
+    EXPECT_EQ(large->free_slots(), 0u);
+  }
+  EXPECT_EQ(large->free_slots(), 2u);
 }
 
 TEST_F(ReadSlabTest, WithoutASlabReadsUseTheHeap) {
   LoopReadEngine engine(loop_.get(), LoopReadEngine::Options{0, 16 << 10});
-  EXPECT_EQ(engine.slab(), nullptr);
+  EXPECT_TRUE(engine.slabs().empty());
   ExpectData(Read(&engine, {{0, 4096}}));
   uint64_t before = AlignedBuffer::allocations();
   ExpectData(Read(&engine, {{4096, 4096}, {100, 5000}}));
