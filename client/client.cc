@@ -115,12 +115,32 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options, rp
   return c;
 }
 
-Result<bool> Client::RenewSession() {
+Result<proto::SessionRsp> Client::SendSession(bool with_open_handles) {
   proto::SessionReq req;
   req.set_client_id(client_id_);
   req.set_lease_ms(static_cast<uint32_t>(std::max(options_.session_lease_ms, 1)));
+  if (with_open_handles) {
+    std::lock_guard<std::mutex> l(open_mu_);
+    for (const auto& [handle, ino] : open_handles_) {
+      proto::OpenHandle* h = req.add_reopen();
+      h->set_ino(ino);
+      h->set_handle(handle);
+    }
+  }
   proto::SessionRsp rsp;
   RETURN_IF_ERROR(MetaCall(proto::META_SESSION, req, &rsp));
+  return rsp;
+}
+
+Result<bool> Client::RenewSession() {
+  ASSIGN_OR_RETURN(proto::SessionRsp rsp, SendSession(false));
+  uint64_t seen = meta_instance_.exchange(rsp.instance_id());
+  if (seen != 0 && seen != rsp.instance_id()) {
+    // The opens made from here on reach the new instance themselves; those
+    // before are in the list.
+    ASSIGN_OR_RETURN(rsp, SendSession(true));
+    LOG_INFO("meta restarted: recorded this client's open files again");
+  }
   return rsp.known();
 }
 
@@ -318,6 +338,7 @@ Result<Attr> Client::Create(const Caller& c, uint64_t parent, const std::string&
   auto pending = Stamp(req.mutable_rid());
   proto::EntryRsp rsp;
   RETURN_IF_ERROR(MetaCall(proto::META_CREATE, req, &rsp));
+  if (handle) NoteOpen(*handle, rsp.attr().ino());
   // An existing file that was opened, not made (a new one has ctime == mtime
   // == atime and size 0, and truncating it would change nothing).
   if ((flags & O_TRUNC) && rsp.attr().type() == proto::REGULAR && rsp.attr().size() > 0)
@@ -389,6 +410,7 @@ Result<Attr> Client::Open(const Caller& c, uint64_t ino, uint32_t flags, uint64_
   }
   proto::AttrRsp rsp;
   RETURN_IF_ERROR(MetaCall(proto::META_OPEN, req, &rsp));
+  if (handle) NoteOpen(*handle, ino);
   // open(2): O_TRUNC of a regular file truncates it (Linux: even with
   // O_RDONLY, write permission checked above), and marks mtime and
   // ctime even when it was empty already.
@@ -397,7 +419,16 @@ Result<Attr> Client::Open(const Caller& c, uint64_t ino, uint32_t flags, uint64_
   return std::move(*rsp.mutable_attr());
 }
 
+void Client::NoteOpen(uint64_t handle, uint64_t ino) {
+  std::lock_guard<std::mutex> l(open_mu_);
+  open_handles_[handle] = ino;
+}
+
 Status Client::Release(uint64_t ino, uint64_t handle) {
+  {
+    std::lock_guard<std::mutex> l(open_mu_);
+    open_handles_.erase(handle);
+  }
   proto::ReleaseReq req;
   req.set_client_id(client_id_);
   req.set_ino(ino);

@@ -199,7 +199,13 @@ class Client {
   class PendingRequest;
   PendingRequest Stamp(proto::RequestId* rid);
   // Renews (or opens) this client's session; true when meta still knew it.
+  // Renews the lease; *known: meta had the session. When meta's instance
+  // changed since the last renewal (it restarted), renews again with every
+  // open handle of this client, which meta records again (see
+  // MetaStore::RecordOpen: a restart after a host crash may have lost them).
   Result<bool> RenewSession();
+  Result<proto::SessionRsp> SendSession(bool with_open_handles);
+  void NoteOpen(uint64_t handle, uint64_t ino);
   void SessionLoop();
   Status RefreshTable();
   // Truncates `file` to 0 for an open with O_TRUNC (SetAttr's authorised cut).
@@ -270,6 +276,9 @@ class Client {
   const uint64_t client_id_;
   std::atomic<uint64_t> next_request_id_{1};
   std::atomic<uint64_t> next_handle_{1};
+  std::mutex open_mu_;
+  std::map<uint64_t, uint64_t> open_handles_;  // handle -> ino; guarded by open_mu_
+  std::atomic<uint64_t> meta_instance_{0};
   std::mutex pending_mu_;
   std::set<uint64_t> pending_requests_;  // guarded by pending_mu_
   std::mutex session_mu_;

@@ -1,4 +1,5 @@
 // shoal-meta: the metadata service and cluster manager.
+#include <fstream>
 #include <filesystem>
 #include <iostream>
 #include <condition_variable>
@@ -37,6 +38,16 @@ struct MetaConfig {
 };
 
 int Fail(const Status& st) { return ExitWithError("shoal-meta", st); }
+}  // namespace
+
+namespace {
+// Changes with every boot of the host (see MetaStore::set_host_boot_id).
+std::string HostBootId() {
+  std::ifstream in("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -83,6 +94,7 @@ int main(int argc, char** argv) {
   if (st = cluster.Load(); !st.ok()) return Fail(st);
   meta::MetaStore store(kv->get(), [&cluster] { return cluster.PlacementChains(); }, &clock);
   store.set_max_lease_ms(cfg.max_session_lease_ms);
+  store.set_host_boot_id(HostBootId());
   if (st = store.Init(); !st.ok()) return Fail(st);
   cluster.SetIdentity(*cluster_uuid, [&store] { return store.NextInode(); });
 

@@ -181,8 +181,13 @@ void RegisterMetaService(rpc::RpcServer& server, MetaStore& store, ClusterManage
     if (r.close()) return store.CloseSession(r.client_id());
     bool known = false;
     ASSIGN_OR_RETURN(uint32_t lease, store.RenewSession(r.client_id(), r.lease_ms(), &known));
+    for (const proto::OpenHandle& h : r.reopen()) {
+      Status st = store.RecordOpen(r.client_id(), h.ino(), h.handle());
+      if (!st.ok() && st.code() != NOT_FOUND) return st;  // a file gone meanwhile has nothing to keep
+    }
     o->set_lease_ms(lease);
     o->set_known(known);
+    o->set_instance_id(store.instance_id());
     return Status::OK();
   });
   Serve<ReleaseReq, EmptyRsp>(server, META_RELEASE, cluster, stats, [&](const ReleaseReq& r, EmptyRsp*) {

@@ -135,15 +135,32 @@ class MetaStore {
   //
   // Records an open of `ino`; the inode must exist (NOT_FOUND). Idempotent.
   // Opens the client's session if it has none.
+  //
+  // Records and releases are applied without a sync of their own: an open
+  // costs no disk flush. They are in the KV's log (a crash of meta loses
+  // none), and any later durable write makes them durable with it, so an
+  // unlink that keeps an orphan for a record always finds that record after
+  // a restart. Only a crash of the host can lose the last ones; a start on a
+  // new host boot (set_host_boot_id) therefore begins a grace period of the
+  // longest lease: clients re-record their opens (SessionReq.reopen, on
+  // seeing a new instance_id()), and meanwhile the last link of any regular
+  // file leaves an orphan. Orphans nobody re-recorded are freed when it ends.
   Status RecordOpen(uint64_t client_id, uint64_t ino, uint64_t handle);
   // Drops the record; an unknown record is OK. Frees an orphan at its last release.
   Status Release(uint64_t client_id, uint64_t ino, uint64_t handle);
+  // The host's boot id (/proc/sys/kernel/random/boot_id); before Init. A start
+  // under another boot id than the last one stored starts the grace period.
+  void set_host_boot_id(std::string id) { host_boot_id_ = std::move(id); }
+  bool InGrace() const { return grace_until_ms_.load() > clock_->NowMs(); }
+  // Random per MetaStore: tells clients that meta restarted.
+  uint64_t instance_id() const { return instance_id_; }
   // Opens or renews a session for `lease_ms` (clamped to 100 ms .. max) on the
   // clock; *known says whether it existed. Returns the granted lease.
   Result<uint32_t> RenewSession(uint64_t client_id, uint32_t lease_ms, bool* known);
   // Ends a session now: its open records and remembered results go.
   Status CloseSession(uint64_t client_id);
-  // Ends every session whose lease has passed; returns how many ended.
+  // Ends every session whose lease has passed (and, once after a grace
+  // period, frees the orphans nobody holds open); returns how many ended.
   Result<int> ExpireSessions();
   void set_max_lease_ms(uint32_t ms) { max_lease_ms_ = ms; }
   size_t CountSessions() const;
@@ -273,6 +290,12 @@ class MetaStore {
   mutable std::mutex session_mu_;  // taken after write_mu_, never before
   std::map<uint64_t, Session> sessions_;  // guarded by session_mu_
   uint32_t max_lease_ms_ = 300000;
+  std::string host_boot_id_;
+  const uint64_t instance_id_;
+  std::atomic<int64_t> grace_until_ms_{0};  // 0: no grace period
+  std::atomic<bool> grace_swept_{true};
+  // Frees every orphan without an open record. Requires write_mu_.
+  Status FreeUnheldOrphans();
   std::atomic<uint64_t> open_records_{0};  // written under write_mu_
   std::atomic<uint64_t> orphans_{0};       // written under write_mu_
 

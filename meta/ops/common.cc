@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/random_id.h"
 #include "meta/meta_store.h"
 
 namespace shoal::meta {
@@ -25,7 +26,7 @@ uint64_t GetBe64(std::string_view s) {
 }  // namespace
 
 MetaStore::MetaStore(Kv* kv, std::function<std::vector<uint32_t>()> chains, const Clock* clock)
-    : kv_(kv), chains_(std::move(chains)), clock_(clock) {}
+    : kv_(kv), chains_(std::move(chains)), clock_(clock), instance_id_(RandomNonZero64()) {}
 
 uint64_t MetaStore::ReadBe64(std::string_view s) { return GetBe64(s); }
 
@@ -264,8 +265,9 @@ void MetaStore::FreeInode(KvBatch& b, const Attr& victim) {
 
 void MetaStore::DropLink(KvBatch& b, Attr& victim) {
   if (victim.type() == proto::DIRECTORY || victim.nlink() <= 1) {
-    if (victim.type() == proto::REGULAR && HasOpenRecord(victim.ino())) {
-      // Open somewhere: the inode stays (nlink 0) until its last release.
+    if (victim.type() == proto::REGULAR && (InGrace() || HasOpenRecord(victim.ino()))) {
+      // Open somewhere (or, in a grace period, maybe: see RecordOpen): the
+      // inode stays (nlink 0) until its last release.
       victim.set_nlink(0);
       victim.set_ctime_ns(NowNs());
       PutInode(b, victim);

@@ -17,6 +17,7 @@ std::string ClientKey(uint64_t client_id, uint64_t ino, uint64_t handle) {
 }
 std::string OrphanKey(uint64_t ino) { return "z" + MetaStore::InodeKey(ino); }
 std::string SessionKey(uint64_t client_id) { return "s" + MetaStore::InodeKey(client_id); }
+const char kBootKey[] = "b";  // the host boot id meta last started under
 }  // namespace
 
 bool MetaStore::HasOpenRecord(uint64_t ino, const std::set<std::string>& ignore) {
@@ -57,7 +58,7 @@ Status MetaStore::RecordOpen(uint64_t client_id, uint64_t ino, uint64_t handle) 
   if (existing.status().code() != proto::NOT_FOUND) return existing.status();
   KvBatch b;
   PutOpenRecord(b, client_id, ino, handle);
-  RETURN_IF_ERROR(kv_->Write(b));
+  RETURN_IF_ERROR(kv_->Apply(b).status());  // no sync: see meta_store.h
   ++open_records_;
   return Status::OK();
 }
@@ -80,7 +81,9 @@ Status MetaStore::Release(uint64_t client_id, uint64_t ino, uint64_t handle) {
   } else if (!orphan.ok() && orphan.status().code() != proto::NOT_FOUND) {
     return orphan.status();
   }
-  RETURN_IF_ERROR(kv_->Write(b));
+  // A freed orphan's chunks are reclaimed from here on: that waits for the sync.
+  if (freed) RETURN_IF_ERROR(kv_->Write(b));
+  else RETURN_IF_ERROR(kv_->Apply(b).status());
   --open_records_;
   if (freed) --orphans_;
   return Status::OK();
@@ -112,6 +115,14 @@ Result<uint32_t> MetaStore::RenewSession(uint64_t client_id, uint32_t lease_ms, 
 Status MetaStore::CloseSession(uint64_t client_id) { return EndSession(client_id, false, nullptr); }
 
 Result<int> MetaStore::ExpireSessions() {
+  if (!grace_swept_.load() && !InGrace()) {
+    std::lock_guard<std::mutex> w(write_mu_);
+    if (!grace_swept_.load()) {
+      RETURN_IF_ERROR(FreeUnheldOrphans());
+      grace_swept_ = true;
+      LOG_INFO("grace period over: open records re-recorded by clients kept their orphans");
+    }
+  }
   std::vector<uint64_t> expired;
   {
     std::lock_guard<std::mutex> l(session_mu_);
@@ -243,22 +254,47 @@ Status MetaStore::RestoreOpenFiles() {
       if (!sessions_.count(c)) sessions_[c] = Session{now + max_lease_ms_, max_lease_ms_};
   }
   open_records_ = records;
+  orphans_ = orphans.size();
+  // A new host boot: the last open records may have gone with the host (they
+  // are written without a sync). Clients re-record theirs within a lease.
+  auto boot = kv_->Get(Cf::kOpenFiles, kBootKey);
+  if (!boot.ok() && boot.status().code() != proto::NOT_FOUND) return boot.status();
+  if (!boot.ok() || *boot != host_boot_id_) {
+    KvBatch b;
+    b.Put(Cf::kOpenFiles, kBootKey, host_boot_id_);
+    RETURN_IF_ERROR(kv_->Write(b));
+    if (boot.ok()) {
+      grace_until_ms_ = now + max_lease_ms_;
+      grace_swept_ = false;
+      LOG_INFO("started on a new host boot: grace period of {} ms for clients to re-record their open files",
+               max_lease_ms_);
+      return Status::OK();
+    }
+  }
   // An orphan that nobody holds open (its records went while a write was
   // lost, or HasOpenRecord erred on the side of keeping it) is freed now.
+  return FreeUnheldOrphans();
+}
+
+Status MetaStore::FreeUnheldOrphans() {
+  std::vector<uint64_t> orphans;
+  RETURN_IF_ERROR(kv_->Scan(Cf::kOpenFiles, "z", "", [&](std::string_view k, std::string_view) {
+    if (k.size() == 9) orphans.push_back(ReadBe64(k.substr(1)));
+    return true;
+  }));
   KvBatch b;
-  uint64_t kept = 0;
+  uint64_t freed = 0;
   for (uint64_t ino : orphans) {
-    if (HasOpenRecord(ino)) {
-      ++kept;
-      continue;
-    }
+    if (HasOpenRecord(ino)) continue;
     auto a = LoadInode(ino);
     if (a.ok()) FreeInode(b, *a);
     b.Delete(Cf::kOpenFiles, OrphanKey(ino));
+    ++freed;
   }
-  orphans_ = kept;
   if (b.empty()) return Status::OK();
-  return kv_->Write(b);
+  RETURN_IF_ERROR(kv_->Write(b));
+  orphans_ -= freed;
+  return Status::OK();
 }
 
 size_t MetaStore::CountSessions() const {

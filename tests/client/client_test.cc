@@ -2,6 +2,7 @@
 // the in-process transport, with faults injected between client and servers.
 #include "client/client.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -143,6 +144,48 @@ class ManualClockClientTest : public ClientTest {
   ManualClockClientTest() : ClientTest(true) {}
 };
 
+
+TEST_F(ClientTest, OpenFilesAreRecordedAgainWhenMetaRestarts) {
+  ClientOptions o;
+  o.meta_address = "meta:0";
+  o.cluster_id = kCreds.cluster_id;
+  o.cluster_key = kCreds.key;
+  o.session_renew_ms = 20;
+  auto holder = Client::Connect(o, &transport_);
+  ASSERT_TRUE(holder.ok()) << holder.status().ToString();
+  uint64_t opened = 0, created = 0, released = 0;
+  ASSERT_TRUE((*holder)->Open(ProcessCaller(), file_.ino(), O_RDONLY, &opened).ok());
+  auto made = (*holder)->Create(ProcessCaller(), 1, "made", 0644, true, O_RDWR, &created);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  ASSERT_TRUE((*holder)->Open(ProcessCaller(), file_.ino(), O_RDONLY, &released).ok());
+  ASSERT_TRUE((*holder)->Release(file_.ino(), released).ok());
+  EXPECT_EQ(store_->CountOpenRecords(), 2u);
+
+  // Meta's host goes down and takes the unsynced open records with it.
+  meta_server_.reset();
+  store_.reset();
+  meta::KvBatch lost;
+  ASSERT_TRUE(kv_->Scan(meta::Cf::kOpenFiles, "", "", [&](std::string_view k, std::string_view) {
+                  if (k[0] == 'i' || k[0] == 'c') lost.Delete(meta::Cf::kOpenFiles, std::string(k));
+                  return true;
+                }).ok());
+  ASSERT_TRUE(kv_->Write(lost).ok());
+  store_ = std::make_unique<meta::MetaStore>(kv_.get(), [this] { return cluster_->PlacementChains(); });
+  store_->set_host_boot_id("another boot");
+  ASSERT_TRUE(store_->Init().ok());
+  ASSERT_TRUE(store_->InGrace());
+  meta_server_ = Server("meta:0");
+  meta::RegisterMetaService(*meta_server_, *store_, *cluster_, meta_stats_);
+  ASSERT_TRUE(meta_server_->Start().ok());
+  EXPECT_EQ(store_->CountOpenRecords(), 0u);
+
+  // The holder's next renewal sees a new meta and records both opens again
+  // (the released one stays released).
+  EXPECT_TRUE(testutil::Eventually([&] { return store_->CountOpenRecords() == 2; }));
+  ASSERT_TRUE((*holder)->Release(made->ino(), created).ok());
+  ASSERT_TRUE((*holder)->Release(file_.ino(), opened).ok());
+  EXPECT_EQ(store_->CountOpenRecords(), 0u);
+}
 
 TEST_F(ClientTest, StripedWritesAndReadsAcrossChunksAndHoles) {
   EXPECT_EQ(file_.layout().chunk_size(), kChunk);

@@ -21,6 +21,26 @@ struct RocksBackend {
   static std::unique_ptr<Kv> Open(const std::string& dir) { return std::move(OpenRocksKv(dir)).value(); }
 };
 
+// Passes everything to `inner`, counting the syncs asked for.
+class SyncCountingKv : public Kv {
+ public:
+  explicit SyncCountingKv(Kv* inner) : inner_(inner) {}
+  Result<std::string> Get(Cf cf, std::string_view key) override { return inner_->Get(cf, key); }
+  Result<uint64_t> Apply(const KvBatch& batch) override { return inner_->Apply(batch); }
+  Status SyncThrough(uint64_t seq) override {
+    ++syncs;
+    return inner_->SyncThrough(seq);
+  }
+  uint64_t LastApplied() const override { return inner_->LastApplied(); }
+  Status Scan(Cf cf, std::string_view prefix, std::string_view after, const ScanFn& fn) override {
+    return inner_->Scan(cf, prefix, after, fn);
+  }
+  std::atomic<int> syncs{0};
+
+ private:
+  Kv* inner_;
+};
+
 constexpr uint64_t kClientA = 0xA1;
 constexpr uint64_t kClientB = 0xB2;
 
@@ -47,11 +67,22 @@ class OpenFilesTest : public ::testing::Test {
     kv_.reset();
     std::filesystem::remove_all(dir_);
   }
-  void Restart() {
+  // A restart of meta on the same host boot, or (another `boot`) after the
+  // host itself went down.
+  void Restart(const std::string& boot = "boot-1") {
     store_.reset();
-    store_ = std::make_unique<MetaStore>(kv_.get(), [] { return std::vector<uint32_t>{1, 2}; }, &clock_);
+    counting_ = std::make_unique<SyncCountingKv>(kv_.get());
+    store_ = std::make_unique<MetaStore>(counting_.get(), [] { return std::vector<uint32_t>{1, 2}; }, &clock_);
     store_->set_max_lease_ms(60000);
+    store_->set_host_boot_id(boot);
     ASSERT_TRUE(store_->Init().ok());
+  }
+  // What a crash of the host can do to open records: they are written without a sync.
+  void LoseOpenRecord(uint64_t client, uint64_t ino, uint64_t handle) {
+    KvBatch b;
+    b.Delete(Cf::kOpenFiles, "i" + MetaStore::InodeKey(ino) + MetaStore::InodeKey(client) + MetaStore::InodeKey(handle));
+    b.Delete(Cf::kOpenFiles, "c" + MetaStore::InodeKey(client) + MetaStore::InodeKey(ino) + MetaStore::InodeKey(handle));
+    ASSERT_TRUE(kv_->Write(b).ok());
   }
   uint64_t Create(const std::string& name) {
     auto a = store_->Create(Caller(), 1, name, 0644, true);
@@ -90,6 +121,7 @@ class OpenFilesTest : public ::testing::Test {
   std::string dir_;
   ManualClock clock_;
   std::unique_ptr<Kv> kv_;
+  std::unique_ptr<SyncCountingKv> counting_;
   std::unique_ptr<MetaStore> store_;
 };
 
@@ -339,6 +371,79 @@ TYPED_TEST(OpenFilesTest, ARetryThatOvertakesItsFirstAttemptWaitsForIt) {
   ASSERT_TRUE(answered.ok());
   ASSERT_TRUE(answered->has_value()) << "the retry ran beside its first attempt";
   EXPECT_EQ(**answered, ino);
+}
+
+TYPED_TEST(OpenFilesTest, OpensAndReleasesWaitForNoSyncButAFreeingReleaseDoes) {
+  this->Session(kClientA, 30000);
+  uint64_t ino = this->Create("f");
+  const int before = this->counting_->syncs.load();
+  ASSERT_TRUE(this->store_->RecordOpen(kClientA, ino, 1).ok());
+  ASSERT_TRUE(this->store_->RecordOpen(kClientA, ino, 2).ok());
+  ASSERT_TRUE(this->store_->Release(kClientA, ino, 2).ok());
+  EXPECT_EQ(this->counting_->syncs.load(), before);
+  EXPECT_EQ(this->store_->CountOpenRecords(), 1u);
+
+  // The unlink's sync carries the record written before it: after a restart
+  // the orphan is still held.
+  ASSERT_TRUE(this->store_->Unlink(Caller(), 1, "f").ok());
+  EXPECT_EQ(this->counting_->syncs.load(), before + 1);
+  this->Restart();
+  this->ExpectOrphan(ino, "f");
+  const int at_restart = this->counting_->syncs.load();
+  ASSERT_TRUE(this->store_->Release(kClientA, ino, 1).ok());  // frees: its chunks go from here on
+  EXPECT_EQ(this->counting_->syncs.load(), at_restart + 1);
+  this->ExpectReclaimed(ino);
+}
+
+TYPED_TEST(OpenFilesTest, AfterAHostCrashUnlinkedFilesStayUntilTheGracePeriodEnds) {
+  this->Session(kClientA, 30000);
+  uint64_t reopened = this->Create("reopened");
+  uint64_t lost = this->Create("lost");
+  uint64_t closed = this->Create("closed");
+  ASSERT_TRUE(this->store_->RecordOpen(kClientA, reopened, 1).ok());
+  ASSERT_TRUE(this->store_->RecordOpen(kClientA, lost, 2).ok());
+  const uint64_t instance = this->store_->instance_id();
+
+  // The host goes down with both records unsynced; meta starts on a new boot.
+  this->LoseOpenRecord(kClientA, reopened, 1);
+  this->LoseOpenRecord(kClientA, lost, 2);
+  this->Restart("boot-2");
+  EXPECT_NE(this->store_->instance_id(), instance);
+  EXPECT_TRUE(this->store_->InGrace());
+  EXPECT_EQ(this->store_->CountOpenRecords(), 0u);
+  // In the grace period the last link of any regular file leaves an orphan.
+  for (const char* name : {"reopened", "lost", "closed"}) ASSERT_TRUE(this->store_->Unlink(Caller(), 1, name).ok());
+  EXPECT_EQ(this->store_->CountOrphans(), 3u);
+  this->ExpectOrphan(closed, "closed");
+  // The client sees the new instance and records its open again (the other
+  // handle belonged to a process that died with the host).
+  ASSERT_TRUE(this->store_->RecordOpen(kClientA, reopened, 1).ok());
+
+  this->clock_.Advance(30000);
+  this->Session(kClientA, 30000);
+  EXPECT_EQ(*this->store_->ExpireSessions(), 0);
+  EXPECT_TRUE(this->store_->InGrace());
+  EXPECT_EQ(this->store_->CountOrphans(), 3u);
+  this->clock_.Advance(30001);
+  this->Session(kClientA, 30000);
+  EXPECT_FALSE(this->store_->InGrace());
+  EXPECT_EQ(*this->store_->ExpireSessions(), 0);  // ends the grace period: frees the orphans nobody holds
+  EXPECT_EQ(this->store_->CountOrphans(), 1u);
+  EXPECT_EQ(this->store_->GetAttr(lost).status().code(), proto::NOT_FOUND);
+  EXPECT_EQ(this->store_->GetAttr(closed).status().code(), proto::NOT_FOUND);
+  auto a = this->store_->GetAttr(reopened);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->nlink(), 0u);
+  ASSERT_TRUE(this->store_->Release(kClientA, reopened, 1).ok());
+  EXPECT_EQ(this->store_->GetAttr(reopened).status().code(), proto::NOT_FOUND);
+
+  // A restart on the same boot (meta alone crashed: its log survived) has no
+  // grace period: a closed file goes at its unlink.
+  this->Restart("boot-2");
+  EXPECT_FALSE(this->store_->InGrace());
+  uint64_t plain = this->Create("plain");
+  ASSERT_TRUE(this->store_->Unlink(Caller(), 1, "plain").ok());
+  EXPECT_EQ(this->store_->GetAttr(plain).status().code(), proto::NOT_FOUND);
 }
 
 }  // namespace
