@@ -92,8 +92,9 @@ class GaneshaTest(unittest.TestCase):
 
     def test_whole_files(self):
         for p, b in self.files.items():
-            self.assertEqual(bytes(self.reader.read(p)), b, p)
-            self.assertEqual(bytes(self.reader.read(p, len(b))), b, p)
+            for got in (self.reader.read(p), self.reader.read(p, len(b))):
+                self.assertIsInstance(got, bytes)
+                self.assertEqual(got, b, p)
 
     def test_missing_path_named(self):
         with self.assertRaises(OSError) as cm:
