@@ -120,24 +120,24 @@ cells=$work/cells.jsonl
 disk_file=$data/bench.dat
 min_file=$((64 << 10))
 max_file=$((512 << 10))
-# Ganesha's memory cap: its own working memory (up to ~100 MiB of buffers at
-# QD64 x 1 MiB; at 64 MiB the kernel OOM-killed it) plus page cache of a
-# sixteenth of the file. No swap, so what the cap squeezes is the page cache.
-nfs_mem=${NFS_MEM_MAX:-$(((256 << 20) + size_bytes / 16))}
 cell_deadline=$((seconds * 4 + 120))  # any one reader gets this long before it is killed
 clk_tck=$(getconf CLK_TCK)
 
 log() { echo "compare: $*" >&2; }
 die() { log "$*"; exit 1; }
+# bounded, stop_bounded_child, drop_caches, cpu_ticks, nfs_mem_for, nfs_start,
+# nfs_stop, ganesha_alive (shared with loader.sh)
+source "$root/bench/bench-lib.sh"
+# Ganesha's memory cap (nfs_mem_for): its working memory plus page cache of a
+# sixteenth of the file.
+nfs_mem=$(nfs_mem_for "$size_bytes")
 
 started_cluster=0
-nfs_up=0
-child=
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then kill -TERM "$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; fi
-  ((nfs_up)) && "$root/bench/nfs-ganesha.sh" down "$state" >&2 || true
+  stop_bounded_child
+  nfs_stop
   if ((clean)); then
     log "removing dataset files"
     rm -rf "$data"
@@ -148,38 +148,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
-
-# Runs a command in the background with a deadline and waits for it, so that a
-# signal to this script interrupts the wait (the trap then stops the child).
-# Its output goes to log_file: redirecting the call instead would also send
-# this script's own messages (and the trap's) there while it waits.
-bounded() {  # log_file command...
-  local log_file=$1; shift
-  timeout --kill-after=10 "$cell_deadline" "$@" >>"$log_file" 2>&1 &
-  child=$!
-  local rc=0
-  wait "$child" || rc=$?
-  child=
-  return "$rc"
-}
-
-drop_caches() {
-  sync
-  if ! echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then
-    ((warned_drop++)) || log "warning: cannot drop the page cache (not root?): cold figures may be warm"
-  fi
-}
-warned_drop=0
-
-cpu_ticks() {  # pids...: summed utime+stime of those processes, in ticks
-  local sum=0 p t
-  for p in "$@"; do
-    # Fields after the command name (which may hold spaces) start at 3; utime, stime are 14, 15.
-    t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
-    sum=$((sum + ${t:-0}))
-  done
-  echo "$sum"
-}
 
 bs_bytes() {  # 4k / 128k / 1m -> bytes
   case $1 in
@@ -255,10 +223,7 @@ if [ "$(count_files "$mnt/files")" != "$files" ]; then
     die "shoal-bench make posix (dataset in the mount) failed"
 fi
 
-NFS_MEM_MAX=$nfs_mem "$root/bench/nfs-ganesha.sh" up "$data" "$state" >"$state/url.out"
-nfs_up=1
-nfs_url=$(tail -n 1 "$state/url.out")
-ganesha_pid=$(cat "$state/ganesha.pid.ours")
+nfs_start "$data" "$state" "$nfs_mem"
 fi  # meta_mode != only
 
 # ---------------------------------------------------------------------------
@@ -322,13 +287,6 @@ fio_cell() {  # system file bs qd server_pids...
     die "fio failed on $file (bs $bs, qd $qd; log: $state/fio.log)"
   after=$(cpu_ticks "$@")
   record_fio "$system" "$out" $((after - before)) "$(bs_bytes "$bs")" "$qd"
-}
-
-ganesha_alive() {  # after an NFS cell: a dead ganesha (its cgroup's OOM killer?) ends the run
-  local st
-  st=$(awk '{print $3}' "/proc/$ganesha_pid/stat" 2>/dev/null) || st=gone
-  [ "$st" != gone ] && [ "$st" != Z ] && return 0
-  die "ganesha ($ganesha_pid) died during the last cell; an OOM kill in its cgroup? (dmesg; raise NFS_MEM_MAX, now $nfs_mem)"
 }
 
 bench_cell() {  # system server_pid_csv workload bs qd shoal-bench-args...

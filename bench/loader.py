@@ -10,18 +10,30 @@ dataset of small files (64-512 KiB), read whole in a shuffled epoch, for
   shoal-sample   shoal.torch.ShoalDataset under a plain DataLoader (one
                  read_batch per sample)
   fuse-open      a plain Dataset that open()s and reads the same files through the Shoal FUSE mount
+  nfs-open       a plain Dataset that reads the same dataset whole over NFS: libnfs's
+                 sync API through ctypes (bench/nfs_reader.py; one NFS context per
+                 process), from a local copy of the dataset (--nfs-dir) that an
+                 NFS-Ganesha serves (--nfs-url; bench/loader.sh --nfs starts it)
 
 with num_workers 0, 2 and 4. CPU: the client's (this process and its
 DataLoader workers: getrusage self + children) and the servers' (utime+stime
 of the pids given by --server-pids, e.g. shoal-meta, shoal-storage and
-shoal-fuse; the FUSE daemon counts as server). The page cache is dropped
-before every epoch (root), so storage reads come from disk.
+shoal-fuse; the FUSE daemon counts as server; for nfs-open the pids of
+--nfs-server-pids, i.e. ganesha). The page cache is dropped before every epoch
+(root), so storage reads come from disk.
 
     bench/loader.py --config FILE --mount DIR [--files N] [--workers 0,2,4]
                     [--server-pids PID,... | --server-dir DIR] [--json FILE]
+                    [--nfs-dir DIR [--make-only] [--nfs-url URL --nfs-server-pids PID,...]]
+
+--nfs-dir DIR also writes the dataset's files (same names below DIR, same
+sizes, same bytes) to the local directory DIR when it does not hold them yet;
+--make-only stops after writing (the NFS server must start after its files
+are written: NFS-Ganesha caches what it has seen).
 Run by bench/loader.sh on the local cluster (deploy/local-cluster.sh).
 """
 import argparse
+import concurrent.futures
 import json
 import os
 import random
@@ -34,6 +46,9 @@ import torch.utils.data as tud
 import shoal
 import shoal.torch as st
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nfs_reader import NfsReader  # noqa: E402
+
 
 class OpenDataset(tud.Dataset):
     def __init__(self, paths):
@@ -45,6 +60,23 @@ class OpenDataset(tud.Dataset):
     def __getitem__(self, i):
         with open(self.paths[i], "rb") as f:
             return f.read()
+
+
+class NfsOpenDataset(tud.Dataset):
+    """Item i: the whole file paths[i] (a path inside the export) read over NFS.
+    The sizes come from a listing of the dataset, as ShoalDataset's come from its
+    manifest, so a sample costs an OPEN, READs of the known size and a CLOSE (no
+    extra READ to find the end of file)."""
+
+    def __init__(self, url, paths, sizes):
+        self.reader = NfsReader(url)
+        self.paths, self.sizes = paths, sizes
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        return self.reader.read(self.paths[i], self.sizes[i])
 
 
 def server_cpu(pids):
@@ -74,21 +106,49 @@ def drop_caches():
         print("loader: cannot drop the page cache (%s); numbers may be warm" % e, file=sys.stderr)
 
 
-def make_dataset(client, root, files, seed=42):
+def make_dataset(client, root, files, local=None, seed=42):
+    """The dataset in Shoal under root and, with local, the same files (names
+    below local, sizes, bytes) in that local directory; whichever copy is
+    already complete is kept (then the other gets fresh random bytes)."""
+    rng = random.Random(seed)
+    names = ["d%03d/f%06d" % (i % 100, i) for i in range(files)]
+    sizes = [rng.randrange(64 << 10, (512 << 10) + 1) for _ in range(files)]
     try:
         have = len(client.walk(root))
     except shoal.ShoalError:
         have = 0
-    if have == files:
+    need_shoal = have != files
+
+    def local_ok(i):
+        try:
+            return os.stat(os.path.join(local, names[i])).st_size == sizes[i]
+        except OSError:
+            return False
+    need_local = local is not None and not all(local_ok(i) for i in range(files))
+    if not need_shoal and not need_local:
         return
-    rng = random.Random(seed)
     start = time.monotonic()
-    for i in range(files):
-        path = "%s/d%03d/f%06d" % (root, i % 100, i)
-        if i < 100:
-            os.makedirs(args.mount + "%s/d%03d" % (root, i), exist_ok=True)
-        client.write(path, os.urandom(rng.randrange(64 << 10, (512 << 10) + 1)))
-    print("loader: made %d files in %.0f s" % (files, time.monotonic() - start), file=sys.stderr)
+    for d in range(min(files, 100)):
+        if need_shoal:
+            os.makedirs(args.mount + "%s/d%03d" % (root, d), exist_ok=True)
+        if need_local:
+            os.makedirs(os.path.join(local, "d%03d" % d), exist_ok=True)
+
+    def make(i):
+        data = os.urandom(sizes[i])
+        if need_shoal:
+            client.write("%s/%s" % (root, names[i]), data)
+        if need_local:
+            with open(os.path.join(local, names[i]), "wb") as f:
+                f.write(data)
+    # A few writers at once: the client's writes and the local ones overlap.
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        for _ in pool.map(make, range(files), chunksize=64):
+            pass
+    os.sync()
+    print("loader: made %d files (%s) in %.0f s" % (files, " + ".join(
+        w for w, n in (("Shoal " + root, need_shoal), ("local " + str(local), need_local)) if n),
+        time.monotonic() - start), file=sys.stderr)
 
 
 def epoch(loader, batched, pids):
@@ -114,6 +174,10 @@ parser.add_argument("--systems", default="shoal-tensor,shoal-native,shoal-sample
 parser.add_argument("--server-pids", default="")
 parser.add_argument("--server-dir", default="", help="count every shoal-meta/-storage/-fuse whose command line names this directory")
 parser.add_argument("--json", default=None)
+parser.add_argument("--nfs-dir", default=None, help="local copy of the dataset (written if missing), exported over NFS")
+parser.add_argument("--make-only", action="store_true", help="write the dataset (and --nfs-dir) and stop")
+parser.add_argument("--nfs-url", default=None, help="libnfs URL of the export of --nfs-dir (nfs-open)")
+parser.add_argument("--nfs-server-pids", default="", help="the NFS server's pids (server CPU of nfs-open)")
 args = parser.parse_args()
 
 os.environ["SHOAL_CONFIG"] = args.config
@@ -129,7 +193,10 @@ if args.server_dir:
         if comm in ("shoal-meta", "shoal-storage", "shoal-fuse") and args.server_dir in cmdline:
             pids.append(int(pid))
 print("loader: server pids %s" % pids, file=sys.stderr)
-make_dataset(shoal.client(), root, args.files)
+make_dataset(shoal.client(), root, args.files, args.nfs_dir)
+if args.make_only:
+    sys.exit(0)
+nfs_pids = [int(p) for p in args.nfs_server_pids.split(",") if p]
 ds = st.ShoalDataset(root)
 results = []
 for system in args.systems.split(","):
@@ -144,9 +211,19 @@ for system in args.systems.split(","):
         elif system == "fuse-open":
             loader = tud.DataLoader(OpenDataset([args.mount + p for p in ds.files]), batch_size=args.batch,
                                     shuffle=True, collate_fn=list, **kw)
+        elif system == "nfs-open":
+            if not args.nfs_url or not args.nfs_dir:
+                sys.exit("nfs-open needs --nfs-url and --nfs-dir (bench/loader.sh --nfs)")
+            # The same files in the same order (the manifest's paths below root), sized by
+            # the listing of the exported copy.
+            rel = [p[len(root):] for p in ds.files]
+            sizes = [os.stat(args.nfs_dir + p).st_size for p in rel]
+            loader = tud.DataLoader(NfsOpenDataset(args.nfs_url, rel, sizes),
+                                    batch_size=args.batch, shuffle=True, collate_fn=list, **kw)
         else:
             sys.exit("unknown system " + system)
-        r = epoch(loader, system.startswith("shoal-") and system != "shoal-sample", pids)
+        r = epoch(loader, system.startswith("shoal-") and system != "shoal-sample",
+                  nfs_pids if system == "nfs-open" else pids)
         r.update(system=system, workers=workers, files=args.files)
         r["cpu_ms_per_sample"] = (r["client_cpu_s"] + r["server_cpu_s"]) * 1000 / r["samples"]
         results.append(r)
