@@ -47,8 +47,7 @@ struct OpState {
   AlignedBuffer header_buf;
   uint32_t start = 0;  // aligned range [start, end) of the chunk's data, read into buf
   uint32_t end = 0;
-  uint8_t* buf = nullptr;  // op->slab_buffer's (fixed) or op->buffer's bytes
-  int buf_index = -1;  // op->slab_buffer's, when the read lands in a slab
+  uint8_t* buf = nullptr;  // op->slab_buffer's or op->buffer's bytes
   std::atomic<int> pending{0};
   IoSlot header_io, data_io;
 };
@@ -155,7 +154,6 @@ class UringChunkStore : public ChunkStore {
     st->start = op->offset / kBlockSize * kBlockSize;
     st->end = RoundUp(uint64_t{op->offset} + op->length);
     if (engine && st->end > st->start) op->slab_buffer = engine->Acquire(st->end - st->start);
-    st->buf_index = op->slab_buffer.buf_index();
     st->buf = op->slab_buffer ? op->slab_buffer.data() : (op->buffer = AlignedBuffer(st->end - st->start)).data();
     const uint32_t hsize = ChunkHeaderSize(op->chunk_size);
     st->file = cache_.Lookup(op->inode, op->index);
@@ -166,7 +164,7 @@ class UringChunkStore : public ChunkStore {
       if (stored_end > st->start) {
         st->pending = 1;
         AddIo(ios, st, &st->data_io, st->file->file->fd(), st->buf, stored_end - st->start, hsize + st->start,
-              st->buf_index);
+              op->slab_buffer.buf_index());
       }
       return Status::OK();
     }
@@ -186,7 +184,7 @@ class UringChunkStore : public ChunkStore {
     st->pending = 2;
     int fd = st->opened->fd();
     AddIo(ios, st, &st->header_io, fd, st->header_buf.data(), hsize, 0);
-    AddIo(ios, st, &st->data_io, fd, st->buf, st->end - st->start, hsize + st->start, st->buf_index);
+    AddIo(ios, st, &st->data_io, fd, st->buf, st->end - st->start, hsize + st->start, op->slab_buffer.buf_index());
     return Status::OK();
   }
 
