@@ -130,6 +130,37 @@ class ShoalTorchTest(unittest.TestCase):
         with self.assertRaises(IndexError):
             ds.get_batch_tensor([0, 1])[2]
 
+    def test_as_tensors_reuses_batch_memory_but_never_under_a_held_batch(self):
+        ds = self.st.ShoalDataset("/ds")
+        want = sorted(self.expected[p] for p in ds.files)
+        for workers in (0, 2):
+            loader = self.st.batched_loader(ds, batch_size=64, shuffle=True, num_workers=workers,
+                                            persistent_workers=workers > 0, as_tensors=True)
+            # An epoch whose batches are all held: no buffer is taken twice, and
+            # every batch still holds its samples at the end.
+            held = list(loader)
+            sources = [b.source[:2] for b in held if b.source]
+            self.assertTrue(sources, "no batch came from reused memory (workers=%d)" % workers)
+            self.assertEqual(len(set(sources)), len(sources), "a buffer was taken again under a held batch")
+            self.assertEqual(sorted(bytes(t.numpy()) for b in held for t in b), want)
+            del held
+            # An epoch that drops each batch but keeps one sample (a view) of the
+            # first: buffers are taken again, never the kept sample's.
+            kept = kept_bytes = kept_source = None
+            got, sources = [], []
+            for batch in loader:
+                if kept is None:
+                    kept, kept_source = batch[0], batch.source
+                    kept_bytes = bytes(kept.numpy())
+                sources.append(batch.source)
+                got.extend(bytes(t.numpy()) for t in batch)
+            self.assertEqual(sorted(got), want)
+            self.assertEqual(bytes(kept.numpy()), kept_bytes, "a kept sample was overwritten (workers=%d)" % workers)
+            self.assertTrue([s for s in sources if s and s[2] > 1], "batch memory was never reused")
+            self.assertLess(len({s[:2] for s in sources if s}), len(sources))
+            self.assertEqual([s for s in sources if s and kept_source and s[:2] == kept_source[:2]
+                              and s[2] > kept_source[2]], [], "the kept sample's buffer was taken again")
+
     def write_shards(self, nshards, per_shard):
         c = shoal.client()
         os.makedirs(self.cluster.mount + "/shards", exist_ok=True)

@@ -16,6 +16,7 @@ import random
 
 import torch
 import torch.utils.data as tud
+from torch.multiprocessing.reductions import StorageWeakRef
 
 import shoal
 
@@ -56,12 +57,20 @@ class ShoalDataset(tud.Dataset):
     def get_batch_tensor(self, indices):
         """The samples for `indices` as one SampleBatch, read by one read_batch_into
         straight into its tensor (in shared memory inside a DataLoader worker).
-        With a transform: the list of transform(sample tensor)."""
+        With a transform: the list of transform(sample tensor).
+
+        Without a transform the tensor's memory is reused from batch to batch
+        (see _BatchMemory): a batch is never overwritten while anything,
+        in any process, still refers to it."""
         handles = [self._handles[i] for i in indices]
         offsets = [0]
         for h in handles:
             offsets.append(offsets[-1] + h.size)
-        data = _empty_bytes(offsets[-1], shared=tud.get_worker_info() is not None)
+        shared = tud.get_worker_info() is not None
+        if self.transform is None:
+            data, release, source = _batch_memory(shared).take(offsets[-1])
+        else:
+            data, release, source = _empty_bytes(offsets[-1], shared), None, None
         items = [(h, n) for h, n in zip(handles, range(len(handles))) if h.size]
         if items:
             got = shoal.client(self.config).read_batch_into(
@@ -69,7 +78,7 @@ class ShoalDataset(tud.Dataset):
             for (h, _), n in zip(items, got):
                 if n != h.size:
                     raise shoal.ShoalError("%s: read %d of its %d bytes (did the file change?)" % (h.path, n, h.size))
-        batch = SampleBatch(data, offsets)
+        batch = SampleBatch(data, offsets, release, source)
         return batch if self.transform is None else [self.transform(t) for t in batch]
 
 
@@ -82,15 +91,123 @@ def _empty_bytes(n, shared):
     return torch.empty(0, dtype=torch.uint8).set_(storage)[:n]
 
 
+class _BatchMemory:
+    """Buffers for SampleBatch tensors, kept and taken again by later batches.
+
+    Why: the first touch of fresh memory costs a page fault per 4 KiB page, and
+    on a VM with shadowed page tables that is ~4 ms per MB, more than reading
+    the bytes from storage (a 19 MB batch: ~80 ms fresh, ~5 ms reused).
+
+    A buffer is taken again only when no batch made from it is referenced:
+    - in the process that reads the batch (num_workers=0) a batch's tensor is
+      a new storage over the buffer (torch.frombuffer), so a weak reference to
+      that storage says when the last view of the batch is gone;
+    - in a DataLoader worker the batch's tensor must be the shared-memory
+      buffer itself (torch then passes it to the main process by descriptor,
+      without a copy), and only the main process knows when it drops it. Each
+      buffer has a byte in a small shared tensor, `busy`, set here when a batch
+      is made and cleared by the main process (SampleBatch.__setstate__,
+      _release_dropped_batches) once its copy of the batch has no reference.
+    When every buffer is busy, a batch gets fresh memory, as without the pool.
+    """
+
+    SLOTS = 8
+    ROUND = 1 << 20
+
+    def __init__(self, shared):
+        self.shared = shared
+        self.pid = os.getpid()
+        self.buffers = [None] * self.SLOTS
+        self.taken = [0] * self.SLOTS
+        if shared:
+            self.busy = _empty_bytes(self.SLOTS, True).zero_()
+            self._busy = self.busy.numpy()
+        else:
+            self.last_batch = [None] * self.SLOTS  # StorageWeakRef of the last batch made from each buffer
+
+    def _free(self, i):
+        if self.shared:
+            return self._busy[i] == 0
+        ref = self.last_batch[i]
+        return ref is None or ref.expired()
+
+    def take(self, n):
+        """(a uint8 tensor of n bytes, its release for the main process or None,
+        its source: (pid, buffer index, times that buffer was taken) or None)."""
+        free = [i for i in range(self.SLOTS) if self._free(i)]
+        if not free:
+            return _empty_bytes(n, self.shared), None, None
+        fits = [i for i in free if self.buffers[i] is not None and self.buffers[i].numel() >= n]
+        if fits:
+            i = min(fits, key=lambda k: self.buffers[k].numel())
+        else:
+            i = min(free, key=lambda k: 0 if self.buffers[k] is None else self.buffers[k].numel())
+            # With headroom: batches vary in size, and a buffer that is a little
+            # short would be made again.
+            self.buffers[i] = _empty_bytes(-(-(n + n // 4 + 1) // self.ROUND) * self.ROUND, self.shared)
+        self.taken[i] += 1
+        source = (self.pid, i, self.taken[i])
+        if self.shared:
+            self._busy[i] = 1
+            return self.buffers[i][:n], (self.busy, i), source
+        data = torch.frombuffer(self.buffers[i].numpy(), dtype=torch.uint8)[:n]
+        self.last_batch[i] = StorageWeakRef(data.storage())
+        return data, None, source
+
+
+_memory = None
+
+
+def _batch_memory(shared):
+    """This process's _BatchMemory (a forked worker makes its own)."""
+    global _memory
+    if _memory is None or _memory.pid != os.getpid() or _memory.shared != shared:
+        _memory = _BatchMemory(shared)
+    return _memory
+
+
+# Batches received from workers, not yet dropped: (weak reference to this
+# process's storage of the batch, the worker's busy tensor, buffer index).
+_received = []
+
+
+def _release_dropped_batches():
+    global _received
+    kept = []
+    for ref, busy, i in _received:
+        if ref.expired():
+            busy[i] = 0
+        else:
+            kept.append((ref, busy, i))
+    _received = kept
+
+
 class SampleBatch:
     """A batch of samples in one uint8 tensor: batch[i] is sample i, a view of
     `data` (bytes(batch[i].numpy()) copies it out). Iterable; len() is the
     number of samples, `nbytes` their total size. Made by a DataLoader worker,
-    it reaches the main process as one shared-memory tensor, not as pickled bytes."""
+    it reaches the main process as one shared-memory tensor, not as pickled bytes.
+    Its memory is taken again for a later batch once nothing refers to `data`
+    or to any view of it (keep a view, or copy out, to keep a sample)."""
 
-    def __init__(self, data, offsets):
+    def __init__(self, data, offsets, release=None, source=None):
         self.data = data
         self.offsets = offsets
+        self.source = source  # (pid, buffer index, times taken) when its memory is reused, else None
+        self._release = release  # (busy tensor, index): see _BatchMemory
+
+    def __getstate__(self):
+        return dict(data=self.data, offsets=self.offsets, release=self._release, source=self.source)
+
+    def __setstate__(self, state):
+        self.data, self.offsets, self.source = state["data"], state["offsets"], state["source"]
+        self._release = None
+        # Arrived from a worker: the worker may take its buffers again once this
+        # process lets go of the batches made in them.
+        _release_dropped_batches()
+        if state["release"] is not None:
+            busy, i = state["release"]
+            _received.append((StorageWeakRef(self.data.storage()), busy, i))
 
     def __len__(self):
         return len(self.offsets) - 1
