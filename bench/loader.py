@@ -106,18 +106,26 @@ def drop_caches():
         print("loader: cannot drop the page cache (%s); numbers may be warm" % e, file=sys.stderr)
 
 
-def make_dataset(client, root, files, local=None, seed=42):
-    """The dataset in Shoal under root and, with local, the same files (names
-    below local, sizes, bytes) in that local directory; whichever copy is
-    already complete is kept (then the other gets fresh random bytes)."""
+def dataset_names(files, seed=42):
+    """The dataset's file names (below its root) and sizes."""
     rng = random.Random(seed)
     names = ["d%03d/f%06d" % (i % 100, i) for i in range(files)]
     sizes = [rng.randrange(64 << 10, (512 << 10) + 1) for _ in range(files)]
-    try:
-        have = len(client.walk(root))
-    except shoal.ShoalError:
-        have = 0
-    need_shoal = have != files
+    return names, sizes
+
+
+def make_dataset(client, root, files, local=None):
+    """The dataset in Shoal under root (unless root is None) and, with local,
+    the same files (names below local, sizes, bytes) in that local directory;
+    whichever copy is already complete is kept (then the other gets fresh
+    random bytes)."""
+    names, sizes = dataset_names(files)
+    need_shoal = False
+    if root is not None:
+        try:
+            need_shoal = len(client.walk(root)) != files
+        except shoal.ShoalError:
+            need_shoal = True
 
     def local_ok(i):
         try:
@@ -193,13 +201,16 @@ if args.server_dir:
         if comm in ("shoal-meta", "shoal-storage", "shoal-fuse") and args.server_dir in cmdline:
             pids.append(int(pid))
 print("loader: server pids %s" % pids, file=sys.stderr)
-make_dataset(shoal.client(), root, args.files, args.nfs_dir)
+systems = args.systems.split(",")
+# Only nfs-open: no Shoal copy (a 100,000-file dataset is ~29 GB per copy).
+shoal_copy = any(s != "nfs-open" for s in systems)
+make_dataset(shoal.client(), root if shoal_copy else None, args.files, args.nfs_dir)
 if args.make_only:
     sys.exit(0)
 nfs_pids = [int(p) for p in args.nfs_server_pids.split(",") if p]
-ds = st.ShoalDataset(root)
+ds = st.ShoalDataset(root) if shoal_copy else None
 results = []
-for system in args.systems.split(","):
+for system in systems:
     for workers in [int(w) for w in args.workers.split(",")]:
         kw = dict(num_workers=workers)
         if system == "shoal-native":
@@ -216,7 +227,7 @@ for system in args.systems.split(","):
                 sys.exit("nfs-open needs --nfs-url and --nfs-dir (bench/loader.sh --nfs)")
             # The same files in the same order (the manifest's paths below root), sized by
             # the listing of the exported copy.
-            rel = [p[len(root):] for p in ds.files]
+            rel = [p[len(root):] for p in ds.files] if ds else sorted("/" + n for n in dataset_names(args.files)[0])
             sizes = [os.stat(args.nfs_dir + p).st_size for p in rel]
             loader = tud.DataLoader(NfsOpenDataset(args.nfs_url, rel, sizes),
                                     batch_size=args.batch, shuffle=True, collate_fn=list, **kw)
