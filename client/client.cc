@@ -342,7 +342,7 @@ Result<Attr> Client::Create(const Caller& c, uint64_t parent, const std::string&
   // An existing file that was opened, not made (a new one has ctime == mtime
   // == atime and size 0, and truncating it would change nothing).
   if ((flags & O_TRUNC) && rsp.attr().type() == proto::REGULAR && rsp.attr().size() > 0)
-    return TruncateOnOpen(c, rsp.attr());
+    return TruncateOnOpen(c, rsp.attr(), handle);
   return std::move(*rsp.mutable_attr());
 }
 
@@ -359,13 +359,20 @@ Result<Attr> Client::Mknod(const Caller& c, uint64_t parent, const std::string& 
   SHOAL_ATTR_CALL(proto::META_MKNOD, MknodReq, req);
 }
 
-Result<Attr> Client::TruncateOnOpen(const Caller& c, const Attr& file) {
+Result<Attr> Client::TruncateOnOpen(const Caller& c, const Attr& file, const uint64_t* handle) {
   proto::SetAttrReq req;
   *req.mutable_caller() = c;
   req.set_ino(file.ino());
   req.set_set_size(true);
   req.set_size(0);
-  return SetAttr(std::move(req));
+  auto truncated = SetAttr(std::move(req));
+  // The open fails with the truncate, so its record must not outlive it.
+  if (!truncated.ok() && handle) {
+    Status released = Release(file.ino(), *handle);
+    if (!released.ok())
+      LOG_WARN("inode {}: releasing the open of a failed O_TRUNC: {}", file.ino(), released.ToString());
+  }
+  return truncated;
 }
 
 Result<Attr> Client::Mkdir(const Caller& c, uint64_t parent, const std::string& name, uint32_t mode) {
@@ -415,7 +422,7 @@ Result<Attr> Client::Open(const Caller& c, uint64_t ino, uint32_t flags, uint64_
   // O_RDONLY, write permission checked above), and marks mtime and
   // ctime even when it was empty already.
   if ((flags & O_TRUNC) && rsp.attr().type() == proto::REGULAR)
-    return TruncateOnOpen(c, rsp.attr());
+    return TruncateOnOpen(c, rsp.attr(), handle);
   return std::move(*rsp.mutable_attr());
 }
 

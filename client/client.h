@@ -209,7 +209,8 @@ class Client {
   void SessionLoop();
   Status RefreshTable();
   // Truncates `file` to 0 for an open with O_TRUNC (SetAttr's authorised cut).
-  Result<Attr> TruncateOnOpen(const Caller& c, const Attr& file);
+  // When that fails the open fails, and its `handle` (if any) is released.
+  Result<Attr> TruncateOnOpen(const Caller& c, const Attr& file, const uint64_t* handle);
   void ForgetDentry(uint64_t parent, const std::string& name);
   void NoteTableVersion(uint64_t v);
 

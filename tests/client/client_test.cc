@@ -187,6 +187,19 @@ TEST_F(ClientTest, OpenFilesAreRecordedAgainWhenMetaRestarts) {
   EXPECT_EQ(store_->CountOpenRecords(), 0u);
 }
 
+TEST_F(ClientTest, AnOpenWhoseTruncateFailsLeavesNoOpenRecord) {
+  ASSERT_TRUE(Write(0, Data(2 * kChunk, 3)).ok());
+  // The cut of O_TRUNC cannot reach storage: the open fails, and releases
+  // the record it had made at meta.
+  storage_nodes_.clear();
+  uint64_t handle = 0;
+  auto opened = client_->Open(ProcessCaller(), file_.ino(), O_WRONLY | O_TRUNC, &handle);
+  EXPECT_FALSE(opened.ok());
+  auto created = client_->Create(ProcessCaller(), 1, "f", 0644, false, O_WRONLY | O_TRUNC, &handle);
+  EXPECT_FALSE(created.ok());
+  EXPECT_EQ(store_->CountOpenRecords(), 0u);
+}
+
 TEST_F(ClientTest, StripedWritesAndReadsAcrossChunksAndHoles) {
   EXPECT_EQ(file_.layout().chunk_size(), kChunk);
   EXPECT_EQ(file_.layout().chains_size(), 3);
