@@ -29,6 +29,7 @@ struct StorageConfig {
   ClusterConfig cluster;
   int64_t heartbeat_interval_ms = 1000;
   uint32_t worker_threads = 4;
+  uint32_t open_threads = 2;
   uint32_t read_slab_slots = 1024;
   uint32_t read_slab_large_slots = 16;
   uint32_t event_loops = 0;  // 0: one per core
@@ -88,6 +89,7 @@ int main(int argc, char** argv) {
   cfg.cluster.AddTo(spec);
   spec.Add("heartbeat_interval_ms", &cfg.heartbeat_interval_ms, "how often to heartbeat to meta");
   spec.Add("worker_threads", &cfg.worker_threads, "threads for writes, truncates and removes");
+  spec.Add("open_threads", &cfg.open_threads, "threads that open chunk files not in the open-file cache");
   spec.Add("read_slab_slots", &cfg.read_slab_slots,
            "16 KiB read buffers per event loop, registered with its ring (small reads skip the heap; 0: none)");
   spec.Add("read_slab_large_slots", &cfg.read_slab_large_slots,
@@ -206,6 +208,7 @@ int main(int argc, char** argv) {
   so.max_read_bytes = cfg.max_read_bytes;
   so.max_read_items = static_cast<uint32_t>(cfg.max_read_items);
   so.worker_threads = static_cast<int>(cfg.worker_threads);
+  so.open_threads = static_cast<int>(cfg.open_threads);
   so.read_slab_slots = cfg.read_slab_slots;
   so.read_slab_large_slots = cfg.read_slab_large_slots;
   storage::StorageService service(by_id, loop_ptrs, so);

@@ -1,8 +1,11 @@
 #include "storage/storage_service.h"
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include "common/crc32c.h"
+#include "common/log.h"
 #include "proto/read_records.h"
 #include "proto/storage.pb.h"
 #include "storage/uring_reader.h"
@@ -11,15 +14,31 @@ namespace shoal::storage {
 
 StorageService::StorageService(std::map<uint32_t, ChunkStore*> targets, std::vector<loop::EventLoop*> loops,
                                Options options)
-    : targets_(std::move(targets)), options_(options),
+    : targets_(std::move(targets)), options_(options), loops_(loops),
+      openers_(std::make_unique<ThreadPool>(std::max(1, options.open_threads))),
       pool_(std::make_unique<ThreadPool>(std::max(1, options.worker_threads))) {
   LoopReadEngine::Options eo;
   eo.slab_slots = options.read_slab_slots;
   eo.large_slots = options.read_slab_large_slots;
+  eo.helpers = openers_.get();
   for (loop::EventLoop* l : loops) engines_[l] = std::make_unique<LoopReadEngine>(l, eo);
 }
 
-StorageService::~StorageService() { pool_.reset(); }
+StorageService::~StorageService() {
+  pool_.reset();
+  // Opens in progress finish and hand the rest of their reads to the loops.
+  openers_.reset();
+  // A read reports to this service when it completes, on its loop: wait for
+  // those still in flight (bounded; never from a loop thread, whose reads
+  // could not complete while it waits here).
+  if (std::none_of(loops_.begin(), loops_.end(), [](loop::EventLoop* l) { return l->InLoopThread(); })) {
+    auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (reads_in_flight_.load() > 0 && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (int64_t left = reads_in_flight_.load(); left > 0)
+    LOG_ERROR("storage service stopping with {} reads still in flight", left);
+}
 
 ReadEngine* StorageService::EngineFor(loop::EventLoop* loop) const {
   auto it = engines_.find(loop);

@@ -6,7 +6,9 @@
 // connection's event loop: it starts the disk reads on that loop's own ring
 // and replies (results + the bytes of every OK item as payload, sent straight
 // from the read buffers) from their completion, on the same thread. Writes, truncates and removes block on the disk (fsync) and run
-// on the service's worker pool, replying from there. Requests name targets by
+// on the service's worker pool, replying from there. A read of a chunk whose
+// file is not open yet opens it on a helper thread (open_threads) and goes on
+// on the loop. Requests name targets by
 // id; an unknown target fails that item (or call) with NOT_FOUND. Writes pass
 // the WriteLedger, so a retried write lands once and an overtaken attempt not
 // at all. A read of more than `max_read_bytes` or `max_read_items` is refused
@@ -38,12 +40,16 @@ class StorageService {
     // Per event loop: read buffers of 1 MiB (a whole default chunk), registered
     // likewise, for reads above 16 KiB. 0: none.
     uint32_t read_slab_large_slots = 16;
+    // Threads that open chunk files missing from the open-file cache, so that
+    // an open waiting on the disk holds up no event loop. At least 1.
+    int open_threads = 2;
   };
   // `targets` maps target id to its store; the stores outlive the service.
   // `loops` are the event loops the server will serve on (reads go to their rings).
   StorageService(std::map<uint32_t, ChunkStore*> targets, std::vector<loop::EventLoop*> loops, Options options);
-  // Finishes the writes in progress (their replies go nowhere once the
-  // server stopped): stop the server first.
+  // Finishes the writes and chunk opens in progress and waits (up to 10 s)
+  // for the reads in flight (their replies go nowhere once the server
+  // stopped): stop the server first, the loops after.
   ~StorageService();
 
   void Register(rpc::LoopServer& server);
@@ -69,6 +75,8 @@ class StorageService {
 
   std::map<uint32_t, ChunkStore*> targets_;
   Options options_;
+  std::vector<loop::EventLoop*> loops_;
+  std::unique_ptr<ThreadPool> openers_;  // drained in the destructor, which then waits for the reads
   std::map<loop::EventLoop*, std::unique_ptr<ReadEngine>> engines_;
   std::atomic<int64_t> reads_in_flight_{0};
   Histogram read_latency_;  // request arrival to reply

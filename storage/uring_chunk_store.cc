@@ -42,7 +42,8 @@ struct OpState {
   BatchState* batch = nullptr;
   class UringChunkStore* store = nullptr;
   std::shared_ptr<const ChunkFile> file;  // hit: the cached file
-  std::unique_ptr<File> opened;           // miss: opened here, header unread
+  std::unique_ptr<File> opened;           // miss: opened by OpenMiss, header unread
+  bool miss = false;                      // not in the cache: OpenMiss, then StartMiss
   ChunkFileCache::Ticket ticket{};
   AlignedBuffer header_buf;
   uint32_t start = 0;  // aligned range [start, end) of the chunk's data, read into buf
@@ -68,18 +69,29 @@ class UringChunkStore : public ChunkStore {
     if (ops.empty()) return done();
     auto* batch = new BatchState{ops.size(), std::move(done)};
     std::vector<UringRead> ios;
+    std::vector<OpState*> misses;
     for (ReadOp* op : ops) {
       auto* st = new OpState;
       st->op = op;
       st->batch = batch;
       st->store = this;
       Status v = Prepare(st, &ios, engine);
-      if (!v.ok() || st->pending == 0) {
+      if (v.ok() && st->pending == 0 && st->miss) {
+        misses.push_back(st);
+      } else if (!v.ok() || st->pending == 0) {
         if (!v.ok()) op->status = v;
         Finish(st);
       }
     }
     if (!ios.empty()) (engine ? engine : &reader_)->Submit(ios);
+    // Opening a chunk file may wait on the disk (directory blocks, inode):
+    // never on the engine's loop.
+    ReadEngine* on = engine ? engine : &reader_;
+    for (OpState* st : misses) {
+      auto opened = std::make_shared<Status>();
+      on->OffThread([this, st, opened] { *opened = OpenMiss(st); },
+                    [this, st, opened, on] { StartMiss(st, *opened, on); });
+    }
   }
 
   Result<uint64_t> Write(const ChunkWrite& w) override {
@@ -144,7 +156,8 @@ class UringChunkStore : public ChunkStore {
     ios->push_back(UringRead{fd, buf, len, off, slot, buf_index});
   }
 
-  // Sets up the op's buffer and the I/O it needs (none when it can finish now).
+  // Sets up the op's buffer and, for a cached chunk file, the I/O it needs
+  // (none when it can finish now); a chunk not in the cache is marked `miss`.
   // The buffer comes from the engine's slab when it has a free slot that
   // fits, else from the heap.
   Status Prepare(OpState* st, std::vector<UringRead>* ios, ReadEngine* engine) {
@@ -168,6 +181,14 @@ class UringChunkStore : public ChunkStore {
       }
       return Status::OK();
     }
+    st->miss = true;  // opened and read by ReadOn, off the engine's thread
+    return Status::OK();
+  }
+
+  // A miss, on a helper thread: opens the chunk file (st->opened stays empty
+  // for a chunk never written, which reads as zeros).
+  Status OpenMiss(OpState* st) {
+    ReadOp* op = st->op;
     st->ticket = cache_.BeginMiss(op->inode, op->index);
     auto opened = layout_.env()->Open(layout_.ChunkPath(op->inode, op->index), OpenMode::kRead, /*direct=*/true);
     if (!opened.ok() && opened.status().code() != proto::NOT_FOUND) return opened.status();
@@ -180,20 +201,31 @@ class UringChunkStore : public ChunkStore {
       opened = std::move(file);
     }
     st->opened = std::move(*opened);
-    st->header_buf = AlignedBuffer(hsize);
+    st->header_buf = AlignedBuffer(ChunkHeaderSize(op->chunk_size));
+    return Status::OK();
+  }
+
+  // A miss, back on the engine's thread: reads header and data of the file
+  // OpenMiss opened, or finishes the op.
+  void StartMiss(OpState* st, const Status& opened, ReadEngine* engine) {
+    ReadOp* op = st->op;
+    if (!opened.ok()) op->status = opened;
+    if (!opened.ok() || !st->opened) return Finish(st);
+    std::vector<UringRead> ios;
     st->pending = 2;
     int fd = st->opened->fd();
-    AddIo(ios, st, &st->header_io, fd, st->header_buf.data(), hsize, 0);
-    AddIo(ios, st, &st->data_io, fd, st->buf, st->end - st->start, hsize + st->start, op->slab_buffer.buf_index());
-    return Status::OK();
+    AddIo(&ios, st, &st->header_io, fd, st->header_buf.data(), ChunkHeaderSize(op->chunk_size), 0);
+    AddIo(&ios, st, &st->data_io, fd, st->buf, st->end - st->start, ChunkHeaderSize(op->chunk_size) + st->start,
+          op->slab_buffer.buf_index());
+    engine->Submit(ios);
   }
 
   // A chunk whose file was missing: nullptr for a hole, DATA_LOST for a loss,
   // or the file a concurrent write has just made. Reads take no lock, so when
   // the inventory lists the chunk, the answer is checked again with its
   // writers and cuts held off: the file may have gone with a cut (or come
-  // with a write) between the open and the lookup. Rare: the loop thread may
-  // wait here.
+  // with a write) between the open and the lookup. Rare; it runs where
+  // OpenMiss does, off the loop.
   Result<std::unique_ptr<File>> OpenMissing(uint64_t inode, uint64_t index) {
     ASSIGN_OR_RETURN(bool lost, inventory_->IsLost(inode, index));
     if (!lost) return std::unique_ptr<File>();

@@ -98,7 +98,7 @@ void UringReader::Submit(const std::vector<UringRead>& ios) {
   for (const UringRead* io : refused) io->tag->done(io->tag, stopping_ ? -ECANCELED : -EAGAIN);
 }
 
-LoopReadEngine::LoopReadEngine(loop::EventLoop* loop, Options options) : loop_(loop) {
+LoopReadEngine::LoopReadEngine(loop::EventLoop* loop, Options options) : loop_(loop), helpers_(options.helpers) {
   for (auto [slots, size] : {std::pair{options.slab_slots, options.slab_slot_size},
                              std::pair{options.large_slots, options.large_slot_size}}) {
     if (slots == 0) continue;
@@ -137,6 +137,10 @@ SlabBuffer LoopReadEngine::Acquire(uint32_t len) {
 }
 
 void LoopReadEngine::Submit(const std::vector<UringRead>& ios) {
+  if (!loop_->InLoopThread()) {
+    for (const UringRead& io : ios) io.tag->done(io.tag, -ECANCELED);
+    return;
+  }
   for (const UringRead& io : ios) {
     io_uring_sqe* sqe = loop_->Sqe();
     if (!sqe) {
@@ -148,6 +152,14 @@ void LoopReadEngine::Submit(const std::vector<UringRead>& ios) {
     loop::EventLoop::SetOp(sqe, io.tag);
   }
   // Submitted with everything else when the loop next enters the ring.
+}
+
+void LoopReadEngine::OffThread(std::function<void()> blocking, std::function<void()> then) {
+  if (!helpers_) return ReadEngine::OffThread(std::move(blocking), std::move(then));
+  helpers_->Submit([loop = loop_, blocking = std::move(blocking), then = std::move(then)]() mutable {
+    blocking();
+    loop->Post(std::move(then));
+  });
 }
 
 void UringReader::CompletionLoop() {

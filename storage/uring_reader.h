@@ -15,6 +15,7 @@
 #include <liburing.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <cstdint>
 #include <mutex>
@@ -24,6 +25,7 @@
 
 #include "common/loop/event_loop.h"
 #include "common/status.h"
+#include "common/thread_pool.h"
 #include "storage/buffer_slab.h"
 
 namespace shoal::storage {
@@ -53,6 +55,13 @@ class ReadEngine {
   // has none that fits free (the caller uses the heap). A read into it is
   // submitted with the buffer's buf_index().
   virtual SlabBuffer Acquire(uint32_t len) { return SlabBuffer(); }
+  // Runs `blocking` (a syscall that may wait on the disk, e.g. opening a chunk
+  // file) where it cannot hold up this engine's thread, then `then` back on
+  // that thread. This engine: both inline, on the caller's thread.
+  virtual void OffThread(std::function<void()> blocking, std::function<void()> then) {
+    blocking();
+    then();
+  }
 };
 
 // Reads on an event loop's ring; Submit only on that loop's thread, and the
@@ -73,12 +82,19 @@ class LoopReadEngine : public ReadEngine {
     uint32_t slab_slot_size = 16 << 10;
     uint32_t large_slots = 0;
     uint32_t large_slot_size = 1 << 20;
+    // Where OffThread runs blocking work (it must outlive the engine and be
+    // drained while the loop still runs); nullptr: inline, on the loop.
+    ThreadPool* helpers = nullptr;
   };
   // The loop must be running (the slab is registered on its thread).
   LoopReadEngine(loop::EventLoop* loop, Options options);
   explicit LoopReadEngine(loop::EventLoop* loop) : loop_(loop) {}
+  // On the loop's thread only; from any other (a loop that is stopping runs
+  // posted work on the stopping thread) every read completes with -ECANCELED.
   void Submit(const std::vector<UringRead>& ios) override;
   SlabBuffer Acquire(uint32_t len) override;
+  // `blocking` on Options::helpers, then `then` posted to the loop.
+  void OffThread(std::function<void()> blocking, std::function<void()> then) override;
   loop::EventLoop* loop() const { return loop_; }
   // The slabs, smallest slots first (those with no memory left out).
   const std::vector<std::shared_ptr<BufferSlab>>& slabs() const { return slabs_; }
@@ -87,6 +103,7 @@ class LoopReadEngine : public ReadEngine {
 
  private:
   loop::EventLoop* loop_;
+  ThreadPool* helpers_ = nullptr;
   std::vector<std::shared_ptr<BufferSlab>> slabs_;
   bool registered_ = false;
 };

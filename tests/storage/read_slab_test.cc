@@ -1,16 +1,22 @@
 // Reads of the O_DIRECT store on an event loop's engine with a registered
 // buffer slab: small reads land in the slab (no heap buffer, READ_FIXED), the
 // ones that do not fit or find no free slot use the heap, and every slot comes
-// back when its op goes.
+// back when its op goes. A chunk file that must be opened first is opened off
+// the loop.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <future>
+#include <mutex>
 
 #include "common/loop/event_loop.h"
+#include "common/thread_pool.h"
 #include "storage/chunk_store.h"
+#include "storage/file_env.h"
 #include "storage/uring_reader.h"
+#include "tests/common/eventually.h"
 
 namespace shoal::storage {
 namespace {
@@ -58,7 +64,11 @@ class ReadSlabTest : public ::testing::Test {
       }
       store_->ReadOn(std::move(ptrs), [&] { done.set_value(); }, engine);
     });
-    done.get_future().wait();
+    // Bounded: a read that never completes fails the run instead of hanging it.
+    if (done.get_future().wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+      ADD_FAILURE() << "a read did not complete within 60 s";
+      std::abort();  // the store still holds `ops`
+    }
     return ops;
   }
   void ExpectData(const std::vector<ReadOp>& ops) {
@@ -73,6 +83,80 @@ class ReadSlabTest : public ::testing::Test {
   std::vector<uint8_t> data_;
   std::unique_ptr<loop::EventLoop> loop_;
 };
+
+// The real env, except that while held, an open for reading waits (as on a
+// disk that is slow to bring a directory block in) until released.
+class HeldOpenEnv : public FileEnv {
+ public:
+  void Hold() {
+    std::lock_guard<std::mutex> l(mu_);
+    held_ = true;
+  }
+  void Release() {
+    std::lock_guard<std::mutex> l(mu_);
+    held_ = false;
+    cv_.notify_all();
+  }
+  int waiting() {
+    std::lock_guard<std::mutex> l(mu_);
+    return waiting_;
+  }
+  Result<std::unique_ptr<File>> Open(const std::string& path, OpenMode mode, bool direct) override {
+    if (mode == OpenMode::kRead) {
+      std::unique_lock<std::mutex> l(mu_);
+      ++waiting_;
+      cv_.wait(l, [this] { return !held_; });
+      --waiting_;
+    }
+    return base_->Open(path, mode, direct);
+  }
+  Status Rename(const std::string& from, const std::string& to) override { return base_->Rename(from, to); }
+  Status Unlink(const std::string& path) override { return base_->Unlink(path); }
+  Status MakeDir(const std::string& path) override { return base_->MakeDir(path); }
+  Status RemoveDir(const std::string& path) override { return base_->RemoveDir(path); }
+  Status SyncDir(const std::string& dir) override { return base_->SyncDir(dir); }
+  Result<std::vector<std::string>> ListDir(const std::string& dir) override { return base_->ListDir(dir); }
+  bool Exists(const std::string& path) override { return base_->Exists(path); }
+
+ private:
+  FileEnv* base_ = RealFileEnv();
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool held_ = false;
+  int waiting_ = 0;
+};
+
+TEST_F(ReadSlabTest, AChunkOpenThatWaitsOnTheDiskHoldsUpNoLoop) {
+  // The store again, with nothing open: the next read must open the chunk file.
+  HeldOpenEnv env;
+  store_.reset();
+  UringOptions o;
+  o.env = &env;
+  auto s = OpenUringChunkStore(dir_, o);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  store_ = std::move(s).value();
+  ThreadPool helpers(1);
+  LoopReadEngine::Options eo;
+  eo.helpers = &helpers;
+  LoopReadEngine engine(loop_.get(), eo);
+
+  env.Hold();
+  auto read = std::async(std::launch::async, [&] { return Read(&engine, {{8192, 4096}, {0, kChunk}}); });
+  struct Unhold {  // also when an assertion fails: `read` waits for its open
+    HeldOpenEnv& env;
+    ~Unhold() { env.Release(); }
+  } unhold{env};
+  ASSERT_TRUE(testutil::Eventually([&] { return env.waiting() > 0; }));
+  // While the open waits, the loop runs everything else.
+  std::promise<void> ran;
+  loop_->Post([&] { ran.set_value(); });
+  EXPECT_EQ(ran.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready)
+      << "the loop waited for a chunk file to open";
+  env.Release();
+  ASSERT_EQ(read.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  ExpectData(read.get());
+  store_.reset();  // before the env it uses
+}
 
 TEST_F(ReadSlabTest, SmallReadsUseTheSlabUntilItRunsOutThenTheHeap) {
   LoopReadEngine engine(loop_.get(), LoopReadEngine::Options{4, 16 << 10});
