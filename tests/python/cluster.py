@@ -8,6 +8,7 @@ import select
 import subprocess
 import sys
 import time
+import weakref
 
 
 class LocalCluster:
@@ -16,12 +17,27 @@ class LocalCluster:
         if not binary:
             raise RuntimeError("SHOAL_TEST_CLUSTER (path of shoal-test-cluster) is not set; run through ctest")
         self.proc = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        # The end of the cluster's input is what stops it: a process forked from
+        # this one (a DataLoader worker) must not hold that pipe open, or stop()
+        # waits in vain and the cluster is killed without unmounting.
+        me = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: LocalCluster._drop_input(me))
         line = self._line(start_timeout)
         if not line.startswith("ready "):
             self.stop()
             raise RuntimeError("cluster did not start: " + line)
         fields = dict(f.split("=", 1) for f in line.split()[1:])
         self.dir, self.mount, self.config, self.meta = fields["dir"], fields["mount"], fields["config"], fields["meta"]
+
+    @staticmethod
+    def _drop_input(ref):
+        cluster = ref()
+        if cluster is not None and cluster.proc.stdin and not cluster.proc.stdin.closed:
+            # The pipe's end is replaced by /dev/null: nothing is flushed to
+            # the pipe, and the file object stays usable.
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, cluster.proc.stdin.fileno())
+            os.close(null)
 
     def _line(self, timeout):
         deadline = time.monotonic() + timeout

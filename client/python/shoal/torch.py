@@ -11,8 +11,10 @@ Each DataLoader worker process opens its own connection (shoal.client() is per
 process), so nothing made before fork() is used after it.
 """
 import io
+import itertools
 import os
 import random
+import threading
 
 import torch
 import torch.utils.data as tud
@@ -54,30 +56,36 @@ class ShoalDataset(tud.Dataset):
     # DataLoader (torch >= 2) fetches a worker's batch through this when present.
     __getitems__ = get_batch
 
-    def get_batch_tensor(self, indices):
+    def get_batch_tensor(self, indices, reuse=True):
         """The samples for `indices` as one SampleBatch, read by one read_batch_into
         straight into its tensor (in shared memory inside a DataLoader worker).
         With a transform: the list of transform(sample tensor).
 
-        Without a transform the tensor's memory is reused from batch to batch
-        (see _BatchMemory): a batch is never overwritten while anything,
-        in any process, still refers to it."""
+        Without a transform (and unless reuse=False) the tensor's memory is
+        reused from batch to batch (see _BatchMemory): a batch is not
+        overwritten while this process, or the DataLoader's main process it
+        went to, still refers to it or to a view of it."""
         handles = [self._handles[i] for i in indices]
         offsets = [0]
         for h in handles:
             offsets.append(offsets[-1] + h.size)
         shared = tud.get_worker_info() is not None
-        if self.transform is None:
+        if self.transform is None and reuse:
             data, release, source = _batch_memory(shared).take(offsets[-1])
         else:
             data, release, source = _empty_bytes(offsets[-1], shared), None, None
         items = [(h, n) for h, n in zip(handles, range(len(handles))) if h.size]
-        if items:
-            got = shoal.client(self.config).read_batch_into(
-                [h for h, _ in items], [data[offsets[i]:offsets[i + 1]] for _, i in items])
-            for (h, _), n in zip(items, got):
-                if n != h.size:
-                    raise shoal.ShoalError("%s: read %d of its %d bytes (did the file change?)" % (h.path, n, h.size))
+        try:
+            if items:
+                got = shoal.client(self.config).read_batch_into(
+                    [h for h, _ in items], [data[offsets[i]:offsets[i + 1]] for _, i in items])
+                for (h, _), n in zip(items, got):
+                    if n != h.size:
+                        raise shoal.ShoalError("%s: read %d of its %d bytes (did the file change?)" % (h.path, n, h.size))
+        except BaseException:
+            if release is not None:
+                release[0][release[1]] = 0  # no batch was made in it
+            raise
         batch = SampleBatch(data, offsets, release, source)
         return batch if self.transform is None else [self.transform(t) for t in batch]
 
@@ -166,20 +174,19 @@ def _batch_memory(shared):
     return _memory
 
 
-# Batches received from workers, not yet dropped: (weak reference to this
-# process's storage of the batch, the worker's busy tensor, buffer index).
-_received = []
+# Batches received from workers, not yet dropped: key -> (weak reference to
+# this process's storage of the batch, the worker's busy tensor, buffer index).
+_received = {}
+_received_lock = threading.Lock()
+_received_keys = itertools.count()
 
 
 def _release_dropped_batches():
-    global _received
-    kept = []
-    for ref, busy, i in _received:
-        if ref.expired():
-            busy[i] = 0
-        else:
-            kept.append((ref, busy, i))
-    _received = kept
+    with _received_lock:
+        for key, (ref, busy, i) in list(_received.items()):
+            if ref.expired():
+                busy[i] = 0
+                del _received[key]
 
 
 class SampleBatch:
@@ -188,26 +195,36 @@ class SampleBatch:
     number of samples, `nbytes` their total size. Made by a DataLoader worker,
     it reaches the main process as one shared-memory tensor, not as pickled bytes.
     Its memory is taken again for a later batch once nothing refers to `data`
-    or to any view of it (keep a view, or copy out, to keep a sample)."""
+    or to any view of it (keep a view, or copy out, to keep a sample). A view
+    handed on to yet another process must be a copy (`.clone()`); a whole
+    SampleBatch handed on keeps its memory from being reused."""
 
     def __init__(self, data, offsets, release=None, source=None):
         self.data = data
         self.offsets = offsets
         self.source = source  # (pid, buffer index, times taken) when its memory is reused, else None
         self._release = release  # (busy tensor, index): see _BatchMemory
+        self._received_key = None  # this batch's entry in _received
 
     def __getstate__(self):
+        # Passed on from the process it was received in: that process can no
+        # longer tell when the batch is unused, so its buffer is never reused.
+        with _received_lock:
+            _received.pop(self._received_key, None)
         return dict(data=self.data, offsets=self.offsets, release=self._release, source=self.source)
 
     def __setstate__(self, state):
         self.data, self.offsets, self.source = state["data"], state["offsets"], state["source"]
         self._release = None
+        self._received_key = None
         # Arrived from a worker: the worker may take its buffers again once this
         # process lets go of the batches made in them.
         _release_dropped_batches()
         if state["release"] is not None:
             busy, i = state["release"]
-            _received.append((StorageWeakRef(self.data.storage()), busy, i))
+            with _received_lock:
+                self._received_key = next(_received_keys)
+                _received[self._received_key] = (StorageWeakRef(self.data.storage()), busy, i)
 
     def __len__(self):
         return len(self.offsets) - 1
@@ -240,8 +257,11 @@ class _BatchView(tud.Dataset):
         return len(self.dataset)
 
     def __getitem__(self, indices):
-        get = self.dataset.get_batch_tensor if self.as_tensors else self.dataset.get_batch
-        batch = get(list(indices))
+        if self.as_tensors:
+            # A collate_fn may keep views of the batch in this worker: no reuse then.
+            batch = self.dataset.get_batch_tensor(list(indices), reuse=self.collate_fn is None)
+        else:
+            batch = self.dataset.get_batch(list(indices))
         return batch if self.collate_fn is None else self.collate_fn(batch)
 
 
