@@ -155,7 +155,7 @@ def make_dataset(client, root, files, local=None):
             pass
     os.sync()
     print("loader: made %d files (%s) in %.0f s" % (files, " + ".join(
-        w for w, n in (("Shoal " + root, need_shoal), ("local " + str(local), need_local)) if n),
+        w for w, n in (("Shoal " + str(root), need_shoal), ("local " + str(local), need_local)) if n),
         time.monotonic() - start), file=sys.stderr)
 
 
