@@ -44,11 +44,14 @@ Result<uint64_t> ChunkWriter::Apply(const ChunkWrite& w) {
     cur = std::shared_ptr<const ChunkFile>();
   }
   const ChunkFile* c = cur->get();
+  // A present file is a committed version, but not necessarily a durable one
+  // (its directory sync may have failed): one that is not listed (a power cut
+  // lost its listing, or its first write failed to sync) is listed with the
+  // new version, once that is durable.
+  bool unlisted = false;
   if (c) {
-    // A present file is a committed version; one whose listing a power cut
-    // lost is listed again now.
     ASSIGN_OR_RETURN(bool listed, inventory_->Contains(w.inode, w.index));
-    if (!listed) RETURN_IF_ERROR(inventory_->Add(w.inode, w.index));
+    unlisted = !listed;
   }
   if (!c && (lost || w.inode < store_->lost_below()) && !replaces_all)
     return Error(proto::DATA_LOST, "chunk " + std::to_string(w.index) + " of inode " + std::to_string(w.inode) +
@@ -56,7 +59,7 @@ Result<uint64_t> ChunkWriter::Apply(const ChunkWrite& w) {
                                        "); only a whole-chunk write may replace it");
   uint32_t old_len = c ? c->header.data_len : 0;
   return Rewrite(w.inode, w.index, w.chunk_size, c, std::max(old_len, w.offset + w.length), w.offset, w.data,
-                 w.length, w.version, /*list=*/!c && !lost);
+                 w.length, w.version, /*list=*/c ? unlisted : !lost);
 }
 
 Status ChunkWriter::Cut(uint64_t inode, uint64_t index, uint32_t chunk_size, uint32_t keep) {

@@ -39,7 +39,8 @@ class ChunkWriter {
                                                          bool* lost = nullptr);
   // Builds and commits the next version from `cur` (may be null): its first
   // `new_len` bytes, with `length` bytes of `data` at `offset` laid over them.
-  // `list`: the chunk is new to the inventory; it is listed once its file is durable.
+  // `list`: the chunk is not listed yet (new, or its listing was lost); it is
+  // listed once the new version is durable.
   Result<uint64_t> Rewrite(uint64_t inode, uint64_t index, uint32_t chunk_size, const ChunkFile* cur,
                            uint32_t new_len, uint32_t offset, const uint8_t* data, uint32_t length, uint64_t version,
                            bool list);

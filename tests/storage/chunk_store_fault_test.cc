@@ -206,6 +206,32 @@ INSTANTIATE_TEST_SUITE_P(Faults, WriteFaultTest, ::testing::Combine(::testing::V
                                   (std::get<1>(info.param) ? "_FirstWrite" : "_Rewrite");
                          });
 
+// A new chunk whose directory sync failed is at its name but not durable; a
+// second write that fails too must not have listed it (a listed chunk whose
+// file a power cut takes reads as lost, not as the hole it is).
+TEST(WriteListingFaultTest, AChunkNotYetDurableIsNotListedByAFailedRewrite) {
+  Target t(TestDir());
+  ASSERT_OK(t.Open());
+  std::mt19937_64 rng(7);
+  const uint64_t ino = 0x4321;
+  // The first write of the inode syncs its shard directory (made durable),
+  // then its inode directory: that second sync fails.
+  t.env().InjectFault(Fault::kSyncDirIoError, /*after=*/1, /*times=*/1);
+  const std::string a = RandomBytes(rng, 8000);
+  ASSERT_FALSE(t.Write(ino, 0, 0, a).ok());
+  ASSERT_EQ(t.env().fired(Fault::kSyncDirIoError), 1u);
+  // The next write finds that version at its name and fails as well.
+  t.env().InjectFault(Fault::kWriteIoError, 0, 1);
+  const std::string b = RandomBytes(rng, 3000);
+  ASSERT_FALSE(t.Write(ino, 0, 100, b).ok());
+
+  ASSERT_OK(t.CrashAndReopen());
+  auto now = t.Read(ino, 0);
+  ASSERT_TRUE(now.ok()) << "nothing acknowledged was lost: " << now.status().ToString();
+  const ChunkBytes first = Overlay(Zeros(), 0, a);
+  EXPECT_TRUE(*now == Zeros() || *now == first) << Diff(*now, Zeros());
+}
+
 // ---------------------------------------------------------------------------
 // Truncate and remove under each fault.
 
