@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 
 #include "common/crc32c.h"
 #include "common/log.h"
@@ -32,11 +31,10 @@ StorageService::~StorageService() {
   // those still in flight (bounded; never from a loop thread, whose reads
   // could not complete while it waits here).
   if (std::none_of(loops_.begin(), loops_.end(), [](loop::EventLoop* l) { return l->InLoopThread(); })) {
-    auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (reads_in_flight_.load() > 0 && std::chrono::steady_clock::now() < give_up)
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::unique_lock<std::mutex> l(reads_in_flight_.mu);
+    reads_in_flight_.drained.wait_for(l, std::chrono::seconds(10), [this] { return reads_in_flight_.count.load() == 0; });
   }
-  if (int64_t left = reads_in_flight_.load(); left > 0)
+  if (int64_t left = reads_in_flight_.count.load(); left > 0)
     LOG_ERROR("storage service stopping with {} reads still in flight", left);
 }
 
@@ -91,7 +89,7 @@ std::string StorageService::RenderMetrics() const {
                "write attempts refused because a newer write of their lane had landed",
                static_cast<double>(ledger_.superseded()));
   RenderMetric(&out, "shoal_storage_reads_in_flight", "gauge", "batched read requests being served",
-               static_cast<double>(reads_in_flight_.load()));
+               static_cast<double>(reads_in_flight_.count.load()));
   read_latency_.Render(&out, "shoal_storage_read_seconds", "batched read latency, arrival to reply");
   return out;
 }
@@ -106,7 +104,7 @@ struct ReadCall {
   bool packed = false;
   std::atomic<int> groups{0};  // stores still reading
   std::chrono::steady_clock::time_point start;
-  std::atomic<int64_t>* in_flight;
+  StorageService::ReadsInFlight* in_flight;
   Histogram* latency;
 
   // Replies and hands itself to the reply's release.
@@ -137,7 +135,7 @@ struct ReadCall {
     }
     rc->latency->Observe(
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - rc->start).count());
-    rc->in_flight->fetch_sub(1, std::memory_order_relaxed);
+    rc->in_flight->End();
     rpc::LoopCall* call = rc->call.get();
     call->ReplyRaw(std::move(message), payload.data(), static_cast<int>(payload.size()), [rc] { delete rc; });
   }
@@ -209,7 +207,7 @@ void StorageService::StartRead(std::unique_ptr<rpc::LoopCall> call, std::vector<
   rc->start = std::chrono::steady_clock::now();
   rc->in_flight = &reads_in_flight_;
   rc->latency = &read_latency_;
-  reads_in_flight_.fetch_add(1, std::memory_order_relaxed);
+  reads_in_flight_.Start();
   // Ops grouped by store; a request names one target or a few, so a short
   // list beats a map.
   std::vector<std::pair<ChunkStore*, std::vector<ReadOp*>>> groups;

@@ -15,7 +15,10 @@
 // with TOO_LARGE before anything is allocated for it.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 
 #include "common/loop/event_loop.h"
 #include "common/metrics.h"
@@ -59,6 +62,19 @@ class StorageService {
   // Write attempts refused because a newer write of their lane had landed.
   uint64_t superseded_writes() const { return ledger_.superseded(); }
 
+  // Read requests between arrival and reply; the destructor waits for none.
+  struct ReadsInFlight {
+    std::atomic<int64_t> count{0};
+    std::mutex mu;
+    std::condition_variable drained;
+    void Start() { count.fetch_add(1, std::memory_order_relaxed); }
+    void End() {
+      if (count.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+      std::lock_guard<std::mutex> l(mu);  // a waiter checks the count under mu
+      drained.notify_all();
+    }
+  };
+
  private:
   void HandleRead(std::unique_ptr<rpc::LoopCall> call);        // STORAGE_READ (protobuf items)
   void HandlePackedRead(std::unique_ptr<rpc::LoopCall> call);  // STORAGE_READ_PACKED (records)
@@ -78,7 +94,7 @@ class StorageService {
   std::vector<loop::EventLoop*> loops_;
   std::unique_ptr<ThreadPool> openers_;  // drained in the destructor, which then waits for the reads
   std::map<loop::EventLoop*, std::unique_ptr<ReadEngine>> engines_;
-  std::atomic<int64_t> reads_in_flight_{0};
+  ReadsInFlight reads_in_flight_;
   Histogram read_latency_;  // request arrival to reply
   WriteLedger ledger_;
   std::unique_ptr<ThreadPool> pool_;  // last: drained first

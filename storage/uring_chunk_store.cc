@@ -44,6 +44,7 @@ struct OpState {
   std::shared_ptr<const ChunkFile> file;  // hit: the cached file
   std::unique_ptr<File> opened;           // miss: opened by OpenMiss, header unread
   bool miss = false;                      // not in the cache: OpenMiss, then StartMiss
+  Status open_status;                     // miss: OpenMiss's result, for StartMiss
   ChunkFileCache::Ticket ticket{};
   AlignedBuffer header_buf;
   uint32_t start = 0;  // aligned range [start, end) of the chunk's data, read into buf
@@ -87,11 +88,8 @@ class UringChunkStore : public ChunkStore {
     // Opening a chunk file may wait on the disk (directory blocks, inode):
     // never on the engine's loop.
     ReadEngine* on = engine ? engine : &reader_;
-    for (OpState* st : misses) {
-      auto opened = std::make_shared<Status>();
-      on->OffThread([this, st, opened] { *opened = OpenMiss(st); },
-                    [this, st, opened, on] { StartMiss(st, *opened, on); });
-    }
+    for (OpState* st : misses)
+      on->OffThread([this, st] { st->open_status = OpenMiss(st); }, [this, st, on] { StartMiss(st, on); });
   }
 
   Result<uint64_t> Write(const ChunkWrite& w) override {
@@ -207,16 +205,16 @@ class UringChunkStore : public ChunkStore {
 
   // A miss, back on the engine's thread: reads header and data of the file
   // OpenMiss opened, or finishes the op.
-  void StartMiss(OpState* st, const Status& opened, ReadEngine* engine) {
+  void StartMiss(OpState* st, ReadEngine* engine) {
     ReadOp* op = st->op;
-    if (!opened.ok()) op->status = opened;
-    if (!opened.ok() || !st->opened) return Finish(st);
+    if (!st->open_status.ok()) op->status = st->open_status;
+    if (!st->open_status.ok() || !st->opened) return Finish(st);
     std::vector<UringRead> ios;
     st->pending = 2;
-    int fd = st->opened->fd();
-    AddIo(&ios, st, &st->header_io, fd, st->header_buf.data(), ChunkHeaderSize(op->chunk_size), 0);
-    AddIo(&ios, st, &st->data_io, fd, st->buf, st->end - st->start, ChunkHeaderSize(op->chunk_size) + st->start,
-          op->slab_buffer.buf_index());
+    const int fd = st->opened->fd();
+    const uint32_t hsize = ChunkHeaderSize(op->chunk_size);
+    AddIo(&ios, st, &st->header_io, fd, st->header_buf.data(), hsize, 0);
+    AddIo(&ios, st, &st->data_io, fd, st->buf, st->end - st->start, hsize + st->start, op->slab_buffer.buf_index());
     engine->Submit(ios);
   }
 
