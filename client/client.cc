@@ -26,6 +26,7 @@ Caller ProcessCaller() {
 
 Client::Client(const ClientOptions& options, rpc::Transport* transport)
     : options_(options),
+      dir_attrs_(options.clock, options.dir_attr_cache_ms),
       client_id_(RandomNonZero64()),
       timer_(std::make_unique<Timer>(options.clock)),
       transport_(transport),
@@ -188,8 +189,8 @@ Client::PendingRequest Client::Stamp(proto::RequestId* rid) {
   return PendingRequest(this, id);
 }
 
-template <typename Rsp>
-Status Client::MetaCall(proto::Method m, const google::protobuf::Message& req, Rsp* rsp) {
+template <typename Req, typename Rsp>
+Status Client::MetaCall(proto::Method m, const Req& req, Rsp* rsp) {
   // Only an unreachable meta (a restart takes a moment; a broken connection
   // loses the reply) and a timed-out attempt are retried, with backoff and
   // within meta_timeout_ms in all; a metadata error is an answer. A retry
@@ -209,6 +210,15 @@ Status Client::MetaCall(proto::Method m, const google::protobuf::Message& req, R
   }
   if (st.ok()) {
     if constexpr (requires { rsp->table_version(); }) NoteTableVersion(rsp->table_version());
+  }
+  // What a mutation did to directories: reported when it succeeded; when it
+  // failed (an error may come after its batch was applied, e.g. a failed
+  // sync) or its outcome is unknown, cached directories may be out of date.
+  if constexpr (requires { req.rid(); }) {
+    if constexpr (requires { rsp->dirs(); }) {
+      if (st.ok()) dir_attrs_.Note(rsp->dirs());
+    }
+    if (!st.ok()) dir_attrs_.Clear();
   }
   return st;
 }
@@ -280,6 +290,7 @@ Result<Attr> Client::Lookup(const Caller& c, uint64_t parent, const std::string&
 }
 
 Result<Attr> Client::GetAttr(uint64_t ino) {
+  if (auto own = dir_attrs_.Get(ino)) return *own;
   proto::GetAttrReq req;
   req.set_ino(ino);
   SHOAL_ATTR_CALL(proto::META_GETATTR, GetAttrReq, req);

@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "client/dir_attr_cache.h"
 #include "client/write_lanes.h"
 #include "common/loop/event_loop.h"
 #include "common/rpc/channel_pool.h"
@@ -68,6 +69,10 @@ struct ClientOptions {
   int io_attempts = 4;          // tries per storage request before failing
   uint32_t max_request_bytes = 8u << 20;
   int dentry_cache_ms = 1000;   // path lookups cached this long (0: off)
+  // GetAttr of a directory this client just changed is answered from that
+  // change's reply for this long (0: off; see dir_attr_cache.h). The FUSE
+  // mount sets its attribute timeout.
+  int dir_attr_cache_ms = 0;
   std::string transport = "auto";  // tcp, rdma or auto (see rpc/transport_select.h)
   int event_loops = 1;            // threads owning the storage connections
   const Clock* clock = RealClock();  // deadlines, back-off, cache expiry (tests: a ManualClock)
@@ -192,8 +197,8 @@ class Client {
 
  private:
   Client(const ClientOptions& options, rpc::Transport* transport);
-  template <typename Rsp>
-  Status MetaCall(proto::Method m, const google::protobuf::Message& req, Rsp* rsp);
+  template <typename Req, typename Rsp>
+  Status MetaCall(proto::Method m, const Req& req, Rsp* rsp);
   // Stamps a mutating request with this client's id and a new request id,
   // pending until the returned guard goes (meta may then forget its result).
   class PendingRequest;
@@ -266,6 +271,8 @@ class Client {
   std::mutex attr_mu_;
   std::map<uint64_t, std::pair<Attr, int64_t>> attrs_;  // for ReadBatch: attr, expiry
   std::atomic<uint64_t> seen_table_version_{0};
+
+  DirAttrCache dir_attrs_;
 
   std::mutex dentry_mu_;
   struct Dentry {

@@ -29,6 +29,7 @@ void Serve(rpc::RpcServer& server, proto::Method method, ClusterManager& cluster
     if (!call->Parse(&req)) return;
     Rsp rsp;
     Status st;
+    MetaStore::DirChangeScope dirs;
     {
       DeferredSync scope(kv);
       st = fn(req, &rsp);
@@ -37,6 +38,9 @@ void Serve(rpc::RpcServer& server, proto::Method method, ClusterManager& cluster
     if (!st.ok()) {
       stats.errors[method % 256].fetch_add(1, std::memory_order_relaxed);
       return call->ReplyError(st);
+    }
+    if constexpr (requires { rsp.mutable_dirs(); }) {
+      if (!dirs.empty()) dirs.Fill(rsp.mutable_dirs());
     }
     if constexpr (requires { rsp.set_table_version(1); }) rsp.set_table_version(cluster.version());
     call->Reply(rsp);

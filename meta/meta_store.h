@@ -120,6 +120,9 @@ class MetaStore {
   };
   // At most `max` entries with an inode number above `after_ino`, in inode order.
   Result<std::vector<Reclaim>> PendingReclaims(size_t max, uint64_t after_ino = 0);
+  // Drops the entry; not synced on its own (it becomes durable with the next
+  // synced batch): an entry a host crash brings back is reclaimed again, and
+  // removing chunks that are gone already is a no-op.
   Status FinishReclaim(uint64_t ino);
 
   // ---- Open files and sessions (ops/open_files.cc) ----
@@ -203,6 +206,33 @@ class MetaStore {
     CallScope* prev_;
   };
 
+  // What the thread's current request does to directories (RAII), for its
+  // reply (proto::DirChanges): each directory it changed, with its
+  // attributes as committed, and each it removed. Writing a directory inode
+  // into a batch notes it; Commit keeps the notes when its write succeeds and
+  // drops them when it fails, so only committed changes are reported (a
+  // request that fails reports nothing). A retry answered from its first
+  // attempt's record (BeginCall) is marked replayed. Handlers run a request
+  // start to end on one thread.
+  class DirChangeScope {
+   public:
+    DirChangeScope();
+    ~DirChangeScope();
+    DirChangeScope(const DirChangeScope&) = delete;
+    DirChangeScope& operator=(const DirChangeScope&) = delete;
+    bool empty() const { return changed_.empty() && removed_.empty() && !replayed_; }
+    void Fill(proto::DirChanges* out) const;
+
+   private:
+    friend class MetaStore;
+    std::vector<Attr> noted_changed_;  // in batches not yet committed
+    std::vector<uint64_t> noted_removed_;
+    std::map<uint64_t, Attr> changed_;  // committed; the last write wins
+    std::set<uint64_t> removed_;
+    bool replayed_ = false;
+    DirChangeScope* prev_;
+  };
+
   // Helpers shared by the operations (ops/common.cc).
   static std::string InodeKey(uint64_t ino);  // also: any 64-bit number, big-endian
   static uint64_t ReadBe64(std::string_view s);  // the first 8 bytes of `s`
@@ -227,6 +257,14 @@ class MetaStore {
   Result<Attr> LoadDir(uint64_t ino);  // NOT_DIRECTORY when not a directory
   Result<uint64_t> FindEntry(uint64_t parent, const std::string& name);  // NOT_FOUND
   void PutInode(KvBatch& b, const Attr& a);
+  // Deletes the inode's record in `b` (the caller drops the rest).
+  void DeleteInode(KvBatch& b, const Attr& a);
+  // DirChangeScope bookkeeping: a directory written or removed in a batch,
+  // and the outcome of writing a batch.
+  static void NoteDirWritten(const Attr& a);
+  static void NoteDirRemoved(uint64_t ino);
+  static void NoteBatchWritten(bool ok);
+  static void NoteReplayed();
   // Stores `a` alone, durably, and returns it (attribute-only changes).
   Result<Attr> CommitInode(const Attr& a);
   Result<uint64_t> AllocateIno(KvBatch& b);

@@ -73,6 +73,9 @@ int main(int argc, char** argv) {
   co.io_timeout_ms = static_cast<int>(cfg.io_timeout_ms);
   co.transport = cfg.transport;
   co.session_lease_ms = static_cast<int>(cfg.session_lease_ms);
+  // The kernel asks again for a directory it changed; the change's reply may
+  // answer for as long as the kernel would have kept a copy itself.
+  co.dir_attr_cache_ms = static_cast<int>(cfg.attr_timeout_ms);
   auto cl = client::Client::Connect(co);
   if (!cl.ok()) return Fail(cl.status());
 

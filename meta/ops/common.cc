@@ -197,7 +197,15 @@ Result<uint64_t> MetaStore::FindEntry(uint64_t parent, const std::string& name) 
   return ino;
 }
 
-void MetaStore::PutInode(KvBatch& b, const Attr& a) { b.Put(Cf::kInodes, InodeKey(a.ino()), a.SerializeAsString()); }
+void MetaStore::PutInode(KvBatch& b, const Attr& a) {
+  b.Put(Cf::kInodes, InodeKey(a.ino()), a.SerializeAsString());
+  if (a.type() == proto::DIRECTORY) NoteDirWritten(a);
+}
+
+void MetaStore::DeleteInode(KvBatch& b, const Attr& a) {
+  b.Delete(Cf::kInodes, InodeKey(a.ino()));
+  if (a.type() == proto::DIRECTORY) NoteDirRemoved(a.ino());
+}
 
 Result<Attr> MetaStore::CommitInode(const Attr& a) {
   KvBatch b;
@@ -252,7 +260,7 @@ Attr MetaStore::NewAttr(uint64_t ino, proto::FileType type, uint32_t mode, const
 }
 
 void MetaStore::FreeInode(KvBatch& b, const Attr& victim) {
-  b.Delete(Cf::kInodes, InodeKey(victim.ino()));
+  DeleteInode(b, victim);
   DropXattrs(b, victim.ino());
   AdjustInodeCount(b, -1);
   if (victim.type() == proto::REGULAR) {

@@ -27,7 +27,7 @@ Result<std::vector<MetaStore::Reclaim>> MetaStore::PendingReclaims(size_t max, u
 Status MetaStore::FinishReclaim(uint64_t ino) {
   KvBatch b;
   b.Delete(Cf::kDeleteQueue, InodeKey(ino));
-  return kv_->Write(b);
+  return kv_->Apply(b).status();
 }
 
 }  // namespace shoal::meta

@@ -39,6 +39,7 @@ Result<std::optional<uint64_t>> MetaStore::BeginCall(const proto::RequestId& rid
   }
   auto done = kv_->Get(Cf::kRequests, RequestKey(rid.client_id(), rid.request_id()));
   if (done.ok() && done->size() == 8) {
+    NoteReplayed();
     EndCall(rid);
     return std::optional<uint64_t>(ReadBe64(*done));
   }
@@ -73,14 +74,15 @@ Status MetaStore::Commit(KvBatch& b, uint64_t result_ino) {
       b.Delete(Cf::kRequests, RequestKey(rid.client_id(), r));
     below = std::max(below, upto);
   }
-  if (call && call->open_handle_ && result_ino) {
-    PutOpenRecord(b, call->rid_.client_id(), result_ino, call->open_handle_);
-    RETURN_IF_ERROR(kv_->Write(b));
+  bool open = call && call->open_handle_ && result_ino;
+  if (open) PutOpenRecord(b, call->rid_.client_id(), result_ino, call->open_handle_);
+  Status st = kv_->Write(b);
+  NoteBatchWritten(st.ok());
+  if (st.ok() && open) {
     ++open_records_;
     call->opened_ = true;
-    return Status::OK();
   }
-  return kv_->Write(b);
+  return st;
 }
 
 }  // namespace shoal::meta

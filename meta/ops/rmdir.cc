@@ -11,7 +11,7 @@ Status MetaStore::Rmdir(const Caller& c, uint64_t parent, const std::string& nam
   if (!empty) return Error(proto::NOT_EMPTY, "'" + name + "' is not empty");
   KvBatch b;
   b.Delete(Cf::kDirents, DirentKey(parent, name));
-  b.Delete(Cf::kInodes, InodeKey(victim.ino()));
+  DeleteInode(b, victim);
   AdjustInodeCount(b, -1);
   int64_t now = NowNs();
   dir.set_nlink(dir.nlink() - 1);

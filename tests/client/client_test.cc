@@ -361,6 +361,90 @@ TEST_F(ManualClockClientTest, CachedDirectoriesExpireOnTheClock) {
   EXPECT_EQ(lookups(), before + 3) << "d expired: both looked up";
 }
 
+// The kernel asks for a directory's attributes again after every change made
+// through the mount; the change's own reply answers, for the attribute timeout.
+TEST_F(ManualClockClientTest, ADirectoryThisClientChangedIsAnsweredFromTheChangesReply) {
+  ClientOptions o;
+  o.meta_address = "meta:0";
+  o.cluster_id = kCreds.cluster_id;
+  o.cluster_key = kCreds.key;
+  o.clock = &clock_;
+  o.dir_attr_cache_ms = 1000;
+  auto mine = Client::Connect(o, &transport_);
+  ASSERT_TRUE(mine.ok()) << mine.status().ToString();
+  Client& c = **mine;
+  auto getattrs = [&] { return meta_stats_.requests[proto::META_GETATTR].load(); };
+  auto same = [&](uint64_t ino) {  // what the client answers is what meta holds
+    auto cached = c.GetAttr(ino);
+    auto stored = store_->GetAttr(ino);
+    return cached.ok() && stored.ok() && cached->SerializeAsString() == stored->SerializeAsString();
+  };
+  auto d = c.Mkdir(ProcessCaller(), 1, "d", 0755);
+  ASSERT_TRUE(d.ok());
+  uint64_t before = getattrs();
+  EXPECT_TRUE(same(1)) << "the parent of mkdir";
+  EXPECT_TRUE(same(d->ino())) << "the new directory";
+  ASSERT_TRUE(c.Create(ProcessCaller(), d->ino(), "a", 0644, true).ok());
+  EXPECT_TRUE(same(d->ino())) << "after create";
+  ASSERT_TRUE(c.Mkdir(ProcessCaller(), d->ino(), "sub", 0755).ok());
+  EXPECT_TRUE(same(d->ino())) << "after mkdir: nlink 3";
+  ASSERT_TRUE(c.Rename(ProcessCaller(), d->ino(), "a", 1, "a2", false).ok());
+  EXPECT_TRUE(same(d->ino()) && same(1)) << "after a rename between the two";
+  ASSERT_TRUE(c.Unlink(ProcessCaller(), 1, "a2").ok());
+  EXPECT_TRUE(same(1)) << "after unlink";
+  EXPECT_EQ(getattrs(), before) << "none of those asked meta";
+
+  // A removed directory is not answered from the cache.
+  auto sub = c.Lookup(ProcessCaller(), d->ino(), "sub");
+  ASSERT_TRUE(sub.ok());
+  ASSERT_TRUE(c.Rmdir(ProcessCaller(), d->ino(), "sub").ok());
+  EXPECT_EQ(c.GetAttr(sub->ino()).status().code(), proto::NOT_FOUND);
+  EXPECT_TRUE(same(d->ino())) << "after rmdir: nlink 2";
+
+  // Another client's change shows once the time to live has passed, as a
+  // kernel-cached copy would.
+  before = getattrs();
+  ASSERT_TRUE(client_->Create(ProcessCaller(), d->ino(), "theirs", 0644, true).ok());
+  clock_.Advance(1000);
+  EXPECT_TRUE(same(d->ino()));
+  EXPECT_EQ(getattrs(), before + 1);
+
+  // A mutation that failed leaves the cache out of it.
+  ASSERT_TRUE(c.Create(ProcessCaller(), d->ino(), "b", 0644, true).ok());
+  EXPECT_FALSE(c.Create(ProcessCaller(), d->ino(), "b", 0644, true).ok());
+  before = getattrs();
+  EXPECT_TRUE(same(d->ino()));
+  EXPECT_EQ(getattrs(), before + 1);
+}
+
+// A retry answered from its first attempt's record does not say what that
+// attempt changed: the client asks meta again. (Real clock: the retry backs off.)
+TEST_F(ClientTest, ADirectoryChangedByARetriedCallIsAskedForAgain) {
+  ClientOptions o;
+  o.meta_address = "meta:0";
+  o.cluster_id = kCreds.cluster_id;
+  o.cluster_key = kCreds.key;
+  o.dir_attr_cache_ms = 60000;
+  auto mine = Client::Connect(o, &transport_);
+  ASSERT_TRUE(mine.ok()) << mine.status().ToString();
+  Client& c = **mine;
+  auto getattrs = [&] { return meta_stats_.requests[proto::META_GETATTR].load(); };
+  auto d = c.Mkdir(ProcessCaller(), 1, "d", 0755);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(c.Create(ProcessCaller(), d->ino(), "c", 0644, true).ok());
+  uint64_t before = getattrs();
+  ASSERT_TRUE(c.GetAttr(d->ino()).ok());
+  EXPECT_EQ(getattrs(), before) << "from the create's reply";
+  transport_.FaultsFor("meta:0").lose_reply_of_next_frames = 1;
+  ASSERT_TRUE(c.Create(ProcessCaller(), d->ino(), "e", 0644, true).ok());
+  EXPECT_EQ(transport_.FaultsFor("meta:0").lose_reply_of_next_frames.load(), 0) << "the fault was not used";
+  auto now = c.GetAttr(d->ino());
+  auto stored = store_->GetAttr(d->ino());
+  ASSERT_TRUE(now.ok() && stored.ok());
+  EXPECT_EQ(now->mtime_ns(), stored->mtime_ns());
+  EXPECT_EQ(getattrs(), before + 1);
+}
+
 TEST_F(ClientTest, AWriteRetriedAfterATimeoutIsNotOvertakenByItsFirstAttempt) {
   std::string a = Data(5000, 11), b = Data(5000, 12);
   ASSERT_TRUE(Write(0, Data(100, 10)).ok());  // connected: the held frame is a request, not the handshake
