@@ -395,6 +395,18 @@ TYPED_TEST(OpenFilesTest, OpensAndReleasesWaitForNoSyncButAFreeingReleaseDoes) {
   this->ExpectReclaimed(ino);
 }
 
+// The reclaimer finishes one queued file after another; a finished entry a
+// host crash brings back is only reclaimed again, so none waits for a sync.
+TYPED_TEST(OpenFilesTest, FinishingAReclaimWaitsForNoSync) {
+  uint64_t ino = this->Create("f");
+  ASSERT_TRUE(this->store_->Unlink(Caller(), 1, "f").ok());
+  this->ExpectReclaimed(ino);
+  const int before = this->counting_->syncs.load();
+  ASSERT_TRUE(this->store_->FinishReclaim(ino).ok());
+  EXPECT_EQ(this->counting_->syncs.load(), before);
+  EXPECT_TRUE(this->Queued().empty());
+}
+
 TYPED_TEST(OpenFilesTest, AfterAHostCrashUnlinkedFilesStayUntilTheGracePeriodEnds) {
   this->Session(kClientA, 30000);
   uint64_t reopened = this->Create("reopened");
