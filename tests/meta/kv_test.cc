@@ -2,6 +2,8 @@
 #include "meta/kv.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/perf_context.h>
+#include <rocksdb/perf_level.h>
 
 #include <filesystem>
 #include <future>
@@ -79,6 +81,48 @@ TYPED_TEST(KvTest, ScanIsOrderedPrefixedAndResumable) {
   int seen = 0;
   ASSERT_TRUE(this->kv_->Scan(Cf::kDirents, "", "", [&](std::string_view, std::string_view) { return ++seen < 2; }).ok());
   EXPECT_EQ(seen, 2);
+}
+
+TYPED_TEST(KvTest, ScanOfAPrefixEndingInFfBytesFindsAllOfItAndNoMore) {
+  KvBatch b;
+  const std::string ff("a\xff\xff", 3);
+  for (const std::string& k : {ff, ff + "x", std::string("a\xff\xfe"), std::string("b"), std::string("a\xff\xff\xff")})
+    b.Put(Cf::kDirents, k, "v");
+  ASSERT_TRUE(this->kv_->Write(b).ok());
+  EXPECT_EQ(this->Keys(Cf::kDirents, ff), (std::vector<std::string>{ff, ff + "x", ff + "\xff"}));
+  EXPECT_EQ(this->Keys(Cf::kDirents, std::string("\xff")), std::vector<std::string>{});
+}
+
+// A scan stops at the end of its prefix, not at the next live key: deleted
+// keys beyond the prefix (released opens, unlinked names) are not walked over.
+TEST(RocksKvTest, AScanDoesNotWalkOverDeletedKeysBeyondItsPrefix) {
+  std::string dir = ::testing::TempDir() + "/kv_" + std::to_string(getpid()) + "_tombstones";
+  std::filesystem::remove_all(dir);
+  auto kv = OpenRocksKv(dir);
+  ASSERT_TRUE(kv.ok());
+  KvBatch put, del;
+  put.Put(Cf::kOpenFiles, "a1", "");
+  put.Put(Cf::kOpenFiles, "z", "");
+  for (int i = 0; i < 5000; ++i) {
+    std::string k = "b" + std::to_string(100000 + i);
+    put.Put(Cf::kOpenFiles, k, "");
+    del.Delete(Cf::kOpenFiles, k);
+  }
+  ASSERT_TRUE((*kv)->Write(put).ok());
+  ASSERT_TRUE((*kv)->Write(del).ok());
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
+  rocksdb::get_perf_context()->Reset();
+  int found = 0;
+  ASSERT_TRUE((*kv)->Scan(Cf::kOpenFiles, "a", "", [&](std::string_view, std::string_view) {
+    ++found;
+    return true;
+  }).ok());
+  uint64_t skipped = rocksdb::get_perf_context()->internal_delete_skipped_count;
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
+  EXPECT_EQ(found, 1);
+  EXPECT_LT(skipped, 10u) << "the scan walked over deleted keys past its prefix";
+  kv->reset();
+  std::filesystem::remove_all(dir);
 }
 
 TYPED_TEST(KvTest, WritesSurviveReopen) {
