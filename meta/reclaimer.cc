@@ -1,6 +1,8 @@
 #include "meta/reclaimer.h"
 
+#include <map>
 #include <set>
+#include <vector>
 
 #include "common/log.h"
 #include "proto/storage.pb.h"
@@ -59,15 +61,21 @@ Result<int> Reclaimer::RunOnce() {
   constexpr size_t kBatch = 256;
   for (uint64_t after = 0;;) {
     ASSIGN_OR_RETURN(auto batch, store_->PendingReclaims(kBatch, after));
+    std::vector<const MetaStore::Reclaim*> due;
     for (const auto& r : batch) {
       auto known = first_seen_ms_.find(r.ino);
       int64_t first = known == first_seen_ms_.end() ? now : known->second;
-      if (now - first >= delay_ms_ && RemoveChunks(r, table)) {
-        RETURN_IF_ERROR(store_->FinishReclaim(r.ino));
-        ++done;
-      } else {
-        seen[r.ino] = first;
+      if (now - first >= delay_ms_) due.push_back(&r);
+      else seen[r.ino] = first;
+    }
+    std::set<uint64_t> kept = RemoveChunks(due, table);
+    for (const MetaStore::Reclaim* r : due) {
+      if (kept.count(r->ino)) {
+        seen[r->ino] = first_seen_ms_.count(r->ino) ? first_seen_ms_[r->ino] : now;
+        continue;
       }
+      RETURN_IF_ERROR(store_->FinishReclaim(r->ino));
+      ++done;
     }
     if (batch.size() < kBatch) break;
     after = batch.back().ino;
@@ -76,33 +84,42 @@ Result<int> Reclaimer::RunOnce() {
   return done;
 }
 
-bool Reclaimer::RemoveChunks(const MetaStore::Reclaim& r, const proto::ClusterTable& table) {
-  std::set<uint32_t> targets;
-  for (uint32_t chain_id : r.layout.chains())
-    for (const auto& c : table.chains())
-      if (c.chain_id() == chain_id) targets.insert(c.targets().begin(), c.targets().end());
-  bool all_ok = true;
-  for (uint32_t tid : targets) {
+std::set<uint64_t> Reclaimer::RemoveChunks(const std::vector<const MetaStore::Reclaim*>& files,
+                                           const proto::ClusterTable& table) {
+  // Every target of each file's chains, with the files it holds chunks of:
+  // one request per target for many files, not one per file and target.
+  std::map<uint32_t, std::set<uint64_t>> by_target;
+  for (const MetaStore::Reclaim* r : files)
+    for (uint32_t chain_id : r->layout.chains())
+      for (const auto& c : table.chains())
+        if (c.chain_id() == chain_id)
+          for (uint32_t tid : c.targets()) by_target[tid].insert(r->ino);
+  std::set<uint64_t> kept;  // not removed from every target: retried next pass
+  constexpr int kPerRequest = 128;
+  for (const auto& [tid, inodes] : by_target) {
     std::string address;
     for (const auto& t : table.targets())
       if (t.target_id() == tid)
         for (const auto& n : table.nodes())
           if (n.node_id() == t.node_id()) address = n.address();
     if (address.empty()) {
-      all_ok = false;
+      kept.insert(inodes.begin(), inodes.end());
       continue;
     }
-    proto::RemoveReq req;
-    req.set_target_id(tid);
-    req.set_inode(r.ino);
-    proto::Empty rsp;
-    Status st = channels_->Get(address)->CallSync(proto::STORAGE_REMOVE, req, &rsp, 5000);
-    if (!st.ok()) {
-      all_ok = false;
-      LOG_DEBUG("reclaim of inode {} on target {}: {}", r.ino, tid, st.ToString());
+    for (auto it = inodes.begin(); it != inodes.end();) {
+      proto::RemoveReq req;
+      req.set_target_id(tid);
+      while (it != inodes.end() && req.inodes_size() < kPerRequest) req.add_inodes(*it++);
+      proto::Empty rsp;
+      // Generous: a request may sync the target a few times per inode.
+      Status st = channels_->Get(address)->CallSync(proto::STORAGE_REMOVE, req, &rsp, 30000);
+      if (!st.ok()) {
+        kept.insert(req.inodes().begin(), req.inodes().end());
+        LOG_DEBUG("reclaim of {} inodes on target {}: {}", req.inodes_size(), tid, st.ToString());
+      }
     }
   }
-  return all_ok;
+  return kept;
 }
 
 }  // namespace shoal::meta

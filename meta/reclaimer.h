@@ -1,6 +1,7 @@
 // Reclaimer: frees the chunks of deleted files in the background. Meta keeps
 // the queue (MetaStore::PendingReclaims); for each entry the reclaimer asks
-// every target of the file's chains to remove the inode's chunks, and drops the
+// every target of the file's chains to remove the inode's chunks (one request
+// per target for up to 128 files of a pass), and drops the
 // entry once all of them answered OK. Failures are retried on the next pass
 // (every `interval_ms`); each RPC is bounded by a deadline.
 //
@@ -23,7 +24,9 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/rpc/channel_pool.h"
@@ -43,8 +46,11 @@ class Reclaimer {
   Result<int> RunOnce();
 
  private:
-  // Asks every target of the file's chains to remove its chunks; true when all did.
-  bool RemoveChunks(const MetaStore::Reclaim& r, const proto::ClusterTable& table);
+  // Asks every target of the files' chains to remove their chunks, with one
+  // request per target for many files; returns the files some target did not
+  // answer OK for.
+  std::set<uint64_t> RemoveChunks(const std::vector<const MetaStore::Reclaim*>& files,
+                                  const proto::ClusterTable& table);
 
   MetaStore* store_;
   ClusterManager* cluster_;

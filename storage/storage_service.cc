@@ -88,6 +88,9 @@ std::string StorageService::RenderMetrics() const {
   RenderMetric(&out, "shoal_storage_writes_superseded_total", "counter",
                "write attempts refused because a newer write of their lane had landed",
                static_cast<double>(ledger_.superseded()));
+  RenderMetric(&out, "shoal_storage_remove_requests_total", "counter",
+               "requests to remove the chunks of deleted files (each names one inode or many)",
+               static_cast<double>(remove_requests_.load()));
   RenderMetric(&out, "shoal_storage_reads_in_flight", "gauge", "batched read requests being served",
                static_cast<double>(reads_in_flight_.count.load()));
   read_latency_.Render(&out, "shoal_storage_read_seconds", "batched read latency, arrival to reply");
@@ -294,8 +297,15 @@ void StorageService::Register(rpc::LoopServer& server) {
       if (!c.Parse(&req)) return;
       ChunkStore* store = s->Find(req.target_id());
       if (!store) return c.ReplyError(Error(proto::NOT_FOUND, "no target " + std::to_string(req.target_id())));
-      Status st = store->Remove(req.inode());
-      if (!st.ok()) return c.ReplyError(st);
+      Status first_failure;
+      auto remove = [&](uint64_t inode) {
+        Status st = store->Remove(inode);
+        if (!st.ok() && first_failure.ok()) first_failure = st;
+      };
+      if (req.inode()) remove(req.inode());
+      for (uint64_t inode : req.inodes()) remove(inode);
+      s->remove_requests_.fetch_add(1, std::memory_order_relaxed);
+      if (!first_failure.ok()) return c.ReplyError(first_failure);
       c.Reply(proto::Empty());
     });
   });

@@ -61,6 +61,8 @@ class StorageService {
   std::string RenderMetrics() const;
   // Write attempts refused because a newer write of their lane had landed.
   uint64_t superseded_writes() const { return ledger_.superseded(); }
+  // STORAGE_REMOVE requests answered (each names one inode or many).
+  uint64_t remove_requests() const { return remove_requests_.load(); }
 
   // Read requests between arrival and reply; the destructor waits for none.
   struct ReadsInFlight {
@@ -97,6 +99,7 @@ class StorageService {
   ReadsInFlight reads_in_flight_;
   Histogram read_latency_;  // request arrival to reply
   WriteLedger ledger_;
+  std::atomic<uint64_t> remove_requests_{0};
   std::unique_ptr<ThreadPool> pool_;  // last: drained first
 };
 

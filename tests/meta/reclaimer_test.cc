@@ -135,6 +135,19 @@ TEST_F(ReclaimerTest, TheBackgroundPassRunsOnTheClock) {
   EXPECT_TRUE(store_->PendingReclaims(10)->empty());
 }
 
+// Deleting a dataset queues many files at once: a pass asks each target to
+// remove up to 128 of them per request, not one request per file.
+TEST_F(ReclaimerTest, APassRemovesManyFilesPerRequest) {
+  std::vector<uint64_t> inodes;
+  for (int i = 0; i < 300; ++i) inodes.push_back(CreateAndDelete("f" + std::to_string(i)));
+  EXPECT_EQ(*reclaimer_->RunOnce(), 0);
+  clock_.Advance(kGraceMs);
+  EXPECT_EQ(*reclaimer_->RunOnce(), 300);
+  EXPECT_EQ(node_->service().remove_requests(), 3u) << "300 files on one target: 128 + 128 + 44";
+  for (uint64_t ino : inodes) EXPECT_FALSE(Stored(ino)) << ino;
+  EXPECT_TRUE(store_->PendingReclaims(10)->empty());
+}
+
 TEST_F(ReclaimerTest, AnUnreachableTargetKeepsTheEntryForTheNextPass) {
   uint64_t ino = CreateAndDelete("f");
   EXPECT_EQ(*reclaimer_->RunOnce(), 0);
