@@ -113,6 +113,18 @@ class RocksChunkInventory : public ChunkInventory {
     return Apply(&wb, /*sync=*/true, "inventory cut mark");
   }
 
+  Status BeginRemoval(const std::vector<uint64_t>& inodes) override {
+    rocksdb::WriteBatch wb;
+    std::string zero;
+    PutBe64(&zero, 0);
+    for (uint64_t inode : inodes) {
+      ASSIGN_OR_RETURN(auto cut, CutFrom(inode));
+      if (!cut || *cut != 0) wb.Put(CutKey(inode), zero);
+    }
+    if (wb.Count() == 0) return Status::OK();
+    return Apply(&wb, /*sync=*/true, "inventory cut marks");
+  }
+
   Status EndCut(uint64_t inode, uint64_t first) override {
     rocksdb::WriteBatch wb;
     RETURN_IF_ERROR(Scan(inode, first, [&](const rocksdb::Slice& key) { wb.Delete(key); }));

@@ -65,6 +65,8 @@ class ChunkInventory {
   // The cut from `first` is done: unlists those chunks and clears the mark
   // (lazily durable). A mark reaching lower than `first` stays.
   virtual Status EndCut(uint64_t inode, uint64_t first) = 0;
+  // BeginCut(inode, 0) of each inode, durable together on OK (one sync).
+  virtual Status BeginRemoval(const std::vector<uint64_t>& inodes) = 0;
   // Unlists every chunk of the inode and any mark (lazily durable).
   virtual Status RemoveInode(uint64_t inode) = 0;
   // The inode's listed chunk indexes, ascending.

@@ -124,10 +124,16 @@ Result<std::vector<uint64_t>> ChunkLayout::ListChunks(uint64_t inode) const {
 }
 
 Status ChunkLayout::RemoveInode(uint64_t inode) const {
+  RETURN_IF_ERROR(UnlinkInode(inode));
+  return SyncIfNotDurable(ShardDir(inode));
+}
+
+Status ChunkLayout::UnlinkInode(uint64_t inode) const {
   std::string idir = InodeDir(inode);
   auto names = env_->ListDir(idir);
-  // Already gone, maybe by an attempt whose sync failed: make that durable.
-  if (names.status().code() == proto::NOT_FOUND) return SyncIfNotDurable(ShardDir(inode));
+  // Already gone, maybe by an attempt whose sync failed: the caller's sync of
+  // the shard (if still marked) makes that durable.
+  if (names.status().code() == proto::NOT_FOUND) return Status::OK();
   if (!names.ok()) return names.status();
   for (const auto& n : *names) {
     Status st = env_->Unlink(idir + "/" + n);
@@ -141,7 +147,7 @@ Status ChunkLayout::RemoveInode(uint64_t inode) const {
     not_durable_.erase(idir);  // its names went with it
   }
   if (!st.ok() && st.code() != proto::NOT_FOUND) return st;
-  return SyncDir(ShardDir(inode));
+  return Status::OK();
 }
 
 void ChunkLayout::NotDurable(const std::string& dir) const {

@@ -55,6 +55,9 @@ class ChunkLayout {
   Result<std::vector<uint64_t>> ListChunks(uint64_t inode) const;
   // Removes the inode's directory and everything in it, durably.
   Status RemoveInode(uint64_t inode) const;
+  // The same, except the last step: the shard is left marked NotDurable, for
+  // one SyncIfNotDurable(ShardDir(...)) to cover many inodes of that shard.
+  Status UnlinkInode(uint64_t inode) const;
 
   // Names in `dir` were changed and are not yet durable.
   void NotDurable(const std::string& dir) const;

@@ -105,6 +105,14 @@ class ChunkStore {
   // Removes every chunk of the inode. OK when there were none. Atomic with
   // respect to writes of the same inode.
   virtual Status Remove(uint64_t inode) = 0;
+  // Remove of each inode; every one is tried, the first failure is returned.
+  // A store may make them durable together (fewer syncs than one by one).
+  virtual Status RemoveMany(const std::vector<uint64_t>& inodes) {
+    Status first_failure;
+    for (uint64_t inode : inodes)
+      if (Status st = Remove(inode); !st.ok() && first_failure.ok()) first_failure = st;
+    return first_failure;
+  }
 
   // Missing chunks of inodes below `inode` read (and partially write) as
   // DATA_LOST from now on. Called at start-up by the node agent.

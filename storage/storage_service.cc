@@ -297,15 +297,11 @@ void StorageService::Register(rpc::LoopServer& server) {
       if (!c.Parse(&req)) return;
       ChunkStore* store = s->Find(req.target_id());
       if (!store) return c.ReplyError(Error(proto::NOT_FOUND, "no target " + std::to_string(req.target_id())));
-      Status first_failure;
-      auto remove = [&](uint64_t inode) {
-        Status st = store->Remove(inode);
-        if (!st.ok() && first_failure.ok()) first_failure = st;
-      };
-      if (req.inode()) remove(req.inode());
-      for (uint64_t inode : req.inodes()) remove(inode);
+      std::vector<uint64_t> inodes(req.inodes().begin(), req.inodes().end());
+      if (req.inode()) inodes.push_back(req.inode());
+      Status st = store->RemoveMany(inodes);
       s->remove_requests_.fetch_add(1, std::memory_order_relaxed);
-      if (!first_failure.ok()) return c.ReplyError(first_failure);
+      if (!st.ok()) return c.ReplyError(st);
       c.Reply(proto::Empty());
     });
   });

@@ -9,6 +9,7 @@
 // and caches the file if no mutation raced it.
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 #include "common/log.h"
 #include "storage/chunk_file_cache.h"
@@ -137,6 +138,46 @@ class UringChunkStore : public ChunkStore {
     for (uint64_t idx : indexes) cache_.Erase(inode, idx);
     RETURN_IF_ERROR(st);
     return inventory_->RemoveInode(inode);  // unlisted (and unmarked) once the files are gone
+  }
+
+  // As Remove, for many inodes with few syncs: one durable write marks them
+  // all as being cut, their files go one inode at a time (each under its
+  // inode lock, so each is atomic with respect to its writes), then each
+  // shard touched is synced once, and only then are they unlisted.
+  Status RemoveMany(const std::vector<uint64_t>& inodes) override {
+    std::vector<uint64_t> todo(inodes);
+    std::sort(todo.begin(), todo.end());
+    todo.erase(std::unique(todo.begin(), todo.end()), todo.end());
+    RETURN_IF_ERROR(inventory_->BeginRemoval(todo));
+    Status first_failure;
+    auto failed = [&](const Status& st) {
+      if (first_failure.ok()) first_failure = st;
+    };
+    std::map<std::string, std::vector<uint64_t>> by_shard;  // files gone, names not yet durable
+    for (uint64_t inode : todo) {
+      std::unique_lock<std::shared_mutex> il(locks_.Inode(inode));
+      auto indexes = layout_.ListChunks(inode);
+      if (!indexes.ok()) {
+        failed(indexes.status());
+        continue;
+      }
+      Status st = layout_.UnlinkInode(inode);
+      for (uint64_t idx : *indexes) cache_.Erase(inode, idx);
+      if (!st.ok()) {
+        failed(st);
+        continue;
+      }
+      by_shard[layout_.ShardDir(inode)].push_back(inode);
+    }
+    for (const auto& [shard, gone] : by_shard) {
+      if (Status st = layout_.SyncIfNotDurable(shard); !st.ok()) {
+        failed(st);
+        continue;
+      }
+      for (uint64_t inode : gone)
+        if (Status st = inventory_->RemoveInode(inode); !st.ok()) failed(st);
+    }
+    return first_failure;
   }
 
   static void OnIo(UringTag* tag, int32_t res) {

@@ -314,6 +314,36 @@ TEST(RemoveFaultTest, AFailedRemoveThenARetryIsDurable) {
   }
 }
 
+// The batched remove of the reclaimer: a shard sync that fails fails the
+// request; every chunk then reads as before or as a hole, and a retry makes
+// the removal durable.
+TEST(RemoveFaultTest, AFailedRemoveOfManyThenARetryIsDurable) {
+  Target t(TestDir());
+  ASSERT_OK(t.Open());
+  std::mt19937_64 rng(10);
+  const std::vector<uint64_t> inodes = {99, 100, 355};  // 99 and 355 share a shard
+  std::map<uint64_t, ChunkBytes> before;
+  for (uint64_t ino : inodes) {
+    before[ino] = RandomBytes(rng, kChunk);
+    ASSERT_TRUE(t.Write(ino, 0, 0, before[ino]).ok());
+  }
+  t.env().InjectFault(Fault::kSyncDirIoError, 0, 1);
+  Status st = t.store().RemoveMany(inodes);
+  EXPECT_EQ(st.code(), proto::IO_ERROR) << st.ToString();
+  for (uint64_t ino : inodes) {
+    auto now = t.Read(ino, 0);
+    ASSERT_TRUE(now.ok()) << now.status().ToString();
+    EXPECT_TRUE(*now == before[ino] || *now == Zeros()) << Diff(*now, Zeros());
+  }
+  ASSERT_OK(t.store().RemoveMany(inodes));
+  ASSERT_OK(t.CrashAndReopen());
+  for (uint64_t ino : inodes) {
+    auto now = t.Read(ino, 0);
+    ASSERT_TRUE(now.ok()) << now.status().ToString();
+    EXPECT_TRUE(*now == Zeros()) << "removed inode " << ino << " came back after a crash";
+  }
+}
+
 // A target whose directories were created but not made durable (the SyncDir
 // at start-up failed) is opened again in the same boot: the store must still
 // make them durable before it acknowledges writes into them.
@@ -428,6 +458,21 @@ TEST(PowerCutTest, RemoveOfAnInode) {
         for (uint64_t idx = 0; idx < 2; ++idx) ASSERT_TRUE(t.Write(6, idx, 0, before[idx]).ok());
       },
       [&](Target& t) { return t.store().Remove(6); }, {{6, 0}, {6, 1}}, before, {Zeros(), Zeros()});
+}
+
+TEST(PowerCutTest, RemoveOfManyInodes) {
+  std::mt19937_64 rng(5);
+  std::vector<ChunkBytes> before;
+  for (int i = 0; i < 3; ++i) before.push_back(RandomBytes(rng, kChunk));
+  CutPowerAtEveryPoint(
+      "remove many",
+      [&](Target& t) {
+        ASSERT_TRUE(t.Write(6, 0, 0, before[0]).ok());
+        ASSERT_TRUE(t.Write(6, 1, 0, before[1]).ok());
+        ASSERT_TRUE(t.Write(262, 0, 0, before[2]).ok());  // the shard of 6
+      },
+      [&](Target& t) { return t.store().RemoveMany({6, 262, 7}); }, {{6, 0}, {6, 1}, {262, 0}}, before,
+      {Zeros(), Zeros(), Zeros()});
 }
 
 // The first start-up of a target, cut at points all through it (every one
