@@ -201,6 +201,7 @@ Status Client::MetaCall(proto::Method m, const Req& req, Rsp* rsp) {
   int attempt_ms = options_.meta_attempt_timeout_ms > 0 ? std::min(options_.meta_attempt_timeout_ms, options_.meta_timeout_ms)
                                                         : options_.meta_timeout_ms;
   Status st;
+  const uint64_t dir_generation = dir_attrs_.generation();
   for (int backoff_ms = 50;; backoff_ms = std::min(backoff_ms * 2, 1000)) {
     int64_t left = deadline_ms - clock->NowMs();
     st = meta_->CallSync(m, req, rsp, static_cast<int>(std::clamp<int64_t>(left, 1, attempt_ms)));
@@ -216,7 +217,7 @@ Status Client::MetaCall(proto::Method m, const Req& req, Rsp* rsp) {
   // sync) or its outcome is unknown, cached directories may be out of date.
   if constexpr (requires { req.rid(); }) {
     if constexpr (requires { rsp->dirs(); }) {
-      if (st.ok()) dir_attrs_.Note(rsp->dirs());
+      if (st.ok()) dir_attrs_.Note(rsp->dirs(), dir_generation);
     }
     if (!st.ok()) dir_attrs_.Clear();
   }
@@ -289,8 +290,11 @@ Result<Attr> Client::Lookup(const Caller& c, uint64_t parent, const std::string&
   SHOAL_ATTR_CALL(proto::META_LOOKUP, LookupReq, req);
 }
 
-Result<Attr> Client::GetAttr(uint64_t ino) {
-  if (auto own = dir_attrs_.Get(ino)) return *own;
+Result<Attr> Client::GetAttr(uint64_t ino, int64_t* fresh_for_ms) {
+  if (auto own = dir_attrs_.Get(ino)) {
+    if (fresh_for_ms) *fresh_for_ms = own->fresh_for_ms;
+    return std::move(own->attr);
+  }
   proto::GetAttrReq req;
   req.set_ino(ino);
   SHOAL_ATTR_CALL(proto::META_GETATTR, GetAttrReq, req);

@@ -104,7 +104,10 @@ class Client {
 
   // ---- metadata (by inode) ----
   Result<Attr> Lookup(const Caller& c, uint64_t parent, const std::string& name);
-  Result<Attr> GetAttr(uint64_t ino);
+  // From meta, or from the reply of this client's own change of a directory
+  // (ClientOptions::dir_attr_cache_ms): then *fresh_for_ms (if given) says
+  // how much longer that answer may be kept; otherwise it is left as it was.
+  Result<Attr> GetAttr(uint64_t ino, int64_t* fresh_for_ms = nullptr);
   // A size change is authorised at meta (check_only), then cuts the chunks on
   // every target of the layout, then commits at meta: a refused change cuts
   // nothing, and the commit applies what the check authorised (a truncate

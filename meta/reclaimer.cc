@@ -106,16 +106,35 @@ std::set<uint64_t> Reclaimer::RemoveChunks(const std::vector<const MetaStore::Re
       kept.insert(inodes.begin(), inodes.end());
       continue;
     }
+    rpc::RpcChannel* channel = channels_->Get(address);
     for (auto it = inodes.begin(); it != inodes.end();) {
       proto::RemoveReq req;
       req.set_target_id(tid);
       while (it != inodes.end() && req.inodes_size() < kPerRequest) req.add_inodes(*it++);
-      proto::Empty rsp;
+      proto::RemoveRsp rsp;
       // Generous: a request may sync the target a few times per inode.
-      Status st = channels_->Get(address)->CallSync(proto::STORAGE_REMOVE, req, &rsp, 30000);
+      Status st = channel->CallSync(proto::STORAGE_REMOVE, req, &rsp, 30000);
       if (!st.ok()) {
         kept.insert(req.inodes().begin(), req.inodes().end());
         LOG_DEBUG("reclaim of {} inodes on target {}: {}", req.inodes_size(), tid, st.ToString());
+        continue;
+      }
+      if (rsp.tried() == static_cast<uint32_t>(req.inodes_size())) {
+        kept.insert(rsp.failed().begin(), rsp.failed().end());  // retried next pass, alone
+        if (rsp.failed_size())
+          LOG_DEBUG("reclaim of {} inodes on target {}: {}", rsp.failed_size(), tid, rsp.error());
+        continue;
+      }
+      // A server that predates batches removed nothing: one request per inode.
+      for (uint64_t inode : req.inodes()) {
+        proto::RemoveReq one;
+        one.set_target_id(tid);
+        one.set_inode(inode);
+        proto::Empty empty;
+        if (Status one_st = channel->CallSync(proto::STORAGE_REMOVE, one, &empty, 30000); !one_st.ok()) {
+          kept.insert(inode);
+          LOG_DEBUG("reclaim of inode {} on target {}: {}", inode, tid, one_st.ToString());
+        }
       }
     }
   }

@@ -105,12 +105,16 @@ class ChunkStore {
   // Removes every chunk of the inode. OK when there were none. Atomic with
   // respect to writes of the same inode.
   virtual Status Remove(uint64_t inode) = 0;
-  // Remove of each inode; every one is tried, the first failure is returned.
-  // A store may make them durable together (fewer syncs than one by one).
-  virtual Status RemoveMany(const std::vector<uint64_t>& inodes) {
+  // Remove of each inode; every one is tried. Returns the first failure, and
+  // adds the inodes that failed to *failed. A store may make the removals
+  // durable together (fewer syncs than one by one).
+  virtual Status RemoveMany(const std::vector<uint64_t>& inodes, std::vector<uint64_t>* failed) {
     Status first_failure;
     for (uint64_t inode : inodes)
-      if (Status st = Remove(inode); !st.ok() && first_failure.ok()) first_failure = st;
+      if (Status st = Remove(inode); !st.ok()) {
+        failed->push_back(inode);
+        if (first_failure.ok()) first_failure = st;
+      }
     return first_failure;
   }
 

@@ -299,10 +299,15 @@ void StorageService::Register(rpc::LoopServer& server) {
       if (!store) return c.ReplyError(Error(proto::NOT_FOUND, "no target " + std::to_string(req.target_id())));
       std::vector<uint64_t> inodes(req.inodes().begin(), req.inodes().end());
       if (req.inode()) inodes.push_back(req.inode());
-      Status st = store->RemoveMany(inodes);
+      std::vector<uint64_t> failed;
+      Status st = store->RemoveMany(inodes, &failed);
       s->remove_requests_.fetch_add(1, std::memory_order_relaxed);
-      if (!st.ok()) return c.ReplyError(st);
-      c.Reply(proto::Empty());
+      if (req.inodes_size() == 0 && !st.ok()) return c.ReplyError(st);
+      proto::RemoveRsp rsp;
+      rsp.set_tried(static_cast<uint32_t>(inodes.size()));
+      for (uint64_t inode : failed) rsp.add_failed(inode);
+      if (!st.ok()) rsp.set_error(st.ToString());
+      c.Reply(rsp);
     });
   });
   server.Register(proto::STORAGE_STATS, [this](auto call) { call->Reply(Stats()); });

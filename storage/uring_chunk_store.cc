@@ -144,38 +144,45 @@ class UringChunkStore : public ChunkStore {
   // all as being cut, their files go one inode at a time (each under its
   // inode lock, so each is atomic with respect to its writes), then each
   // shard touched is synced once, and only then are they unlisted.
-  Status RemoveMany(const std::vector<uint64_t>& inodes) override {
+  Status RemoveMany(const std::vector<uint64_t>& inodes, std::vector<uint64_t>* failed) override {
     std::vector<uint64_t> todo(inodes);
     std::sort(todo.begin(), todo.end());
     todo.erase(std::unique(todo.begin(), todo.end()), todo.end());
-    RETURN_IF_ERROR(inventory_->BeginRemoval(todo));
+    if (Status st = inventory_->BeginRemoval(todo); !st.ok()) {
+      failed->insert(failed->end(), todo.begin(), todo.end());
+      return st;
+    }
     Status first_failure;
-    auto failed = [&](const Status& st) {
+    auto fail = [&](uint64_t inode, const Status& st) {
+      failed->push_back(inode);
       if (first_failure.ok()) first_failure = st;
     };
     std::map<std::string, std::vector<uint64_t>> by_shard;  // files gone, names not yet durable
     for (uint64_t inode : todo) {
       std::unique_lock<std::shared_mutex> il(locks_.Inode(inode));
+      // The mark is checked again under the lock: a truncate that ended
+      // since BeginRemoval may have cleared it (then this syncs once more).
       auto indexes = layout_.ListChunks(inode);
-      if (!indexes.ok()) {
-        failed(indexes.status());
-        continue;
-      }
-      Status st = layout_.UnlinkInode(inode);
-      for (uint64_t idx : *indexes) cache_.Erase(inode, idx);
+      Status st = indexes.ok() ? inventory_->BeginCut(inode, 0) : indexes.status();
+      if (st.ok()) st = layout_.UnlinkInode(inode);
+      if (indexes.ok())
+        for (uint64_t idx : *indexes) cache_.Erase(inode, idx);
       if (!st.ok()) {
-        failed(st);
+        fail(inode, st);
         continue;
       }
       by_shard[layout_.ShardDir(inode)].push_back(inode);
     }
     for (const auto& [shard, gone] : by_shard) {
-      if (Status st = layout_.SyncIfNotDurable(shard); !st.ok()) {
-        failed(st);
-        continue;
+      Status synced = layout_.SyncIfNotDurable(shard);
+      for (uint64_t inode : gone) {
+        if (!synced.ok()) {
+          fail(inode, synced);
+          continue;
+        }
+        std::unique_lock<std::shared_mutex> il(locks_.Inode(inode));
+        if (Status st = inventory_->RemoveInode(inode); !st.ok()) fail(inode, st);
       }
-      for (uint64_t inode : gone)
-        if (Status st = inventory_->RemoveInode(inode); !st.ok()) failed(st);
     }
     return first_failure;
   }

@@ -165,7 +165,16 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void OpForget(fuse_req_t req, fuse_ino_t, uint64_t) { fuse_reply_none(req); }
 
-void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { ReplyAttr(req, Ctx(req)->client->GetAttr(ino)); }
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  // An answer from this mount's own change is kept no longer than it has left.
+  int64_t fresh_for_ms = -1;
+  auto r = Ctx(req)->client->GetAttr(ino, &fresh_for_ms);
+  if (!r.ok()) return (void)fuse_reply_err(req, r.status().ToErrno());
+  struct stat st = ToStat(req, *r);
+  double timeout = Ctx(req)->options.attr_timeout_s;
+  if (fresh_for_ms >= 0) timeout = std::min(timeout, fresh_for_ms / 1000.0);
+  fuse_reply_attr(req, &st, timeout);
+}
 
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   proto::SetAttrReq r;

@@ -328,14 +328,19 @@ TEST(RemoveFaultTest, AFailedRemoveOfManyThenARetryIsDurable) {
     ASSERT_TRUE(t.Write(ino, 0, 0, before[ino]).ok());
   }
   t.env().InjectFault(Fault::kSyncDirIoError, 0, 1);
-  Status st = t.store().RemoveMany(inodes);
+  std::vector<uint64_t> failed;
+  Status st = t.store().RemoveMany(inodes, &failed);
   EXPECT_EQ(st.code(), proto::IO_ERROR) << st.ToString();
+  std::sort(failed.begin(), failed.end());
+  EXPECT_EQ(failed, (std::vector<uint64_t>{99, 355})) << "the inodes of the shard whose sync failed, no others";
   for (uint64_t ino : inodes) {
     auto now = t.Read(ino, 0);
     ASSERT_TRUE(now.ok()) << now.status().ToString();
     EXPECT_TRUE(*now == before[ino] || *now == Zeros()) << Diff(*now, Zeros());
   }
-  ASSERT_OK(t.store().RemoveMany(inodes));
+  failed.clear();
+  ASSERT_OK(t.store().RemoveMany(inodes, &failed));
+  EXPECT_TRUE(failed.empty());
   ASSERT_OK(t.CrashAndReopen());
   for (uint64_t ino : inodes) {
     auto now = t.Read(ino, 0);
@@ -471,7 +476,11 @@ TEST(PowerCutTest, RemoveOfManyInodes) {
         ASSERT_TRUE(t.Write(6, 1, 0, before[1]).ok());
         ASSERT_TRUE(t.Write(262, 0, 0, before[2]).ok());  // the shard of 6
       },
-      [&](Target& t) { return t.store().RemoveMany({6, 262, 7}); }, {{6, 0}, {6, 1}, {262, 0}}, before,
+      [&](Target& t) {
+        std::vector<uint64_t> failed;
+        return t.store().RemoveMany({6, 262, 7}, &failed);
+      },
+      {{6, 0}, {6, 1}, {262, 0}}, before,
       {Zeros(), Zeros(), Zeros()});
 }
 
