@@ -75,6 +75,7 @@ struct ChunkWrite {
 
 struct StoreStats {
   std::atomic<uint64_t> reads{0}, read_bytes{0}, writes{0}, write_bytes{0}, checksum_errors{0}, io_errors{0};
+  std::atomic<uint64_t> journaled_writes{0}, journal_commits{0};  // O_DIRECT store: see journaled_writes.h
 };
 
 class ChunkStore {
@@ -143,11 +144,21 @@ struct UringOptions {
   unsigned ring_entries = 1024;
   size_t cache_entries = 16384;  // open chunk files with their CRCs kept in memory
   FileEnv* env = nullptr;        // nullptr: the real one
+  // First writes of new small chunks go through a per-target journal
+  // (journaled_writes.h): one shared sync instead of a file, a rename and
+  // three syncs each. 0: no journal.
+  uint64_t journal_bytes = 16ull << 20;  // shoal-storage's default: 64 MiB (journal_mib)
+  uint32_t journal_max_chunk_bytes = 256u << 10;  // larger chunks go straight to their files
+  int64_t journal_apply_delay_ms = 20;
 };
 
 // Opens the store of the target directory `dir` (created if missing). Removes
 // the pending versions a crash left behind.
 Result<std::unique_ptr<ChunkStore>> OpenUringChunkStore(const std::string& dir, UringOptions options = {});
+
+// Test hook for the O_DIRECT store: writes every journaled chunk to its file
+// now (journaled_writes.h). OK for any other store.
+Status ApplyJournaledWrites(ChunkStore* store);
 
 // Where the O_DIRECT store keeps a chunk, and where its data starts in that file.
 std::string ChunkFilePath(const std::string& dir, uint64_t inode, uint64_t index);

@@ -75,11 +75,29 @@ Status ChunkWriter::Delete(uint64_t inode, uint64_t index) {
   return st.code() == proto::NOT_FOUND ? Status::OK() : st;
 }
 
+Result<uint64_t> ChunkWriter::Install(uint64_t inode, uint64_t index, uint32_t chunk_size, const uint8_t* data,
+                                      uint32_t length, uint64_t version) {
+  bool lost = false;
+  auto cur = LoadCommitted(inode, index, chunk_size, &lost);
+  if (!cur.ok() && cur.status().code() != proto::CHECKSUM_MISMATCH) return cur.status();
+  const ChunkFile* c = cur.ok() ? cur->get() : nullptr;  // a damaged one is replaced whole
+  if (c && c->header.version >= version) return c->header.version;
+  bool list = !lost;
+  if (c) {
+    ASSIGN_OR_RETURN(bool listed, inventory_->Contains(inode, index));
+    list = !listed;
+  }
+  return Rewrite(inode, index, chunk_size, c, length, 0, data, length, version, list, /*any_newer=*/true);
+}
+
 Result<uint64_t> ChunkWriter::Rewrite(uint64_t inode, uint64_t index, uint32_t chunk_size, const ChunkFile* cur,
                                       uint32_t new_len, uint32_t offset, const uint8_t* data, uint32_t length,
-                                      uint64_t version, bool list) {
+                                      uint64_t version, bool list, bool any_newer) {
   uint64_t committed = cur ? cur->header.version : 0;
-  if (version != 0 && version != committed + 1)
+  if (any_newer && version <= committed)
+    return Error(proto::STALE_VERSION, "chunk " + std::to_string(index) + " of inode " + std::to_string(inode) +
+                                           " is at version " + std::to_string(committed));
+  if (!any_newer && version != 0 && version != committed + 1)
     return Error(proto::STALE_VERSION, "chunk " + std::to_string(index) + " of inode " + std::to_string(inode) +
                                            " is at version " + std::to_string(committed) + ", the write names " +
                                            std::to_string(version));
@@ -109,7 +127,7 @@ Result<uint64_t> ChunkWriter::Rewrite(uint64_t inode, uint64_t index, uint32_t c
   ChunkHeader& h = next->header;
   h.chunk_size = chunk_size;
   h.data_len = new_len;
-  h.version = committed + 1;
+  h.version = any_newer ? version : committed + 1;
   h.crcs.assign(chunk_size / kBlockSize, 0);
   for (uint32_t b = 0; b < h.data_blocks(); ++b) h.crcs[b] = Crc32c(body + size_t{b} * kBlockSize, kBlockSize);
   EncodeChunkHeader(h, image.data());

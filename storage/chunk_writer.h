@@ -31,19 +31,25 @@ class ChunkWriter {
   Status Cut(uint64_t inode, uint64_t index, uint32_t chunk_size, uint32_t keep);
   // Unlinks the committed chunk; the caller syncs the inode directory.
   Status Delete(uint64_t inode, uint64_t index);
-
- private:
+  // Makes `data` the whole chunk at `version`, unless the chunk already has
+  // that version or a later one (then returns that). For journaled chunks.
+  Result<uint64_t> Install(uint64_t inode, uint64_t index, uint32_t chunk_size, const uint8_t* data, uint32_t length,
+                           uint64_t version);
   // The committed version, or nullptr when the file is missing; then `*lost`
   // (optional) says whether the inventory calls that a loss.
   Result<std::shared_ptr<const ChunkFile>> LoadCommitted(uint64_t inode, uint64_t index, uint32_t chunk_size,
                                                          bool* lost = nullptr);
+
+ private:
   // Builds and commits the next version from `cur` (may be null): its first
   // `new_len` bytes, with `length` bytes of `data` at `offset` laid over them.
   // `list`: the chunk is not listed yet (new, or its listing was lost); it is
   // listed once the new version is durable.
+  // `version`: 0 for the next one; else it must be the next one, or with
+  // `any_newer` just newer than the committed one.
   Result<uint64_t> Rewrite(uint64_t inode, uint64_t index, uint32_t chunk_size, const ChunkFile* cur,
                            uint32_t new_len, uint32_t offset, const uint8_t* data, uint32_t length, uint64_t version,
-                           bool list);
+                           bool list, bool any_newer = false);
 
   const ChunkLayout* layout_;
   ChunkFileCache* cache_;

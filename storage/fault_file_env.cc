@@ -267,7 +267,7 @@ Result<std::unique_ptr<File>> FaultFileEnv::Open(const std::string& path, OpenMo
   std::lock_guard<std::mutex> l(mu_);
   const std::string p = Normal(path);
   const std::string what = "open " + p;
-  const bool create = mode != OpenMode::kRead;
+  const bool create = mode == OpenMode::kCreateTrunc || mode == OpenMode::kCreateExcl;
   RETURN_IF_ERROR(CountCall(create ? Call::kOpenCreate : Call::kOpenRead, what));
   struct stat before;
   const bool existed = ::lstat(p.c_str(), &before) == 0;

@@ -81,6 +81,7 @@ class PosixEnv : public FileEnv {
       case OpenMode::kRead: flags |= O_RDONLY | O_NOATIME; break;
       case OpenMode::kCreateTrunc: flags |= O_RDWR | O_CREAT | O_TRUNC; break;
       case OpenMode::kCreateExcl: flags |= O_RDWR | O_CREAT | O_EXCL; break;
+      case OpenMode::kReadWrite: flags |= O_RDWR; break;
     }
     int fd = ::open(path.c_str(), flags, 0644);
     // O_NOATIME needs the file's owner (or CAP_FOWNER): without it, plain.

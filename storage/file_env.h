@@ -44,6 +44,7 @@ enum class OpenMode {
   kRead,          // existing file, read only
   kCreateTrunc,   // read-write, created or emptied
   kCreateExcl,    // read-write, ALREADY_EXISTS when present
+  kReadWrite,     // existing file, read-write, kept as it is
 };
 
 class FileEnv {

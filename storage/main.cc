@@ -42,6 +42,8 @@ struct StorageConfig {
   int64_t send_timeout_ms = 60000;
   uint32_t ring_entries = 1024;
   uint32_t chunk_cache_entries = 16384;
+  uint32_t journal_mib = 64;
+  uint32_t journal_max_chunk_kib = 256;
   int64_t max_frame_bytes = 64 << 20;
   int64_t max_read_bytes = 32 << 20;
   std::string metrics_listen;
@@ -108,6 +110,11 @@ int main(int argc, char** argv) {
            "a request frame must arrive whole within this of its first byte");
   spec.Add("send_timeout_ms", &cfg.send_timeout_ms, "a peer that takes none of its replies this long is dropped");
   spec.Add("chunk_cache_entries", &cfg.chunk_cache_entries, "open chunk files (with CRCs) cached per target");
+  spec.Add("journal_mib", &cfg.journal_mib,
+           "size of each target's write journal, which acknowledges new small chunks with one shared sync (0: none; "
+           "fixed when the journal is made)");
+  spec.Add("journal_max_chunk_kib", &cfg.journal_max_chunk_kib,
+           "chunks up to this size may be journaled; larger ones are written to their files at once");
   spec.Add("max_frame_bytes", &cfg.max_frame_bytes, "largest accepted RPC frame");
   spec.Add("max_read_bytes", &cfg.max_read_bytes, "largest batched read answered in one response");
   spec.Add("metrics_listen", &cfg.metrics_listen, "host:port for Prometheus metrics (GET /metrics); empty: off");
@@ -183,6 +190,8 @@ int main(int argc, char** argv) {
     storage::UringOptions uo;
     uo.ring_entries = cfg.ring_entries;
     uo.cache_entries = cfg.chunk_cache_entries;
+    uo.journal_bytes = uint64_t{cfg.journal_mib} << 20;
+    uo.journal_max_chunk_bytes = cfg.journal_max_chunk_kib << 10;
     auto store = storage::OpenUringChunkStore(c.config.path, uo);
     if (!store.ok()) return Fail(store.status());
     // Chunks of older inodes may have been on a disk this one replaced: a

@@ -76,6 +76,10 @@ std::string StorageService::RenderMetrics() const {
       {"shoal_storage_write_bytes_total", "bytes written", &StoreStats::write_bytes},
       {"shoal_storage_checksum_errors_total", "blocks that failed their CRC32C", &StoreStats::checksum_errors},
       {"shoal_storage_io_errors_total", "disk I/O errors", &StoreStats::io_errors},
+      {"shoal_storage_journaled_writes_total", "writes of new small chunks acknowledged from the write journal",
+       &StoreStats::journaled_writes},
+      {"shoal_storage_journal_commits_total", "syncs of the write journal (each makes a group of writes durable)",
+       &StoreStats::journal_commits},
   };
   for (const auto& c : counters) {
     bool first = true;

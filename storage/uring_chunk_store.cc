@@ -18,6 +18,7 @@
 #include "storage/chunk_locks.h"
 #include "storage/chunk_store.h"
 #include "storage/chunk_writer.h"
+#include "storage/journaled_writes.h"
 #include "storage/uring_reader.h"
 
 namespace shoal::storage {
@@ -45,6 +46,7 @@ struct OpState {
   std::shared_ptr<const ChunkFile> file;  // hit: the cached file
   std::unique_ptr<File> opened;           // miss: opened by OpenMiss, header unread
   bool miss = false;                      // not in the cache: OpenMiss, then StartMiss
+  bool served = false;                    // from the journaled copy: no I/O
   Status open_status;                     // miss: OpenMiss's result, for StartMiss
   ChunkFileCache::Ticket ticket{};
   AlignedBuffer header_buf;
@@ -64,6 +66,13 @@ class UringChunkStore : public ChunkStore {
     RETURN_IF_ERROR(layout_.Prepare());
     ASSIGN_OR_RETURN(inventory_, ChunkInventory::Open(layout_));
     writer_ = std::make_unique<ChunkWriter>(&layout_, &cache_, inventory_.get(), &stats_, this);
+    if (opts_.journal_bytes) {
+      JournaledWrites::Options jo;
+      jo.journal_bytes = opts_.journal_bytes;
+      jo.max_chunk_bytes = opts_.journal_max_chunk_bytes;
+      jo.apply_delay_ms = opts_.journal_apply_delay_ms;
+      ASSIGN_OR_RETURN(journal_, JournaledWrites::Open(layout_, writer_.get(), &locks_, this, &stats_, jo));
+    }
     return reader_.Init(opts_.ring_entries, "target " + layout_.dir());
   }
 
@@ -96,7 +105,11 @@ class UringChunkStore : public ChunkStore {
   Result<uint64_t> Write(const ChunkWrite& w) override {
     std::shared_lock<std::shared_mutex> il(locks_.Inode(w.inode));
     std::lock_guard<std::mutex> cl(locks_.Chunk(w.inode, w.index));
-    ASSIGN_OR_RETURN(uint64_t version, writer_->Apply(w));
+    std::optional<uint64_t> journaled;
+    if (journal_) {
+      ASSIGN_OR_RETURN(journaled, journal_->TryWrite(w));
+    }
+    ASSIGN_OR_RETURN(uint64_t version, journaled ? Result<uint64_t>(*journaled) : writer_->Apply(w));
     stats_.writes++;
     stats_.write_bytes += w.length;
     return version;
@@ -104,7 +117,7 @@ class UringChunkStore : public ChunkStore {
 
   Status Truncate(uint64_t inode, uint64_t length, uint32_t chunk_size) override {
     RETURN_IF_ERROR(CheckChunkSize(chunk_size));
-    std::unique_lock<std::shared_mutex> il(locks_.Inode(inode));
+    ASSIGN_OR_RETURN(auto il, LockForCut(inode));
     // Announced before any file goes: a chunk missing under the mark is a hole.
     const uint64_t first_gone = (length + chunk_size - 1) / chunk_size;
     ASSIGN_OR_RETURN(auto indexes, layout_.ListChunks(inode));
@@ -127,7 +140,7 @@ class UringChunkStore : public ChunkStore {
   }
 
   Status Remove(uint64_t inode) override {
-    std::unique_lock<std::shared_mutex> il(locks_.Inode(inode));
+    ASSIGN_OR_RETURN(auto il, LockForCut(inode));
     // The cache holds only files that are in the directory: forget exactly those.
     ASSIGN_OR_RETURN(auto indexes, layout_.ListChunks(inode));
     ASSIGN_OR_RETURN(auto listed, inventory_->List(inode));
@@ -159,7 +172,11 @@ class UringChunkStore : public ChunkStore {
     };
     std::map<std::string, std::vector<uint64_t>> by_shard;  // files gone, names not yet durable
     for (uint64_t inode : todo) {
-      std::unique_lock<std::shared_mutex> il(locks_.Inode(inode));
+      auto il = LockForCut(inode);
+      if (!il.ok()) {
+        fail(inode, il.status());
+        continue;
+      }
       // The mark is checked again under the lock: a truncate that ended
       // since BeginRemoval may have cleared it (then this syncs once more).
       auto indexes = layout_.ListChunks(inode);
@@ -187,6 +204,8 @@ class UringChunkStore : public ChunkStore {
     return first_failure;
   }
 
+  Status ApplyJournal() { return journal_ ? journal_->ApplyAll() : Status::OK(); }
+
   static void OnIo(UringTag* tag, int32_t res) {
     auto* slot = static_cast<IoSlot*>(tag);
     slot->res = res;
@@ -195,6 +214,19 @@ class UringChunkStore : public ChunkStore {
   }
 
  private:
+  // The inode's lock, exclusively, once none of its journaled writes could be
+  // replayed any more (journaled_writes.h: a replay after a cut would bring
+  // cut bytes back). Bounded: a writer that keeps journaling the inode
+  // meanwhile makes it UNAVAILABLE.
+  Result<std::unique_lock<std::shared_mutex>> LockForCut(uint64_t inode) {
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      if (journal_) RETURN_IF_ERROR(journal_->Settle(inode));
+      std::unique_lock<std::shared_mutex> il(locks_.Inode(inode));
+      if (!journal_ || journal_->Settled(inode)) return il;
+    }
+    return Error(proto::UNAVAILABLE, "inode " + std::to_string(inode) + " kept being written while it was being cut");
+  }
+
   static void AddIo(std::vector<UringRead>* ios, OpState* st, IoSlot* slot, int fd, void* buf, uint32_t len,
                     uint64_t off, int buf_index = -1) {
     slot->done = &OnIo;
@@ -215,6 +247,12 @@ class UringChunkStore : public ChunkStore {
     if (engine && st->end > st->start) op->slab_buffer = engine->Acquire(st->end - st->start);
     st->buf = op->slab_buffer ? op->slab_buffer.data() : (op->buffer = AlignedBuffer(st->end - st->start)).data();
     const uint32_t hsize = ChunkHeaderSize(op->chunk_size);
+    // A journaled chunk is looked for first: its file, once written, is in
+    // the cache before the journaled copy goes.
+    if (journal_ && journal_->Read(op->inode, op->index, op->chunk_size, st->start, st->end, st->buf, &op->status)) {
+      st->served = true;
+      return Status::OK();
+    }
     st->file = cache_.Lookup(op->inode, op->index);
     if (st->file) {
       if (st->file->header.chunk_size != op->chunk_size)
@@ -314,6 +352,7 @@ class UringChunkStore : public ChunkStore {
   Status Complete(OpState* st) {
     ReadOp* op = st->op;
     const uint32_t want = st->end - st->start;
+    if (st->served) return op->status;
     if (!st->file && !st->opened) {  // never written
       if (want) std::memset(st->buf, 0, want);
       return Status::OK();
@@ -346,10 +385,16 @@ class UringChunkStore : public ChunkStore {
   ChunkLocks locks_;
   std::unique_ptr<ChunkInventory> inventory_;
   std::unique_ptr<ChunkWriter> writer_;
+  std::unique_ptr<JournaledWrites> journal_;  // after the writer: applies through it until destroyed
   UringReader reader_;  // last: destroyed first, completing every read before the rest goes
 };
 
 }  // namespace
+
+Status ApplyJournaledWrites(ChunkStore* store) {
+  auto* uring = dynamic_cast<UringChunkStore*>(store);
+  return uring ? uring->ApplyJournal() : Status::OK();
+}
 
 Result<std::unique_ptr<ChunkStore>> OpenUringChunkStore(const std::string& dir, UringOptions options) {
   auto store = std::make_unique<UringChunkStore>(dir, options);

@@ -28,7 +28,16 @@ struct MemoryBackend {
 
 struct UringBackend {
   static std::unique_ptr<ChunkStore> Open(const std::string& dir) { return std::move(OpenUringChunkStore(dir)).value(); }
-  static Status Corrupt(ChunkStore*, const std::string& dir, uint64_t ino, uint64_t idx, uint32_t off) {
+  // Every write goes to its chunk file at once (no write journal), for tests
+  // of what happens to those files.
+  static std::unique_ptr<ChunkStore> OpenFilesOnly(const std::string& dir) {
+    UringOptions o;
+    o.journal_bytes = 0;
+    return std::move(OpenUringChunkStore(dir, o)).value();
+  }
+  static Status Corrupt(ChunkStore* s, const std::string& dir, uint64_t ino, uint64_t idx, uint32_t off) {
+    if (Status st = ApplyJournaledWrites(s); !st.ok()) return st;  // the bytes to damage are in the file
+
     int fd = ::open(ChunkFilePath(dir, ino, idx).c_str(), O_RDWR);
     if (fd < 0) return Status::FromErrno(errno, "open");
     off_t pos = ChunkHeaderSize(kChunk) + off;
