@@ -66,6 +66,15 @@ class UringChunkStore : public ChunkStore {
     RETURN_IF_ERROR(layout_.Prepare());
     ASSIGN_OR_RETURN(inventory_, ChunkInventory::Open(layout_));
     writer_ = std::make_unique<ChunkWriter>(&layout_, &cache_, inventory_.get(), &stats_, this);
+    const std::string journal_path = layout_.dir() + "/journal";
+    if (!opts_.journal_bytes && layout_.env()->Exists(journal_path)) {
+      // Turned off: what the journal still holds is replayed (opening it
+      // does), then it goes.
+      ASSIGN_OR_RETURN(auto old, JournaledWrites::Open(layout_, writer_.get(), &locks_, this, &stats_, {}));
+      old.reset();
+      RETURN_IF_ERROR(layout_.env()->Unlink(journal_path));
+      RETURN_IF_ERROR(layout_.env()->SyncDir(layout_.dir()));
+    }
     if (opts_.journal_bytes) {
       JournaledWrites::Options jo;
       jo.journal_bytes = opts_.journal_bytes;

@@ -228,10 +228,10 @@ class JournaledStoreTest : public ::testing::Test {
     env_.reset();
     fs::remove_all(dir_);
   }
-  void Open(int64_t apply_delay_ms = 3600 * 1000) {
+  void Open(int64_t apply_delay_ms = 3600 * 1000, uint64_t journal_bytes = 1 << 20) {
     UringOptions o;
     o.env = env_.get();
-    o.journal_bytes = 1 << 20;
+    o.journal_bytes = journal_bytes;
     o.journal_max_chunk_bytes = 64 << 10;
     o.journal_apply_delay_ms = apply_delay_ms;  // by default never on its own: the tests choose
     auto s = OpenUringChunkStore(dir_, o);
@@ -313,6 +313,16 @@ TEST_F(JournaledStoreTest, AFullJournalSendsWritesToTheirFiles) {
   EXPECT_GT(store_->stats().journaled_writes.load(), 100u);
   CrashAndReopen();
   for (uint64_t ino = 100; ino < 300; ++ino) EXPECT_EQ(Read(ino, 0, 4096), std::string(4096, 'a' + ino % 26)) << ino;
+}
+
+TEST_F(JournaledStoreTest, ATargetReopenedWithoutAJournalReplaysWhatItHeldFirst) {
+  ASSERT_TRUE(Write(12, 0, 0, std::string(3000, 'j')).ok());
+  store_.reset();  // as a process that stops: nothing applied
+  Open(3600 * 1000, /*journal_bytes=*/0);
+  EXPECT_FALSE(fs::exists(dir_ + "/journal"));
+  EXPECT_EQ(Read(12, 0, 3000), std::string(3000, 'j'));
+  ASSERT_TRUE(Write(12, 1, 0, "to the file").ok());
+  EXPECT_TRUE(FileExists(12, 1));
 }
 
 TEST_F(JournaledStoreTest, TheApplierWritesChunkFilesAndFreesTheJournal) {
