@@ -16,7 +16,8 @@
 # (default $SHOAL_HOME/mnt), SHOAL_PORT (meta port, default 9000; storage
 # uses the next three; Prometheus metrics on port+100 (meta) and port+101..103),
 # SHOAL_BUILD (build directory, default ./build), SHOAL_LINK_DIR (where `up`
-# links the shoal CLI, default /usr/local/bin).
+# links the shoal CLI, default /usr/local/bin), SHOAL_STORAGE_EXTRA (lines
+# added to each storage server's config, e.g. "journal_mib = 0" for an A/B).
 #
 # The CLI finds this cluster's config by itself: $SHOAL_HOME/conf/client.toml
 # when SHOAL_HOME is set, else /var/tmp/shoal-local/conf/client.toml.
@@ -115,6 +116,7 @@ cluster_key_file = '$home/conf/cluster.key'"
   for i in $(seq 1 $nodes); do
     printf "%s\nevent_loops = 1\nmeta_address = '127.0.0.1:%d'\nlisten = '127.0.0.1:%d'\nnode_id = %d\ntargets = ['%d:%s/target%d']\nmetrics_listen = '127.0.0.1:%d'\n" \
       "$common" "$port" $((port + i)) "$i" $((i * 100 + 1)) "$home" "$i" $((port + 100 + i)) >"$home/conf/storage$i.toml"
+    if [ -n "${SHOAL_STORAGE_EXTRA:-}" ]; then printf "%s\n" "$SHOAL_STORAGE_EXTRA" >>"$home/conf/storage$i.toml"; fi
   done
 
   local init=() format=()

@@ -82,7 +82,7 @@ Status ChunkLayout::RemovePendingVersions() const {
   return env_->SyncDir(pending);
 }
 
-Status ChunkLayout::EnsureInodeDir(uint64_t inode) const {
+Status ChunkLayout::EnsureInodeDir(uint64_t inode, bool durable) const {
   const std::string idir = InodeDir(inode), shard = ShardDir(inode);
   // One writer of the inode at a time here: one that finds the directory made
   // must also find the mark of its maker's failed sync (check, then act, under
@@ -104,10 +104,10 @@ Status ChunkLayout::EnsureInodeDir(uint64_t inode) const {
     }
   } turn_ends{this, inode};
   Status st = env_->MakeDir(idir);
-  if (st.code() == proto::ALREADY_EXISTS) return SyncIfNotDurable(shard);
+  if (st.code() == proto::ALREADY_EXISTS) return durable ? SyncIfNotDurable(shard) : Status::OK();
   RETURN_IF_ERROR(st);
   NotDurable(shard);
-  return SyncDir(shard);
+  return durable ? SyncDir(shard) : Status::OK();
 }
 
 Result<std::vector<uint64_t>> ChunkLayout::ListChunks(uint64_t inode) const {
@@ -166,6 +166,19 @@ Status ChunkLayout::SyncDir(const std::string& dir) const {
   std::lock_guard<std::mutex> l(durability_mu_);
   auto it = not_durable_.find(dir);
   if (it != not_durable_.end() && it->second <= started) not_durable_.erase(it);
+  return Status::OK();
+}
+
+Status ChunkLayout::SyncAll() const {
+  uint64_t started;
+  {
+    std::lock_guard<std::mutex> l(durability_mu_);
+    started = mark_seq_;
+  }
+  RETURN_IF_ERROR(env_->SyncFileSystem(dir_));
+  std::lock_guard<std::mutex> l(durability_mu_);
+  for (auto it = not_durable_.begin(); it != not_durable_.end();)
+    it = it->second <= started ? not_durable_.erase(it) : std::next(it);
   return Status::OK();
 }
 

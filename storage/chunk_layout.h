@@ -49,8 +49,9 @@ class ChunkLayout {
   // Creates <dir>/chunks and its 256 shard directories durably, checks that the
   // target takes O_DIRECT I/O, and removes pending versions a crash left.
   Status Prepare() const;
-  // Creates the inode's directory durably (no-op when present).
-  Status EnsureInodeDir(uint64_t inode) const;
+  // Creates the inode's directory durably (no-op when present). With
+  // `durable` false, the shard is left marked instead (see SyncAll).
+  Status EnsureInodeDir(uint64_t inode, bool durable = true) const;
   // Indexes of the inode's committed chunks (empty when it has none).
   Result<std::vector<uint64_t>> ListChunks(uint64_t inode) const;
   // Removes the inode's directory and everything in it, durably.
@@ -65,6 +66,9 @@ class ChunkLayout {
   Status SyncDir(const std::string& dir) const;
   // Syncs `dir` when it is marked, else nothing.
   Status SyncIfNotDurable(const std::string& dir) const;
+  // Makes the whole target durable at once (FileEnv::SyncFileSystem); clears
+  // the marks made before it started when it succeeds.
+  Status SyncAll() const;
 
  private:
   Status ProbeDirectIo() const;

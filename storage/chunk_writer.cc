@@ -76,23 +76,34 @@ Status ChunkWriter::Delete(uint64_t inode, uint64_t index) {
 }
 
 Result<uint64_t> ChunkWriter::Install(uint64_t inode, uint64_t index, uint32_t chunk_size, const uint8_t* data,
-                                      uint32_t length, uint64_t version) {
+                                      uint32_t length, uint64_t version, bool durable) {
   bool lost = false;
   auto cur = LoadCommitted(inode, index, chunk_size, &lost);
   if (!cur.ok() && cur.status().code() != proto::CHECKSUM_MISMATCH) return cur.status();
   const ChunkFile* c = cur.ok() ? cur->get() : nullptr;  // a damaged one is replaced whole
-  if (c && c->header.version >= version) return c->header.version;
+  if (c && c->header.version >= version) {
+    // Already at its name, perhaps from an attempt whose directory sync
+    // failed: durable before it is called done.
+    if (durable) {
+      RETURN_IF_ERROR(layout_->SyncIfNotDurable(layout_->ShardDir(inode)));
+      RETURN_IF_ERROR(layout_->SyncIfNotDurable(layout_->InodeDir(inode)));
+    }
+    return c->header.version;
+  }
   bool list = !lost;
   if (c) {
     ASSIGN_OR_RETURN(bool listed, inventory_->Contains(inode, index));
     list = !listed;
   }
-  return Rewrite(inode, index, chunk_size, c, length, 0, data, length, version, list, /*any_newer=*/true);
+  return Rewrite(inode, index, chunk_size, c, length, 0, data, length, version, list && durable, /*any_newer=*/true,
+                 durable);
 }
+
+Status ChunkWriter::List(uint64_t inode, uint64_t index) { return inventory_->Add(inode, index); }
 
 Result<uint64_t> ChunkWriter::Rewrite(uint64_t inode, uint64_t index, uint32_t chunk_size, const ChunkFile* cur,
                                       uint32_t new_len, uint32_t offset, const uint8_t* data, uint32_t length,
-                                      uint64_t version, bool list, bool any_newer) {
+                                      uint64_t version, bool list, bool any_newer, bool durable) {
   uint64_t committed = cur ? cur->header.version : 0;
   if (any_newer && version <= committed)
     return Error(proto::STALE_VERSION, "chunk " + std::to_string(index) + " of inode " + std::to_string(inode) +
@@ -133,12 +144,12 @@ Result<uint64_t> ChunkWriter::Rewrite(uint64_t inode, uint64_t index, uint32_t c
   EncodeChunkHeader(h, image.data());
 
   FileEnv* env = layout_->env();
-  RETURN_IF_ERROR(layout_->EnsureInodeDir(inode));
+  RETURN_IF_ERROR(layout_->EnsureInodeDir(inode, durable));
   const std::string pending = layout_->PendingPath(inode, index);
   {
     ASSIGN_OR_RETURN(next->file, env->Open(pending, OpenMode::kCreateTrunc, /*direct=*/true));
     Status st = next->file->PWrite(image.data(), hsize + alen, 0);
-    if (st.ok()) st = next->file->Sync();
+    if (st.ok() && durable) st = next->file->Sync();
     if (!st.ok()) {
       (void)env->Unlink(pending);  // never acknowledged; start-up removes it if this fails too
       stats_->io_errors++;
@@ -155,6 +166,7 @@ Result<uint64_t> ChunkWriter::Rewrite(uint64_t inode, uint64_t index, uint32_t c
   // retry rewrites the same bytes).
   cache_->Install(inode, index, std::shared_ptr<const ChunkFile>(next));
   layout_->NotDurable(layout_->InodeDir(inode));
+  if (!durable) return h.version;
   Status st = layout_->SyncDir(layout_->InodeDir(inode));
   if (st.ok() && list) st = inventory_->Add(inode, index);  // once the file is durable
   if (!st.ok()) {

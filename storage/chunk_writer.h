@@ -33,8 +33,13 @@ class ChunkWriter {
   Status Delete(uint64_t inode, uint64_t index);
   // Makes `data` the whole chunk at `version`, unless the chunk already has
   // that version or a later one (then returns that). For journaled chunks.
+  // `durable` false: no sync at all and no listing — the new version is at
+  // its name (readers see it) but durable only after a ChunkLayout::SyncAll,
+  // and then the caller lists it (List). The journal covers it until then.
   Result<uint64_t> Install(uint64_t inode, uint64_t index, uint32_t chunk_size, const uint8_t* data, uint32_t length,
-                           uint64_t version);
+                           uint64_t version, bool durable = true);
+  // Lists the chunk in the inventory (lazily durable).
+  Status List(uint64_t inode, uint64_t index);
   // The committed version, or nullptr when the file is missing; then `*lost`
   // (optional) says whether the inventory calls that a loss.
   Result<std::shared_ptr<const ChunkFile>> LoadCommitted(uint64_t inode, uint64_t index, uint32_t chunk_size,
@@ -49,7 +54,7 @@ class ChunkWriter {
   // `any_newer` just newer than the committed one.
   Result<uint64_t> Rewrite(uint64_t inode, uint64_t index, uint32_t chunk_size, const ChunkFile* cur,
                            uint32_t new_len, uint32_t offset, const uint8_t* data, uint32_t length, uint64_t version,
-                           bool list, bool any_newer = false);
+                           bool list, bool any_newer = false, bool durable = true);
 
   const ChunkLayout* layout_;
   ChunkFileCache* cache_;

@@ -394,6 +394,30 @@ Status FaultFileEnv::SyncDir(const std::string& dir) {
   return Status::OK();
 }
 
+Status FaultFileEnv::SyncFileSystem(const std::string& dir) {
+  std::lock_guard<std::mutex> l(mu_);
+  const std::string what = "syncfs " + Normal(dir);
+  RETURN_IF_ERROR(CountCall(Call::kSyncDir, what));
+  if (FaultDueAmong({Fault::kSyncDirIoError}, nullptr)) return Error(proto::IO_ERROR, Injected(what, "input/output error"));
+  RETURN_IF_ERROR(base_->SyncFileSystem(dir));
+  for (NameChange& change : undo_log_) Forget(change);
+  undo_log_.clear();
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(root_, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    const std::string p = it->path().string();
+    if (!InRoot(p)) {  // the stash
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
+    }
+    struct stat st;
+    if (::lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && durable_.count(Identity{st.st_dev, st.st_ino}))
+      durable_[Identity{st.st_dev, st.st_ino}] = ReadAllOrDie(p);
+  }
+  if (ec) ModelBroken("walk " + root_ + ": " + ec.message());
+  return Status::OK();
+}
+
 Result<std::vector<std::string>> FaultFileEnv::ListDir(const std::string& dir) {
   std::lock_guard<std::mutex> l(mu_);
   const std::string d = Normal(dir);

@@ -144,6 +144,9 @@ class FaultFileEnv : public FileEnv {
   Status MakeDir(const std::string& path) override;
   Status RemoveDir(const std::string& path) override;
   Status SyncDir(const std::string& dir) override;
+  // The whole tree under `root` becomes durable: every name change, and every
+  // file's current bytes. Counted as a SyncDir (and failed by kSyncDirIoError).
+  Status SyncFileSystem(const std::string& dir) override;
   Result<std::vector<std::string>> ListDir(const std::string& dir) override;
   bool Exists(const std::string& path) override;
 

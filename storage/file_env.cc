@@ -110,6 +110,16 @@ class PosixEnv : public FileEnv {
     return Status::OK();
   }
 
+  Status SyncFileSystem(const std::string& dir) override {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return FromErrno(errno, "open " + dir);
+    int rc = ::syncfs(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc < 0) return FromErrno(err, "syncfs " + dir);
+    return Status::OK();
+  }
+
   Status SyncDir(const std::string& dir) override {
     int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return FromErrno(errno, "open " + dir);

@@ -61,6 +61,10 @@ class FileEnv {
   virtual Status RemoveDir(const std::string& path) = 0;
   // Makes the names in `dir` (creations, renames, unlinks) durable.
   virtual Status SyncDir(const std::string& dir) = 0;
+  // syncfs: makes every byte and name of the file system holding `dir`
+  // durable, in one go (one journal commit and one device flush for many
+  // files, where a sync per file and directory costs one each).
+  virtual Status SyncFileSystem(const std::string& dir) = 0;
   // Names in `dir` without "." and ".."; NOT_FOUND when missing.
   virtual Result<std::vector<std::string>> ListDir(const std::string& dir) = 0;
   virtual bool Exists(const std::string& path) = 0;

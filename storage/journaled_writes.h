@@ -27,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -70,6 +71,9 @@ class JournaledWrites {
   // Waits until no record of the inode could be replayed (UNAVAILABLE after
   // the settle timeout).
   Status Settle(uint64_t inode);
+  // While on, the inode's new writes go to its files, so that a cut waiting
+  // in Settle is not kept waiting by new records (LockForCut).
+  void HoldOff(uint64_t inode, bool on);
   bool Settled(uint64_t inode) const { return !journal_->HasLiveRecords(inode); }
 
   // Applies every journaled chunk and checkpoints now (tests, shutdown).
@@ -94,19 +98,30 @@ class JournaledWrites {
     int64_t at_ms;
   };
 
-  JournaledWrites(ChunkWriter* writer, ChunkLocks* locks, const ChunkStore* store, StoreStats* stats, Options o)
-      : writer_(writer), locks_(locks), store_(store), stats_(stats), opts_(o) {}
+  JournaledWrites(const ChunkLayout* layout, ChunkWriter* writer, ChunkLocks* locks, const ChunkStore* store,
+                  StoreStats* stats, Options o)
+      : layout_(layout), writer_(writer), locks_(locks), store_(store), stats_(stats), opts_(o) {}
 
   std::optional<Entry> Find(const Key& k) const;
+  void Erase(const Key& k);  // map_mu_ held
+  // Whether the inode may not journal now: it is being cut, or `more_bytes`
+  // would take the bytes held in memory past the journal's size.
+  bool HeldOff(uint64_t inode, uint64_t more_bytes) const;
+  Status CheckpointNow();
   void Put(const Key& k, Entry e);
   // Writes the chunk's journaled bytes to its file and retires its records.
   // The caller holds the chunk's locks.
   Status ApplyLocked(const Key& k);
   Status ApplyOne(const Key& k);  // takes the locks
+  // The applier's way: writes the chunk's file without any sync (one
+  // SyncAll covers a whole pass) and hands back the records to retire once
+  // that is done. Takes the locks.
+  Status ApplyWithoutSync(const Key& k, std::vector<uint64_t>* seqs);
   // Appends one write to the journal and makes `e` its new state.
   Result<std::optional<uint64_t>> Journal(const ChunkWrite& w, Entry e, std::string bytes);
   void ApplierLoop();
 
+  const ChunkLayout* layout_;
   ChunkWriter* writer_;
   ChunkLocks* locks_;
   const ChunkStore* store_;
@@ -117,6 +132,9 @@ class JournaledWrites {
   mutable std::mutex map_mu_;
   std::unordered_map<Key, Entry, KeyHash> entries_;
   std::atomic<size_t> count_{0};  // entries_.size(), read without the lock
+  uint64_t bytes_held_ = 0;       // of every entry's bytes
+  std::multiset<uint64_t> cutting_;
+  std::mutex retire_mu_;          // retiring a pass and checkpointing it are one step
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;

@@ -228,10 +228,18 @@ class UringChunkStore : public ChunkStore {
   // cut bytes back). Bounded: a writer that keeps journaling the inode
   // meanwhile makes it UNAVAILABLE.
   Result<std::unique_lock<std::shared_mutex>> LockForCut(uint64_t inode) {
-    for (int attempt = 0; attempt < 8; ++attempt) {
-      if (journal_) RETURN_IF_ERROR(journal_->Settle(inode));
+    if (!journal_) return std::unique_lock<std::shared_mutex>(locks_.Inode(inode));
+    // New writes of the inode skip the journal meanwhile: the wait ends.
+    journal_->HoldOff(inode, true);
+    struct Release {
+      JournaledWrites* j;
+      uint64_t inode;
+      ~Release() { j->HoldOff(inode, false); }
+    } release{journal_.get(), inode};
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      RETURN_IF_ERROR(journal_->Settle(inode));
       std::unique_lock<std::shared_mutex> il(locks_.Inode(inode));
-      if (!journal_ || journal_->Settled(inode)) return il;
+      if (journal_->Settled(inode)) return il;
     }
     return Error(proto::UNAVAILABLE, "inode " + std::to_string(inode) + " kept being written while it was being cut");
   }

@@ -7,6 +7,7 @@
 #include "common/aligned_buffer.h"
 #include "common/crc32c.h"
 #include "common/log.h"
+#include "common/random_id.h"
 
 namespace shoal::storage {
 namespace {
@@ -14,8 +15,8 @@ namespace {
 constexpr uint64_t kBlock = 4096;
 constexpr uint64_t kRecordMagic = 0x314C4E524A4853ull;  // "SHJRNL1"
 constexpr uint64_t kSuperMagic = 0x315055534A4853ull;   // "SHJSUP1"
-constexpr size_t kHeaderCrcAt = 56;
-constexpr size_t kSuperCrcAt = 40;
+constexpr size_t kHeaderCrcAt = 64;
+constexpr size_t kSuperCrcAt = 48;
 
 uint64_t Padded(uint64_t n) { return (n + kBlock - 1) / kBlock * kBlock; }
 
@@ -36,7 +37,7 @@ uint32_t Get32(const uint8_t* p) {
   return v;
 }
 
-void EncodeHeader(const JournalRecord& r, uint32_t data_crc, uint8_t* out) {
+void EncodeHeader(const JournalRecord& r, uint64_t epoch, uint32_t data_crc, uint8_t* out) {
   std::memset(out, 0, kBlock);
   Put64(out, kRecordMagic);
   Put64(out + 8, r.seq);
@@ -47,11 +48,14 @@ void EncodeHeader(const JournalRecord& r, uint32_t data_crc, uint8_t* out) {
   Put32(out + 44, r.offset);
   Put32(out + 48, r.length);
   Put32(out + 52, data_crc);
+  Put64(out + 56, epoch);
   Put32(out + kHeaderCrcAt, Crc32c(out, kHeaderCrcAt));
 }
 
-// The record header at `in`, if whole and numbered `seq`.
-bool DecodeHeader(const uint8_t* in, uint64_t seq, JournalRecord* r, uint32_t* data_crc) {
+// The record header at `in`, if whole, of this run of the journal (`epoch`:
+// a record left by an earlier run, or bytes that merely look like one, never
+// match) and numbered `seq`.
+bool DecodeHeader(const uint8_t* in, uint64_t epoch, uint64_t seq, JournalRecord* r, uint32_t* data_crc) {
   if (Get64(in) != kRecordMagic || Get32(in + kHeaderCrcAt) != Crc32c(in, kHeaderCrcAt)) return false;
   r->seq = Get64(in + 8);
   r->inode = Get64(in + 16);
@@ -61,7 +65,7 @@ bool DecodeHeader(const uint8_t* in, uint64_t seq, JournalRecord* r, uint32_t* d
   r->offset = Get32(in + 44);
   r->length = Get32(in + 48);
   *data_crc = Get32(in + 52);
-  return r->seq == seq;
+  return Get64(in + 56) == epoch && r->seq == seq;
 }
 
 }  // namespace
@@ -76,11 +80,15 @@ Result<std::unique_ptr<WriteJournal>> WriteJournal::Open(FileEnv* env, const std
     ASSIGN_OR_RETURN(auto f, env->Open(path, OpenMode::kRead, /*direct=*/false));
     ASSIGN_OR_RETURN(size, f->Size());
   }
-  std::unique_ptr<WriteJournal> j(new WriteJournal(env, path, size, options.commits));
-  if (!env->Exists(path) || size < kRingStart + 2 * kBlock || size % kBlock != 0) {
-    j.reset(new WriteJournal(env, path, options.size_bytes, options.commits));
-    RETURN_IF_ERROR(j->Create());
+  if (env->Exists(path + ".new")) RETURN_IF_ERROR(env->Unlink(path + ".new"));  // a creation a crash stopped
+  if (!env->Exists(path)) {
+    std::unique_ptr<WriteJournal> fresh(new WriteJournal(env, path, options.size_bytes, options.commits));
+    RETURN_IF_ERROR(fresh->Create());
+    size = options.size_bytes;
   }
+  if (size < kRingStart + 2 * kBlock || size % kBlock != 0)
+    return Error(proto::CHECKSUM_MISMATCH, path + " has a size no journal has (" + std::to_string(size) + " bytes)");
+  std::unique_ptr<WriteJournal> j(new WriteJournal(env, path, size, options.commits));
   ASSIGN_OR_RETURN(j->file_, env->Open(path, OpenMode::kReadWrite, /*direct=*/true));
   AlignedBuffer sb(2 * kBlock);
   ASSIGN_OR_RETURN(size_t got, j->file_->PRead(sb.data(), 2 * kBlock, 0));
@@ -94,8 +102,15 @@ Result<std::unique_ptr<WriteJournal>> WriteJournal::Open(FileEnv* env, const std
     j->superblock_gen_ = gen;
     j->durable_pos_ = Get64(s + 24);
     j->durable_seq_ = Get64(s + 32);
+    j->epoch_ = Get64(s + 40);
   }
-  if (j->durable_pos_ < kRingStart || j->durable_pos_ >= j->size_ || j->durable_pos_ % kBlock != 0)
+  // Every journal is made with a superblock: none valid means damage, and
+  // starting empty would drop acknowledged writes without a word.
+  if (j->superblock_gen_ == 0)
+    return Error(proto::CHECKSUM_MISMATCH, path + " has no valid superblock; the writes it holds cannot be found (move it "
+                                                  "away to start the target without them)");
+  // A checkpoint at the very end of the ring is one at its start.
+  if (j->durable_pos_ < kRingStart || j->durable_pos_ > j->size_ || j->durable_pos_ % kBlock != 0)
     return Error(proto::CHECKSUM_MISMATCH, path + ": its superblock names a checkpoint outside the ring");
   j->tail_ = j->durable_pos_;
   j->next_seq_ = j->durable_seq_;
@@ -112,30 +127,41 @@ Status WriteJournal::Create() {
     AlignedBuffer zeros(kPiece);
     std::memset(zeros.data(), 0, kPiece);
     for (uint64_t off = 0; off < size_; off += kPiece) RETURN_IF_ERROR(f->PWrite(zeros.data(), std::min(kPiece, size_ - off), off));
-    RETURN_IF_ERROR(f->Sync());
+    file_ = std::move(f);
+    RETURN_IF_ERROR(WriteSuperblock(kRingStart, 1, RandomNonZero64()));  // synced with the zeros
+    file_.reset();
   }
   RETURN_IF_ERROR(env_->Rename(tmp, path_));
   const size_t slash = path_.rfind('/');
   return env_->SyncDir(slash == std::string::npos ? "." : path_.substr(0, slash));
 }
 
-Status WriteJournal::WriteSuperblock(uint64_t pos, uint64_t seq) {
+Status WriteJournal::WriteSuperblock(uint64_t pos, uint64_t seq, uint64_t epoch) {
   AlignedBuffer sb(kBlock);
   std::memset(sb.data(), 0, kBlock);
   uint64_t gen;
   {
     std::lock_guard<std::mutex> l(mu_);
-    gen = ++superblock_gen_;
+    gen = superblock_gen_ + 1;
   }
   Put64(sb.data(), kSuperMagic);
   Put64(sb.data() + 8, gen);
   Put64(sb.data() + 16, size_);
   Put64(sb.data() + 24, pos);
   Put64(sb.data() + 32, seq);
+  Put64(sb.data() + 40, epoch);
   Put32(sb.data() + kSuperCrcAt, Crc32c(sb.data(), kSuperCrcAt));
-  std::lock_guard<std::mutex> io(io_mu_);
-  RETURN_IF_ERROR(file_->PWrite(sb.data(), kBlock, (gen % 2) * kBlock));
-  return file_->Sync();
+  {
+    std::lock_guard<std::mutex> io(io_mu_);
+    RETURN_IF_ERROR(file_->PWrite(sb.data(), kBlock, (gen % 2) * kBlock));
+    RETURN_IF_ERROR(file_->Sync());
+  }
+  // Only a superblock known durable moves the generation on: after a failed
+  // write the next one goes to the same (suspect) slot, never over the last
+  // good one.
+  std::lock_guard<std::mutex> l(mu_);
+  superblock_gen_ = gen;
+  return Status::OK();
 }
 
 Status WriteJournal::Replay(const std::function<Status(const JournalRecord&)>& apply) {
@@ -149,7 +175,7 @@ Status WriteJournal::Replay(const std::function<Status(const JournalRecord&)>& a
     bool whole = false;
     if (pos + kBlock <= size_) {
       ASSIGN_OR_RETURN(size_t got, file_->PRead(header.data(), kBlock, pos));
-      whole = got == kBlock && DecodeHeader(header.data(), seq, &r, &data_crc);
+      whole = got == kBlock && DecodeHeader(header.data(), epoch_, seq, &r, &data_crc);
     }
     if (!whole) {
       if (pos == kRingStart || wrapped_here) break;
@@ -171,12 +197,14 @@ Status WriteJournal::Replay(const std::function<Status(const JournalRecord&)>& a
     pos += kBlock + padded;
     seq++;
   }
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    next_seq_ = seq;
-    tail_ = pos;
-  }
-  return Checkpoint();
+  std::lock_guard<std::mutex> l(mu_);
+  next_seq_ = seq;
+  tail_ = pos;
+  // A new run: records it writes carry a new epoch, so that a later replay
+  // never takes what this run left unwritten for an older record. Durable
+  // with the next checkpoint, which the caller forces.
+  epoch_ = RandomNonZero64();
+  return Status::OK();
 }
 
 bool WriteJournal::FindRoom(uint64_t bytes, uint64_t* pos) const {
@@ -218,16 +246,17 @@ Result<std::optional<uint64_t>> WriteJournal::Append(JournalRecord record) {
   last_seq_of_[record.inode] = record.seq;  // a failed record may still be found by a replay
   tail_ = pos + kBlock + padded;
   live_[record.seq] = Live{pos, kBlock + padded, false};
-  EncodeHeader(record, data_crc, image->data());
+  EncodeHeader(record, epoch_, data_crc, image->data());
   Pending mine{record.seq, pos, image.get(), false, false, Status::OK()};
   queue_.push_back(&mine);
-  if (leader_active_) {
-    cv_.wait(l, [&] { return mine.done; });
-  } else {
-    // Leader: writes groups until nobody waits; each group is whatever
-    // queued while the previous one was being written.
+  // Each group is whatever queued while the previous one was being written.
+  // Its leader is one of its writers, who writes just that group and steps
+  // down: a writer waiting for its own record leads the next.
+  for (;;) {
+    cv_.wait(l, [&] { return mine.done || !leader_active_; });
+    if (mine.done) break;
     leader_active_ = true;
-    while (!queue_.empty()) {
+    {
       std::vector<Pending*> group(queue_.begin(), queue_.end());
       queue_.clear();
       const bool refused = broken_;
@@ -252,9 +281,9 @@ Result<std::optional<uint64_t>> WriteJournal::Append(JournalRecord record) {
         stats_.commits++;
         if (commits_) (*commits_)++;
       }
+      leader_active_ = false;
       cv_.notify_all();
     }
-    leader_active_ = false;
   }
   if (mine.refused) return std::optional<uint64_t>();
   if (!mine.status.ok()) return mine.status;
@@ -273,9 +302,9 @@ void WriteJournal::Retire(uint64_t seq) {
   if (it != live_.end()) it->second.retired = true;
 }
 
-Status WriteJournal::Checkpoint() {
+Status WriteJournal::Checkpoint(bool force) {
   std::lock_guard<std::mutex> one(checkpoint_mu_);
-  uint64_t pos, seq;
+  uint64_t pos, seq, epoch;
   {
     std::lock_guard<std::mutex> l(mu_);
     auto it = std::find_if(live_.begin(), live_.end(), [](const auto& e) { return !e.second.retired; });
@@ -286,9 +315,10 @@ Status WriteJournal::Checkpoint() {
       seq = next_seq_;
       pos = tail_;
     }
-    if (seq == durable_seq_) return Status::OK();
+    if (seq == durable_seq_ && !force) return Status::OK();
+    epoch = epoch_;
   }
-  RETURN_IF_ERROR(WriteSuperblock(pos, seq));
+  RETURN_IF_ERROR(WriteSuperblock(pos, seq, epoch));
   std::lock_guard<std::mutex> l(mu_);
   durable_seq_ = seq;
   durable_pos_ = pos;
@@ -321,6 +351,13 @@ bool WriteJournal::WaitNoLiveRecords(uint64_t inode, int64_t timeout_ms) {
     auto it = last_seq_of_.find(inode);
     return it == last_seq_of_.end() || it->second < durable_seq_;
   });
+}
+
+double WriteJournal::used_fraction() const {
+  std::lock_guard<std::mutex> l(mu_);
+  if (durable_seq_ == next_seq_) return 0;
+  const uint64_t used = tail_ > durable_pos_ ? tail_ - durable_pos_ : capacity() - (durable_pos_ - tail_);
+  return static_cast<double>(used) / static_cast<double>(capacity());
 }
 
 WriteJournal::Stats WriteJournal::stats() const {

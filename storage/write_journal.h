@@ -82,7 +82,9 @@ class WriteJournal {
 
   // Calls `apply` for every record after the durable checkpoint, in order;
   // stops at the first error and returns it. Then every record counts as
-  // retired: call once, at start-up, before any Append.
+  // retired, and the journal starts a new epoch: call once, at start-up,
+  // before any Append, and make what `apply` wrote durable, then
+  // Checkpoint(/*force=*/true), before the first Append.
   Status Replay(const std::function<Status(const JournalRecord&)>& apply);
 
   // Makes the record durable (joining the group being written) and returns
@@ -100,7 +102,8 @@ class WriteJournal {
   bool HasLiveRecords(uint64_t inode) const;
   // Makes durable that every record before the first unretired one is done.
   // No I/O when that point has not moved.
-  Status Checkpoint();
+  // `force`: write the superblock even so (a new epoch after Replay).
+  Status Checkpoint(bool force = false);
   // Every record with seq <= the result is behind the durable checkpoint: a
   // replay will never apply it again.
   uint64_t checkpointed() const;
@@ -110,6 +113,8 @@ class WriteJournal {
   bool WaitNoLiveRecords(uint64_t inode, int64_t timeout_ms);
 
   Stats stats() const;
+  // How much of the ring a replay could still read (0..1).
+  double used_fraction() const;
   // Largest record data Append takes (the rest of the ring must hold it too).
   uint64_t capacity() const { return size_ - kRingStart; }
 
@@ -131,7 +136,7 @@ class WriteJournal {
   WriteJournal(FileEnv* env, std::string path, uint64_t size, std::atomic<uint64_t>* commits)
       : env_(env), path_(std::move(path)), size_(size), commits_(commits) {}
   Status Create();
-  Status WriteSuperblock(uint64_t pos, uint64_t seq);
+  Status WriteSuperblock(uint64_t pos, uint64_t seq, uint64_t epoch);
   // Where a record of `bytes` can go, or false when the ring is full.
   bool FindRoom(uint64_t bytes, uint64_t* pos) const;
   // Writes and syncs `group` (mu_ not held); the caller is the group's leader.
@@ -151,7 +156,8 @@ class WriteJournal {
   uint64_t tail_ = kRingStart;       // where the next record goes (before wrapping)
   uint64_t durable_seq_ = 1;         // first record after the durable checkpoint
   uint64_t durable_pos_ = kRingStart;
-  uint64_t superblock_gen_ = 0;      // picks the slot, orders the two
+  uint64_t superblock_gen_ = 0;      // of the last durable superblock; picks the slot, orders the two
+  uint64_t epoch_ = 0;               // of this run's records (from the superblock until Replay)
   std::map<uint64_t, Live> live_;    // seq -> record not yet behind the durable checkpoint
   std::map<uint64_t, uint64_t> last_seq_of_;  // inode -> its newest record (pruned at checkpoints)
   std::deque<Pending*> queue_;       // waiting for the next group

@@ -115,6 +115,7 @@ class HeldOpenEnv : public FileEnv {
   Status MakeDir(const std::string& path) override { return base_->MakeDir(path); }
   Status RemoveDir(const std::string& path) override { return base_->RemoveDir(path); }
   Status SyncDir(const std::string& dir) override { return base_->SyncDir(dir); }
+  Status SyncFileSystem(const std::string& dir) override { return base_->SyncFileSystem(dir); }
   Result<std::vector<std::string>> ListDir(const std::string& dir) override { return base_->ListDir(dir); }
   bool Exists(const std::string& path) override { return base_->Exists(path); }
 

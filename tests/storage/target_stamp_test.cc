@@ -209,6 +209,7 @@ class FailingEnv : public FileEnv {
   Status SyncDir(const std::string& d) override {
     return Take(Fail::kSyncDir) ? Error(proto::IO_ERROR, "injected") : real_->SyncDir(d);
   }
+  Status SyncFileSystem(const std::string& d) override { return real_->SyncFileSystem(d); }
   Result<std::vector<std::string>> ListDir(const std::string& d) override { return real_->ListDir(d); }
   bool Exists(const std::string& p) override { return real_->Exists(p); }
 

@@ -45,6 +45,8 @@ std::vector<Seen> ReplayAll(WriteJournal* j) {
     return Status::OK();
   });
   EXPECT_TRUE(st.ok()) << st.ToString();
+  st = j->Checkpoint(/*force=*/true);
+  EXPECT_TRUE(st.ok()) << st.ToString();
   return seen;
 }
 
@@ -124,6 +126,20 @@ TEST(WriteJournalTest, TheRingWrapsAndRefusesWhenFullLosingNothing) {
   ASSERT_EQ(seen.size(), 10u);
   for (int i = 0; i < 6; ++i) EXPECT_EQ(seen[i].data, std::string(4096, 'a' + 4 + i));
   for (int i = 0; i < 4; ++i) EXPECT_EQ(seen[6 + i].data, std::string(4096, 'A' + i)) << "after the wrap";
+  ASSERT_TRUE(j->Checkpoint(/*force=*/true).ok());
+  // Filled to the very end of the ring and checkpointed there: it opens.
+  for (int i = 0; i < 6; ++i) {
+    uint64_t s = Append(j.get(), 300 + i, std::string(4096, 'e'));
+    ASSERT_NE(s, 0u);
+    j->Retire(s);
+  }
+  ASSERT_TRUE(j->Checkpoint().ok());
+  j.reset();
+  j = OpenJournal(RealFileEnv(), d + "/journal", size);
+  ASSERT_NE(j, nullptr);
+  EXPECT_TRUE(ReplayAll(j.get()).empty());
+  ASSERT_TRUE(j->Checkpoint(/*force=*/true).ok());
+  EXPECT_NE(Append(j.get(), 400, "after"), 0u);
   fs::remove_all(d);
 }
 
@@ -148,11 +164,10 @@ TEST(WriteJournalTest, ATornRecordEndsTheReplayAndOneDamagedSuperblockLosesNothi
   ASSERT_GE(fd, 0);
   char junk[64];
   std::memset(junk, 0x5a, sizeof(junk));
-  for (off_t slot : {off_t{0}, off_t{4096}}) {
-    uint64_t gen = 0;
-    ASSERT_EQ(pread(fd, &gen, 8, slot + 8), 8);
-    if (gen == 2) ASSERT_EQ(pwrite(fd, junk, sizeof(junk), slot + 20), 64);
-  }
+  uint64_t gens[2];
+  ASSERT_EQ(pread(fd, &gens[0], 8, 8), 8);
+  ASSERT_EQ(pread(fd, &gens[1], 8, 4096 + 8), 8);
+  ASSERT_EQ(pwrite(fd, junk, sizeof(junk), (gens[1] > gens[0] ? 4096 : 0) + 20), 64);
   const off_t last_data = WriteJournal::kRingStart + 3 * 8192 + 4096 + 4096;
   ASSERT_EQ(pwrite(fd, junk, sizeof(junk), last_data), 64);
   ::close(fd);
@@ -207,7 +222,10 @@ TEST(WriteJournalTest, AFailedSyncBreaksTheJournalAndTheCheckpointPassesIt) {
   ASSERT_TRUE(refused.ok());
   EXPECT_FALSE(*refused) << "nothing may follow a record that may be torn";
   ASSERT_TRUE(j->Checkpoint().ok());
-  EXPECT_TRUE(j->HasLiveRecords(1)) << "record 1 was never retired";
+  EXPECT_TRUE(j->HasLiveRecords(2)) << "record 1 was never retired: the checkpoint stays before both";
+  j->Retire(1);
+  ASSERT_TRUE(j->Checkpoint().ok());
+  EXPECT_FALSE(j->HasLiveRecords(2)) << "the failed record is passed once the one before it is retired";
   fs::remove_all(d);
 }
 
@@ -313,6 +331,17 @@ TEST_F(JournaledStoreTest, AFullJournalSendsWritesToTheirFiles) {
   EXPECT_GT(store_->stats().journaled_writes.load(), 100u);
   CrashAndReopen();
   for (uint64_t ino = 100; ino < 300; ++ino) EXPECT_EQ(Read(ino, 0, 4096), std::string(4096, 'a' + ino % 26)) << ino;
+}
+
+TEST_F(JournaledStoreTest, AJournaledWriteAfterAFailedRemoveIsNotUndoneByAPowerCut) {
+  ASSERT_TRUE(Write(13, 0, 0, std::string(5000, 'o')).ok());
+  ASSERT_TRUE(ApplyJournaledWrites(store_.get()).ok());  // the old chunk is a file
+  env_->InjectFault(FaultFileEnv::Fault::kSyncDirIoError, 0, 1);
+  EXPECT_FALSE(store_->Remove(13).ok());  // its file is gone, not durably
+  ASSERT_TRUE(Write(13, 0, 0, std::string(100, 'n')).ok());
+  CrashAndReopen();
+  EXPECT_EQ(Read(13, 0, 5000), std::string(100, 'n') + std::string(4900, '\0'))
+      << "the acknowledged write lost to the old chunk";
 }
 
 TEST_F(JournaledStoreTest, ATargetReopenedWithoutAJournalReplaysWhatItHeldFirst) {
