@@ -44,6 +44,7 @@ struct StorageConfig {
   uint32_t chunk_cache_entries = 16384;
   uint32_t journal_mib = 64;
   uint32_t journal_max_chunk_kib = 256;
+  int64_t journal_apply_delay_ms = 20;
   int64_t max_frame_bytes = 64 << 20;
   int64_t max_read_bytes = 32 << 20;
   std::string metrics_listen;
@@ -115,6 +116,9 @@ int main(int argc, char** argv) {
            "fixed when the journal is made)");
   spec.Add("journal_max_chunk_kib", &cfg.journal_max_chunk_kib,
            "chunks up to this size may be journaled; larger ones are written to their files at once");
+  spec.Add("journal_apply_delay_ms", &cfg.journal_apply_delay_ms,
+           "how long a journaled chunk waits before it is written to its file (one syncfs covers every chunk "
+           "written in a pass)");
   spec.Add("max_frame_bytes", &cfg.max_frame_bytes, "largest accepted RPC frame");
   spec.Add("max_read_bytes", &cfg.max_read_bytes, "largest batched read answered in one response");
   spec.Add("metrics_listen", &cfg.metrics_listen, "host:port for Prometheus metrics (GET /metrics); empty: off");
@@ -192,6 +196,7 @@ int main(int argc, char** argv) {
     uo.cache_entries = cfg.chunk_cache_entries;
     uo.journal_bytes = uint64_t{cfg.journal_mib} << 20;
     uo.journal_max_chunk_bytes = cfg.journal_max_chunk_kib << 10;
+    uo.journal_apply_delay_ms = cfg.journal_apply_delay_ms;
     auto store = storage::OpenUringChunkStore(c.config.path, uo);
     if (!store.ok()) return Fail(store.status());
     // Chunks of older inodes may have been on a disk this one replaced: a

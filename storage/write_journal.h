@@ -9,12 +9,15 @@
 // once, so that a record's write and sync never change the file's metadata
 // (an overwrite: fdatasync flushes the device, no file-system commit). Two
 // 4 KiB superblocks (written alternately, the valid one with the higher
-// sequence wins, so a torn superblock write loses nothing) name where the
-// live records start: the checkpoint. Records follow in a ring: a 4 KiB
-// header (magic, sequence number, chunk, the write's offset, length and
-// version, CRC32C of the data and of the header), then the data padded to
-// 4 KiB. A record that does not fit before the end of the file starts over
-// at the beginning of the ring.
+// generation wins, so a torn superblock write loses nothing) name where the
+// live records start (the checkpoint) and the epoch of the records after it.
+// Records follow in a ring: a 4 KiB header (magic, sequence number, epoch,
+// chunk, the write's offset, length and version, CRC32C of the data and of
+// the header), then the data padded to 4 KiB. A record that does not fit
+// before the end of the file starts over at the beginning of the ring. Each
+// start-up (Replay) begins a new random epoch, so that bytes an earlier run
+// left in the ring — its records past a torn one, or data that happens to
+// look like a header — are never taken for this run's records.
 //
 // Recovery (Replay) reads from the checkpoint: record after record while each
 // is whole and carries the next sequence number, looking once at the start of
