@@ -196,8 +196,12 @@ Status JournaledWrites::ApplyLocked(const Key& k) {
     std::lock_guard<std::mutex> l(map_mu_);
     Erase(k);
   }
+  // Checkpointed here and now: rare (a full journal, a chunk grown past the
+  // limit), and it keeps the applier's timed checkpoint from doing I/O at a
+  // moment no operation chose.
+  std::lock_guard<std::mutex> rl(retire_mu_);
   for (uint64_t seq : e->seqs) journal_->Retire(seq);
-  return Status::OK();
+  return journal_->Checkpoint();
 }
 
 Status JournaledWrites::ApplyOne(const Key& k) {
@@ -235,7 +239,7 @@ Status JournaledWrites::ApplyAll() {
     for (const auto& [k, e] : entries_) keys.push_back(k);
   }
   for (const Key& k : keys) RETURN_IF_ERROR(ApplyOne(k));
-  return journal_->Checkpoint();
+  return CheckpointNow();
 }
 
 Status JournaledWrites::Settle(uint64_t inode) {
@@ -304,6 +308,7 @@ void JournaledWrites::ApplierLoop() {
     l.unlock();
     Status first_error;
     for (const Key& k : batch) {
+      if (stop_) break;  // the rest stays in the journal, replayed at the next start
       std::vector<uint64_t> seqs;
       if (Status st = ApplyWithoutSync(k, &seqs); !st.ok()) {
         LOG_ERROR("applying a journaled write (chunk {} of inode {}): {}", k.index, k.inode, st.message());
@@ -320,16 +325,17 @@ void JournaledWrites::ApplierLoop() {
         LOG_ERROR("making applied journaled writes durable: {}", st.message());
         if (first_error.ok()) first_error = st;
       } else {
-        std::lock_guard<std::mutex> rl(retire_mu_);  // a pass's records are retired, and checkpointed, together
         for (auto& [k, seqs] : unsynced) {
-          {
-            std::shared_lock<std::shared_mutex> il(locks_->Inode(k.inode));
-            std::lock_guard<std::mutex> cl(locks_->Chunk(k.inode, k.index));
-            if (Status st = writer_->List(k.inode, k.index); !st.ok())
-              LOG_ERROR("listing chunk {} of inode {}: {}", k.index, k.inode, st.message());
-          }
-          for (uint64_t seq : seqs) journal_->Retire(seq);
+          std::shared_lock<std::shared_mutex> il(locks_->Inode(k.inode));
+          std::lock_guard<std::mutex> cl(locks_->Chunk(k.inode, k.index));
+          if (Status st = writer_->List(k.inode, k.index); !st.ok())
+            LOG_ERROR("listing chunk {} of inode {}: {}", k.index, k.inode, st.message());
         }
+        // A pass's records are retired, and checkpointed, together (no chunk
+        // lock is taken under retire_mu_: writers take it under theirs).
+        std::lock_guard<std::mutex> rl(retire_mu_);
+        for (auto& [k, seqs] : unsynced)
+          for (uint64_t seq : seqs) journal_->Retire(seq);
         unsynced.clear();
         if (settling_.load() > 0) {
           if (Status st = journal_->Checkpoint(); !st.ok()) {

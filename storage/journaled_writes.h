@@ -139,7 +139,7 @@ class JournaledWrites {
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::deque<Queued> queue_;  // chunks to apply, oldest first (a chunk may appear more than once)
-  bool stop_ = false;
+  std::atomic<bool> stop_{false};  // set under queue_mu_ (for the waits), read anywhere
   std::atomic<int> settling_{0};  // Settle calls waiting: apply everything now
   uint64_t apply_failures_ = 0;   // passes of the applier that failed to apply a chunk
   Status last_apply_error_;
