@@ -10,6 +10,8 @@
 #include <optional>
 #include <vector>
 
+#include "client/fuse/fuse_uring.h"
+
 namespace shoal::fuse {
 
 void WrittenSizes::Extend(uint64_t ino, uint64_t end) {
@@ -130,6 +132,7 @@ void ReplyStatus(fuse_req_t req, const Status& st) { fuse_reply_err(req, st.ToEr
 // An open file: its attributes from open (close-to-open) and how far this
 // handle has written, reported to meta on flush/fsync/release.
 struct FileHandle {
+  FileHandle(const proto::Attr& a, uint64_t handle) : attr(a), open_handle(handle) {}
   const proto::Attr attr;  // from open; its size is `size` below
   const uint64_t open_handle;  // the open recorded at meta (released on release)
   std::atomic<uint64_t> size{0};  // meta's length as of open or this handle's truncate
@@ -256,7 +259,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto a = Ctx(req)->client->Open(CallerOf(req), ino, fi->flags, &handle);  // O_TRUNC truncates (FUSE_CAP_ATOMIC_O_TRUNC)
   if (!a.ok()) return ReplyStatus(req, a.status());
   if (fi->flags & O_TRUNC) Ctx(req)->written.Truncated(ino);
-  auto* h = new FileHandle{*a, handle};
+  auto* h = new FileHandle(*a, handle);
   h->size = h->written_end = h->reported_end = a->size();
   fi->fh = reinterpret_cast<uint64_t>(h);
   SetOpenFlags(req, fi);
@@ -269,7 +272,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
                                     fi->flags & O_EXCL, fi->flags, &handle);
   if (!a.ok()) return ReplyStatus(req, a.status());
   if (fi->flags & O_TRUNC) Ctx(req)->written.Truncated(a->ino());
-  auto* h = new FileHandle{*a, handle};
+  auto* h = new FileHandle(*a, handle);
   h->size = h->written_end = h->reported_end = a->size();
   fi->fh = reinterpret_cast<uint64_t>(h);
   SetOpenFlags(req, fi);
@@ -282,14 +285,17 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   FileHandle* h = Handle(fi);
   // This mount's own writes extend what may be read.
   uint64_t end = std::max({h->size.load(), h->written_end.load(), Ctx(req)->written.Get(h->attr.ino())});
-  auto* buf = static_cast<uint8_t*>(malloc(size ? size : 1));
+  // A request that came through io_uring is answered from its ring entry's
+  // buffer: the bytes land there once and the kernel copies them out.
+  uint8_t* ring_buf = FuseUring::ReplyBuffer(size);
+  auto* buf = ring_buf ? ring_buf : static_cast<uint8_t*>(malloc(size ? size : 1));
   if (!buf) return (void)fuse_reply_err(req, ENOMEM);
   Ctx(req)->client->ReadAsync(
       h->attr, off, size, buf,
-      [req, buf](Result<size_t> n) {
+      [req, buf, owned = ring_buf == nullptr](Result<size_t> n) {
         if (n.ok()) fuse_reply_buf(req, reinterpret_cast<const char*>(buf), *n);
         else fuse_reply_err(req, n.status().ToErrno());
-        free(buf);
+        if (owned) free(buf);
       },
       end);
 }

@@ -40,9 +40,12 @@ class WrittenSizes {
   std::unordered_map<uint64_t, uint64_t> ends_;
 };
 
+class FuseUring;
+
 // State shared by every handler; passed to libfuse as userdata.
 struct FuseContext {
   client::Client* client = nullptr;
+  FuseUring* uring = nullptr;  // set when requests may come through io_uring
   MountOptions options;
   WrittenSizes written;
 };

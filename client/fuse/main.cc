@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "client/fuse/fuse_ops.h"
+#include "client/fuse/fuse_uring.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/process.h"
@@ -26,6 +27,7 @@ struct FuseConfig {
   int64_t session_lease_ms = 30000;
   bool allow_other = true;
   std::string transport = "auto";
+  fuse::UringOptions uring;
 };
 
 int Fail(const Status& st) { return ExitWithError("shoal-fuse", st); }
@@ -53,6 +55,13 @@ int main(int argc, char** argv) {
            "released (and unlinked ones reclaimed) this long after its last renewal");
   spec.Add("allow_other", &cfg.allow_other, "let users other than the mounter use the mount");
   spec.Add("transport", &cfg.transport, "tcp, rdma or auto (RDMA when a device is usable, else TCP)");
+  spec.Add("uring", &cfg.uring.mode,
+           "FUSE over io_uring (Linux 6.14+, fuse.enable_uring=Y): off, auto (when the kernel allows it) or on "
+           "(fail the mount when it does not)");
+  spec.Add("uring_threads_per_queue", &cfg.uring.threads_per_queue,
+           "threads serving each CPU's io_uring queue; a metadata call holds one while it waits");
+  spec.Add("uring_entries_per_queue", &cfg.uring.entries_per_queue,
+           "requests each CPU's io_uring queue holds in flight (each with a buffer of max_read)");
   bool exit_now = false;
   Status st = spec.Parse(argc, argv, &exit_now);
   if (!st.ok()) return Fail(st);
@@ -63,6 +72,9 @@ int main(int argc, char** argv) {
     return Fail(Error(proto::INVALID_ARGUMENT, "--cache must be none or page"));
   if (cfg.max_read == 0 || cfg.max_read > (1u << 20))
     return Fail(Error(proto::INVALID_ARGUMENT, "--max-read must be 1 to 1048576"));
+
+  st = fuse::FuseUring::Check(cfg.uring);
+  if (!st.ok()) return Fail(st);
 
   auto creds = cfg.cluster.Credentials();
   if (!creds.ok()) return Fail(creds.status());
@@ -98,6 +110,12 @@ int main(int argc, char** argv) {
   if (fuse_set_signal_handlers(se) != 0) return Fail(Error(proto::INTERNAL, "cannot install signal handlers"));
   if (fuse_session_mount(se, cfg.mountpoint.c_str()) != 0)
     return Fail(Error(proto::INTERNAL, "cannot mount on " + cfg.mountpoint));
+  auto uring = fuse::FuseUring::Attach(se, cfg.uring);
+  if (!uring.ok()) {
+    fuse_session_unmount(se);
+    return Fail(uring.status());
+  }
+  ctx.uring = uring->get();
   LOG_INFO("mounted {} (meta {}, cache={})", cfg.mountpoint, cfg.meta_address, cfg.cache);
 
   fuse_loop_config* lc = fuse_loop_cfg_create();
@@ -110,6 +128,10 @@ int main(int argc, char** argv) {
   fuse_loop_cfg_destroy(lc);
   fuse_session_unmount(se);
   cl->reset();  // completes outstanding reads and writes while the session still exists
+  if (*uring) {
+    (*uring)->Stop();
+    LOG_INFO("FUSE over io_uring served {} requests", (*uring)->requests());
+  }
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   LOG_INFO("unmounted {}", cfg.mountpoint);

@@ -1,0 +1,567 @@
+#include "client/fuse/fuse_uring.h"
+
+#include <linux/fuse.h>
+#include <liburing.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/sysinfo.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "client/fuse/fuse_ops.h"
+#include "common/log.h"
+
+namespace shoal::fuse {
+
+// The kernel's FUSE-over-io_uring ABI (include/uapi/linux/fuse.h of Linux
+// 6.14+); Debian 12's headers predate it.
+namespace abi {
+constexpr uint32_t kOverIoUringFlags2 = 1u << (41 - 32);  // FUSE_OVER_IO_URING
+constexpr uint32_t kCmdRegister = 1;
+constexpr uint32_t kCmdCommitAndFetch = 2;
+constexpr size_t kHeaderArea = 128;  // in_out and op_in are 128 bytes each
+constexpr size_t kMinPayload = 8192;  // FUSE_MIN_READ_BUFFER
+
+struct EntryInOut {
+  uint64_t flags;
+  uint64_t commit_id;  // the request's unique
+  uint32_t payload_sz;
+  uint32_t padding;
+  uint64_t reserved;
+};
+
+struct RequestHeaders {
+  uint8_t in_out[kHeaderArea];  // fuse_in_header in, fuse_out_header out
+  uint8_t op_in[kHeaderArea];   // the operation's own header (fuse_read_in, ...)
+  EntryInOut ent;
+};
+
+struct CmdReq {  // in the second half of a 128-byte SQE
+  uint64_t flags;
+  uint64_t commit_id;
+  uint16_t qid;
+  uint8_t padding[6];
+};
+static_assert(sizeof(RequestHeaders) == 288);
+static_assert(sizeof(CmdReq) == 24);
+}  // namespace abi
+
+namespace {
+// The request header copied in front of its payload so that libfuse sees one
+// contiguous request; page-sized so the payload stays page-aligned.
+constexpr size_t kLead = 4096;
+constexpr int kWaitMs = 200;      // how soon a ring thread notices Stop
+constexpr int kRegisterTries = 50;  // EAGAIN: the kernel had not finished INIT yet
+
+std::string ReadParameter() {
+  std::ifstream f("/sys/module/fuse/parameters/enable_uring");
+  std::string v;
+  f >> v;
+  return v;
+}
+
+// Whether io_uring can carry FUSE here: the module parameter is on, and a
+// ring with 128-byte SQEs that can wait with a timeout (EXT_ARG) can be made.
+Status Probe() {
+  std::string p = ReadParameter();
+  if (p.empty()) return Error(proto::UNAVAILABLE, "this kernel has no FUSE over io_uring (no fuse.enable_uring)");
+  if (p != "Y")
+    return Error(proto::UNAVAILABLE, "FUSE over io_uring is off: write Y to /sys/module/fuse/parameters/enable_uring");
+  io_uring ring;
+  io_uring_params params{};
+  params.flags = IORING_SETUP_SQE128;
+  int rc = io_uring_queue_init_params(2, &ring, &params);
+  if (rc < 0) return Error(proto::UNAVAILABLE, std::string("io_uring with 128-byte SQEs: ") + strerror(-rc));
+  bool ext_arg = params.features & IORING_FEAT_EXT_ARG;
+  io_uring_queue_exit(&ring);
+  if (!ext_arg) return Error(proto::UNAVAILABLE, "io_uring lacks IORING_FEAT_EXT_ARG");
+  return Status::OK();
+}
+
+uint32_t CpuQueues() {
+  // The kernel makes one queue per possible CPU and fills them by the CPU a
+  // caller runs on.
+  return static_cast<uint32_t>(std::max(1, get_nprocs_conf()));
+}
+
+void PrepCmd(io_uring_sqe* sqe, int fd, uint32_t op, FuseUring::Entry* e, uint16_t qid, uint64_t commit_id);
+}  // namespace
+
+struct FuseUring::Entry {
+  Ring* ring = nullptr;
+  abi::RequestHeaders headers{};
+  iovec iov[2]{};
+  uint8_t* region = nullptr;  // kLead + payload_size bytes, mmap'd
+  uint8_t* payload = nullptr;
+  size_t payload_size = 0;
+  std::atomic<uint64_t> unique{0};  // the request being handled here; 0: none
+};
+
+struct FuseUring::Ring {
+  FuseUring* owner = nullptr;
+  uint16_t qid = 0;
+  std::vector<std::unique_ptr<Entry>> entries;
+  std::thread thread;
+
+  // Replies sent from other threads wait here for the ring thread, which
+  // alone touches the ring (SINGLE_ISSUER, DEFER_TASKRUN: the kernel's work
+  // of filling an entry with its next request runs when that thread waits).
+  std::mutex handed_mu;
+  std::vector<std::pair<Entry*, uint64_t>> handed;
+  std::atomic<bool> waiting{false};
+  int wake_fd = -1;  // eventfd, written when a reply is handed to a waiting ring
+
+  // Ring thread only:
+  io_uring uring{};
+  bool uring_ready = false;
+  uint64_t wake_value = 0;
+  std::vector<std::pair<Entry*, uint64_t>> taking;
+  std::vector<Entry*> early;  // requests that came while registering
+  int live = 0;  // entries the kernel holds or has handed us
+
+  ~Ring() {
+    if (uring_ready) io_uring_queue_exit(&uring);
+    if (wake_fd >= 0) close(wake_fd);
+    for (auto& e : entries)
+      if (e->region) munmap(e->region, kLead + e->payload_size);
+  }
+  void Run();
+  Status Open();
+  void Handle(Entry* e, int res);
+  void ArmWake();
+  // Hands `e` back to the kernel with the reply now in its buffers.
+  void Commit(Entry* e, uint64_t unique);
+  void PrepCommit(Entry* e, uint64_t unique);
+  io_uring_sqe* Sqe();
+};
+
+namespace {
+thread_local FuseUring::Ring* tls_ring = nullptr;      // the ring this thread serves
+thread_local FuseUring::Entry* tls_entry = nullptr;    // the request it is handling
+
+void PrepCmd(io_uring_sqe* sqe, int fd, uint32_t op, FuseUring::Entry* e, uint16_t qid, uint64_t commit_id) {
+  // Every ring has a slot for each of its entries and its wake-up: no free
+  // slot is a bug, not a load to wait out.
+  if (sqe == nullptr) {
+    LOG_ERROR("FUSE ring: no free submission slot");
+    std::abort();
+  }
+  // A 128-byte SQE: the command's area runs on into the next 64-byte slot.
+  std::memset(static_cast<void*>(sqe), 0, 2 * sizeof(io_uring_sqe));
+  sqe->opcode = IORING_OP_URING_CMD;
+  sqe->fd = fd;
+  sqe->cmd_op = op;
+  if (op == abi::kCmdRegister) {
+    sqe->addr = reinterpret_cast<uint64_t>(e->iov);
+    sqe->len = 2;
+  }
+  abi::CmdReq req{};
+  req.commit_id = commit_id;
+  req.qid = qid;
+  std::memcpy(sqe->cmd, &req, sizeof(req));
+  io_uring_sqe_set_data(sqe, e);
+}
+}  // namespace
+
+Status FuseUring::Check(const UringOptions& options) {
+  if (options.mode != "off" && options.mode != "auto" && options.mode != "on")
+    return Error(proto::INVALID_ARGUMENT, "--uring must be off, auto or on");
+  if (options.threads_per_queue == 0 || options.threads_per_queue > 64 ||
+      options.entries_per_queue < options.threads_per_queue || options.entries_per_queue > 4096)
+    return Error(proto::INVALID_ARGUMENT,
+                 "--uring-threads-per-queue must be 1 to 64 and --uring-entries-per-queue at least that, at most 4096");
+  if (options.mode == "on") return Probe();
+  return Status::OK();
+}
+
+Result<std::unique_ptr<FuseUring>> FuseUring::Attach(fuse_session* se, const UringOptions& options) {
+  RETURN_IF_ERROR(Check(options));
+  if (options.mode == "off") return std::unique_ptr<FuseUring>();
+  Status can = Probe();
+  if (!can.ok()) {
+    if (options.mode == "on") return can;
+    LOG_INFO("FUSE over io_uring not used: {}", can.message());
+    return std::unique_ptr<FuseUring>();
+  }
+  std::unique_ptr<FuseUring> u(new FuseUring(se, options));
+  fuse_custom_io io{};
+  io.read = &FuseUring::ReadHook;
+  io.writev = &FuseUring::WritevHook;
+  int rc = fuse_session_custom_io(se, &io, u->fuse_fd_);
+  if (rc != 0) return Error(proto::INTERNAL, "fuse_session_custom_io: " + std::string(strerror(-rc)));
+  return u;
+}
+
+FuseUring::FuseUring(fuse_session* se, const UringOptions& options)
+    : se_(se), options_(options), fuse_fd_(fuse_session_fd(se)) {}
+
+FuseUring::~FuseUring() { Stop(); }
+
+void FuseUring::Stop() {
+  stopping_.store(true, std::memory_order_release);
+  for (auto& r : rings_) {
+    if (!r->thread.joinable()) continue;
+    uint64_t one = 1;
+    ssize_t w = ::write(r->wake_fd, &one, sizeof(one));
+    (void)w;
+    r->thread.join();
+  }
+  active_.store(false, std::memory_order_release);
+}
+
+ssize_t FuseUring::ReadHook(int fd, void* buf, size_t len, void* userdata) {
+  return static_cast<FuseContext*>(userdata)->uring->OnRead(fd, buf, len);
+}
+
+ssize_t FuseUring::WritevHook(int fd, struct iovec* iov, int count, void* userdata) {
+  return static_cast<FuseContext*>(userdata)->uring->OnWritev(fd, iov, count);
+}
+
+ssize_t FuseUring::OnRead(int fd, void* buf, size_t len) {
+  ssize_t n = ::read(fd, buf, len);
+  if (n >= static_cast<ssize_t>(sizeof(fuse_in_header)) && !started_.load(std::memory_order_acquire)) {
+    fuse_in_header in;
+    std::memcpy(&in, buf, sizeof(in));
+    if (in.opcode == FUSE_INIT && static_cast<size_t>(n) >= sizeof(in) + offsetof(fuse_init_in, flags2) + 4) {
+      fuse_init_in init;
+      std::memset(&init, 0, sizeof(init));
+      std::memcpy(&init, static_cast<uint8_t*>(buf) + sizeof(in),
+                  std::min(sizeof(init), static_cast<size_t>(n) - sizeof(in)));
+      kernel_offers_ = (init.flags & FUSE_INIT_EXT) && (init.flags2 & abi::kOverIoUringFlags2);
+      init_unique_.store(in.unique, std::memory_order_release);
+    }
+  }
+  return n;
+}
+
+FuseUring::Entry* FuseUring::FindEntry(uint64_t unique) const {
+  if (tls_entry && tls_entry->unique.load(std::memory_order_acquire) == unique) return tls_entry;
+  for (Entry* e : entries_)
+    if (e->unique.load(std::memory_order_acquire) == unique) return e;
+  return nullptr;
+}
+
+ssize_t FuseUring::OnWritev(int fd, struct iovec* iov, int count) {
+  if (count < 1 || iov[0].iov_len < sizeof(fuse_out_header)) return ::writev(fd, iov, count);
+  fuse_out_header out;
+  std::memcpy(&out, iov[0].iov_base, sizeof(out));
+  if (out.unique != 0 && out.unique == init_unique_.load(std::memory_order_acquire) &&
+      !started_.load(std::memory_order_acquire))
+    return ReplyToInit(fd, iov, count);
+  Entry* e = (out.unique != 0 && routing_.load(std::memory_order_acquire)) ? FindEntry(out.unique) : nullptr;
+  if (!e) return ::writev(fd, iov, count);
+
+  size_t total = 0;
+  for (int i = 1; i < count; ++i) total += iov[i].iov_len;
+  ssize_t written = static_cast<ssize_t>(sizeof(out) + total);
+  if (total > e->payload_size) {  // cannot happen within the limits INIT set; never overrun
+    LOG_ERROR("FUSE reply of {} bytes exceeds the ring entry's {}", total, e->payload_size);
+    out.error = -EIO;
+    total = 0;
+  } else {
+    uint8_t* dst = e->payload;
+    for (int i = 1; i < count; ++i) {
+      // A reply built in ReplyBuffer is already in place.
+      if (iov[i].iov_base != dst) std::memmove(dst, iov[i].iov_base, iov[i].iov_len);
+      dst += iov[i].iov_len;
+    }
+  }
+  out.len = static_cast<uint32_t>(sizeof(out) + total);
+  std::memcpy(e->headers.in_out, &out, sizeof(out));
+  e->headers.ent.payload_sz = static_cast<uint32_t>(total);
+  e->unique.store(0, std::memory_order_release);
+  e->ring->Commit(e, out.unique);
+  return written;
+}
+
+ssize_t FuseUring::ReplyToInit(int fd, struct iovec* iov, int count) {
+  started_.store(true, std::memory_order_release);
+  if (!kernel_offers_ || count < 2 || iov[1].iov_len < offsetof(fuse_init_out, flags2) + 4) {
+    if (options_.mode == "on") LOG_ERROR("the kernel did not offer FUSE over io_uring in FUSE_INIT");
+    else LOG_INFO("the kernel did not offer FUSE over io_uring in FUSE_INIT");
+    return ::writev(fd, iov, count);
+  }
+  fuse_out_header out;
+  std::memcpy(&out, iov[0].iov_base, sizeof(out));
+  if (out.error != 0) return ::writev(fd, iov, count);
+  fuse_init_out init;
+  std::memset(&init, 0, sizeof(init));
+  size_t init_len = std::min(sizeof(init), iov[1].iov_len);
+  std::memcpy(&init, iov[1].iov_base, init_len);
+  init.flags |= FUSE_INIT_EXT;
+  init.flags2 |= abi::kOverIoUringFlags2;
+  // The payload buffer must hold the largest request and reply the kernel
+  // may send (its own formula, in fs/fuse/dev_uring.c).
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t max_pages = (init.flags & FUSE_MAX_PAGES) ? init.max_pages : 32;
+  size_t payload_size = std::max({abi::kMinPayload, static_cast<size_t>(init.max_write), max_pages * page});
+
+  std::vector<iovec> patched(iov, iov + count);
+  patched[1].iov_base = &init;
+  patched[1].iov_len = init_len;
+  ssize_t n = ::writev(fd, patched.data(), count);
+  if (n < 0) return n;
+  Status st = Start(payload_size);
+  if (!st.ok()) {
+    LOG_ERROR("FUSE over io_uring could not start, serving /dev/fuse only: {}", st.ToString());
+    RefuseRings();
+  }
+  return n;
+}
+
+Status FuseUring::Start(size_t payload_size) {
+  uint32_t queues = CpuQueues();
+  uint32_t per_thread = std::max(1u, options_.entries_per_queue / options_.threads_per_queue);
+  for (uint32_t q = 0; q < queues; ++q) {
+    for (uint32_t t = 0; t < options_.threads_per_queue; ++t) {
+      auto r = std::make_unique<Ring>();
+      r->owner = this;
+      r->qid = static_cast<uint16_t>(q);
+      r->wake_fd = eventfd(0, EFD_CLOEXEC);
+      if (r->wake_fd < 0) return Error(proto::UNAVAILABLE, std::string("eventfd: ") + strerror(errno));
+      for (uint32_t i = 0; i < per_thread; ++i) {
+        auto e = std::make_unique<Entry>();
+        e->ring = r.get();
+        e->payload_size = payload_size;
+        void* m = mmap(nullptr, kLead + payload_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return Error(proto::UNAVAILABLE, "cannot map a FUSE ring buffer");
+        e->region = static_cast<uint8_t*>(m);
+        e->payload = e->region + kLead;
+        e->iov[0] = {&e->headers, sizeof(e->headers)};
+        e->iov[1] = {e->payload, payload_size};
+        entries_.push_back(e.get());
+        r->entries.push_back(std::move(e));
+      }
+      rings_.push_back(std::move(r));
+    }
+  }
+  // Replies find their entries from here on (a ring request may come as soon
+  // as every queue has an entry, before the last thread reports).
+  routing_.store(true, std::memory_order_release);
+  // Each thread makes its own ring (the ring's single issuer) and registers
+  // its entries; the kernel switches over once every queue has one.
+  std::vector<std::promise<Status>> opened(rings_.size());
+  for (size_t i = 0; i < rings_.size(); ++i) {
+    Ring* ring = rings_[i].get();
+    std::promise<Status>* p = &opened[i];
+    try {
+      ring->thread = std::thread([ring, p] {
+        p->set_value(ring->Open());
+        ring->Run();  // serves whatever entries the kernel took, if any
+      });
+    } catch (const std::system_error& e) {
+      opened[i].set_value(Error(proto::UNAVAILABLE, std::string("cannot start a FUSE ring thread: ") + e.what()));
+    }
+  }
+  Status first_error;
+  for (auto& p : opened) {
+    Status st = p.get_future().get();
+    if (!st.ok() && first_error.ok()) first_error = st;
+  }
+  // On an error the threads that did register keep serving: if every queue
+  // got entries anyway the kernel uses them; if not, the caller's refusal
+  // sends it back to /dev/fuse.
+  if (!first_error.ok()) return first_error;
+  active_.store(true, std::memory_order_release);
+  LOG_INFO("FUSE over io_uring: {} queues x {} threads x {} entries of {} KiB", queues, options_.threads_per_queue,
+           per_thread, payload_size / 1024);
+  return Status::OK();
+}
+
+void FuseUring::RefuseRings() {
+  // A registration for a queue that cannot exist makes the kernel clear the
+  // connection's io_uring flag and wake the requests waiting for the rings.
+  io_uring ring;
+  io_uring_params params{};
+  params.flags = IORING_SETUP_SQE128;
+  if (io_uring_queue_init_params(2, &ring, &params) < 0) {
+    LOG_ERROR("cannot make the kernel give up on FUSE over io_uring; the mount will hang");
+    return;
+  }
+  Entry bogus;
+  bogus.iov[0] = {&bogus.headers, sizeof(bogus.headers)};
+  bogus.iov[1] = {nullptr, 0};
+  PrepCmd(io_uring_get_sqe(&ring), fuse_fd_, abi::kCmdRegister, &bogus, 0xffff, 0);
+  io_uring_submit_and_wait(&ring, 1);
+  io_uring_queue_exit(&ring);
+}
+
+io_uring_sqe* FuseUring::Ring::Sqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&uring);
+  if (!sqe) {  // sized for every entry plus the wake-up; flush and retry anyway
+    io_uring_submit(&uring);
+    sqe = io_uring_get_sqe(&uring);
+  }
+  return sqe;
+}
+
+Status FuseUring::Ring::Open() {
+  tls_ring = this;
+  io_uring_params params{};
+  params.flags = IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  int rc = io_uring_queue_init_params(static_cast<unsigned>(2 * entries.size() + 2), &uring, &params);
+  if (rc < 0) return Error(proto::UNAVAILABLE, std::string("io_uring_queue_init: ") + strerror(-rc));
+  uring_ready = true;
+  std::vector<Entry*> to_register;
+  for (auto& e : entries) to_register.push_back(e.get());
+  Status result;
+  for (int attempt = 0; !to_register.empty(); ++attempt) {
+    for (Entry* e : to_register) PrepCmd(Sqe(), owner->fuse_fd_, abi::kCmdRegister, e, qid, 0);
+    size_t tried = to_register.size();
+    rc = io_uring_submit(&uring);
+    if (rc < 0) {
+      result = Error(proto::UNAVAILABLE, std::string("registering FUSE ring entries: ") + strerror(-rc));
+      break;
+    }
+    live += static_cast<int>(tried);
+    // A registration the kernel takes completes only when a request comes; a
+    // refusal completes at once.
+    to_register.clear();
+    io_uring_get_events(&uring);
+    io_uring_cqe* cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&uring, head, cqe) {
+      ++n;
+      auto* e = static_cast<Entry*>(io_uring_cqe_get_data(cqe));
+      if (cqe->res >= 0) {
+        early.push_back(e);  // a request already: every queue had entries
+        continue;
+      }
+      --live;
+      if (cqe->res == -EAGAIN) to_register.push_back(e);  // the kernel had not finished FUSE_INIT
+      else result = Error(proto::UNAVAILABLE, std::string("the kernel refused a FUSE ring entry: ") + strerror(-cqe->res));
+    }
+    io_uring_cq_advance(&uring, n);
+    if (!result.ok()) break;
+    if (!to_register.empty() && attempt + 1 == kRegisterTries) {
+      result = Error(proto::UNAVAILABLE, "the kernel was not ready for FUSE ring entries");
+      break;
+    }
+    if (!to_register.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ArmWake();
+  return result;
+}
+
+void FuseUring::Ring::ArmWake() {
+  io_uring_sqe* sqe = Sqe();
+  std::memset(sqe, 0, 2 * sizeof(io_uring_sqe));
+  io_uring_prep_read(sqe, wake_fd, &wake_value, sizeof(wake_value), 0);
+  io_uring_sqe_set_data(sqe, nullptr);
+}
+
+void FuseUring::Ring::Run() {
+  if (!uring_ready) return;
+  for (Entry* e : early) Handle(e, 0);
+  early.clear();
+  while (live > 0 && !owner->stopping_.load(std::memory_order_acquire)) {
+    {
+      std::lock_guard<std::mutex> l(handed_mu);
+      taking.swap(handed);
+    }
+    for (auto& [e, unique] : taking) PrepCommit(e, unique);
+    taking.clear();
+    // Announce the wait, then look once more, so a reply handed over in
+    // between is either seen here or wakes the wait.
+    waiting.store(true, std::memory_order_seq_cst);
+    {
+      std::lock_guard<std::mutex> l(handed_mu);
+      if (!handed.empty()) {
+        waiting.store(false, std::memory_order_relaxed);
+        continue;
+      }
+    }
+    io_uring_cqe* cqe = nullptr;
+    __kernel_timespec ts{0, kWaitMs * 1000000LL};
+    int rc = io_uring_submit_and_wait_timeout(&uring, &cqe, 1, &ts, nullptr);
+    waiting.store(false, std::memory_order_relaxed);
+    if (rc == -ETIME || rc == -EINTR) continue;
+    if (rc < 0) {
+      LOG_ERROR("FUSE ring {}: waiting for requests: {}", qid, strerror(-rc));
+      break;
+    }
+    struct Done {
+      Entry* e;
+      int res;
+    };
+    Done done[64];
+    unsigned n = 0, head;
+    io_uring_for_each_cqe(&uring, head, cqe) {
+      if (n == 64) break;
+      done[n++] = {static_cast<Entry*>(io_uring_cqe_get_data(cqe)), cqe->res};
+    }
+    io_uring_cq_advance(&uring, n);
+    for (unsigned i = 0; i < n; ++i) {
+      if (done[i].e == nullptr) ArmWake();
+      else Handle(done[i].e, done[i].res);
+    }
+  }
+  tls_ring = nullptr;
+}
+
+void FuseUring::Ring::Handle(Entry* e, int res) {
+  if (res < 0) {
+    // ENOTCONN/ECANCELED: the mount went away; anything else is a refusal.
+    if (res != -ENOTCONN && res != -ECANCELED)
+      LOG_ERROR("FUSE ring {}: the kernel failed an entry: {}", qid, strerror(-res));
+    --live;
+    return;
+  }
+  fuse_in_header in;
+  std::memcpy(&in, e->headers.in_out, sizeof(in));
+  uint32_t payload = e->headers.ent.payload_sz;
+  size_t fixed = sizeof(in) + payload;
+  if (in.len < fixed || in.len - fixed > abi::kHeaderArea || payload > e->payload_size) {
+    LOG_ERROR("FUSE ring {}: malformed request (len {}, payload {}), answered EIO", qid, in.len, payload);
+    fuse_out_header out{sizeof(fuse_out_header), -EIO, in.unique};
+    std::memcpy(e->headers.in_out, &out, sizeof(out));
+    e->headers.ent.payload_sz = 0;
+    PrepCommit(e, in.unique);
+    return;
+  }
+  size_t op_in = in.len - fixed;
+  uint8_t* start = e->payload - sizeof(in) - op_in;
+  std::memcpy(start, &in, sizeof(in));
+  std::memcpy(start + sizeof(in), e->headers.op_in, op_in);
+  e->unique.store(in.unique, std::memory_order_release);
+  owner->requests_.fetch_add(1, std::memory_order_relaxed);
+  fuse_buf buf{};
+  buf.size = in.len;
+  buf.mem = start;
+  tls_entry = e;
+  fuse_session_process_buf(owner->se_, &buf);
+  tls_entry = nullptr;
+}
+
+void FuseUring::Ring::PrepCommit(Entry* e, uint64_t unique) {
+  PrepCmd(Sqe(), owner->fuse_fd_, abi::kCmdCommitAndFetch, e, qid, unique);
+}
+
+void FuseUring::Ring::Commit(Entry* e, uint64_t unique) {
+  if (tls_ring == this) return PrepCommit(e, unique);  // submitted with this thread's next wait
+  {
+    std::lock_guard<std::mutex> l(handed_mu);
+    handed.emplace_back(e, unique);
+  }
+  if (waiting.load(std::memory_order_seq_cst)) {
+    uint64_t one = 1;
+    ssize_t w = ::write(wake_fd, &one, sizeof(one));
+    (void)w;  // an eventfd write fails only when its counter is full: it is awake then
+  }
+}
+
+uint8_t* FuseUring::ReplyBuffer(size_t size) {
+  Entry* e = tls_entry;
+  if (!e || size > e->payload_size) return nullptr;
+  return e->payload;
+}
+
+}  // namespace shoal::fuse

@@ -1,0 +1,115 @@
+// FUSE over io_uring beneath libfuse 3.14.
+//
+// With /sys/module/fuse/parameters/enable_uring = Y (Linux 6.14 and later) a
+// FUSE server may take its requests from per-CPU queues of buffers it
+// registered with the kernel, instead of read(2) on /dev/fuse, and hand back
+// each reply together with the fetch of its next request in one io_uring
+// command (no read(2) + writev(2) pair per request). The kernel puts a request
+// on the queue of the CPU its caller runs on, so every CPU's queue must have
+// buffers before the kernel switches over.
+//
+// libfuse 3.14 predates this, so FuseUring sits beneath it as the session's
+// custom I/O (fuse_session_custom_io):
+//  - it asks for the capability in the FUSE_INIT reply libfuse writes, when
+//    the kernel offered it;
+//  - its ring threads feed each ring request to fuse_session_process_buf, so
+//    the same handlers run as for /dev/fuse requests;
+//  - a reply to a ring request, from whichever thread sends it, is copied into
+//    that request's ring entry and committed there; every other reply
+//    (requests read from /dev/fuse, notifications) is written to /dev/fuse.
+// FORGET and INTERRUPT keep coming through /dev/fuse (the kernel sends them
+// there), so libfuse's own loop keeps running beside the rings.
+//
+// A handler running on a ring thread may build its reply straight in the ring
+// entry's payload buffer (ReplyBuffer), which the kernel copies from: a read
+// then lands once in user space, not in a buffer and again in the entry.
+//
+// Failure: if the rings cannot be set up after the kernel agreed, FuseUring
+// sends the kernel a registration it must refuse, which makes the kernel fall
+// back to /dev/fuse for good (a kernel that agreed waits for registrations
+// before it sends anything else).
+//
+// Lifetime and threads: Attach after fuse_session_mount and before the
+// session loop; Stop after the loop returned and after the last reply was
+// sent (the Client reset); the object outlives the session's last reply.
+// Replies may come from any thread.
+#pragma once
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace shoal::fuse {
+
+struct UringOptions {
+  // off: /dev/fuse only. auto: io_uring when the kernel offers it. on: fail
+  // the mount unless the kernel allows it (module parameter, ring support).
+  std::string mode = "off";
+  uint32_t threads_per_queue = 2;
+  uint32_t entries_per_queue = 32;  // requests one CPU's queue holds in flight
+};
+
+class FuseUring {
+ public:
+  // Installs itself as `se`'s I/O. Returns nullptr for mode off, and for
+  // mode auto when this kernel cannot; an error for mode on when it cannot.
+  static Result<std::unique_ptr<FuseUring>> Attach(fuse_session* se, const UringOptions& options);
+  // Attach's checks, for before the mount: bad options, or mode on where this
+  // kernel cannot, are errors (with what to do about it).
+  static Status Check(const UringOptions& options);
+  ~FuseUring();
+
+  // Joins the ring threads and closes the rings. Idempotent.
+  void Stop();
+
+  // Whether the kernel agreed and every queue got its entries.
+  bool active() const { return active_.load(std::memory_order_acquire); }
+  // Requests served through the rings so far.
+  uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
+
+  // For a handler running on a ring thread, a buffer of at least `size` bytes
+  // in which to build the reply to the request being handled, valid until
+  // that reply is sent; nullptr elsewhere. Never to be freed by the caller.
+  static uint8_t* ReplyBuffer(size_t size);
+
+  FuseUring(const FuseUring&) = delete;
+  FuseUring& operator=(const FuseUring&) = delete;
+
+  struct Entry;
+  struct Ring;
+
+ private:
+  FuseUring(fuse_session* se, const UringOptions& options);
+
+  static ssize_t ReadHook(int fd, void* buf, size_t len, void* userdata);
+  static ssize_t WritevHook(int fd, struct iovec* iov, int count, void* userdata);
+  ssize_t OnRead(int fd, void* buf, size_t len);
+  ssize_t OnWritev(int fd, struct iovec* iov, int count);
+  ssize_t ReplyToInit(int fd, struct iovec* iov, int count);
+  Status Start(size_t payload_size);
+  void RefuseRings();  // makes the kernel give up on io_uring for this mount
+  Entry* FindEntry(uint64_t unique) const;
+
+  friend struct Ring;
+  fuse_session* se_;
+  UringOptions options_;
+  int fuse_fd_;
+  std::atomic<uint64_t> init_unique_{0};
+  bool kernel_offers_ = false;   // written by the read of FUSE_INIT, read by its reply
+  std::vector<std::unique_ptr<Ring>> rings_;
+  std::vector<Entry*> entries_;  // every ring's, fixed once the rings start
+  std::atomic<bool> started_{false};
+  std::atomic<bool> routing_{false};  // entries_ is complete: replies may be routed to it
+  std::atomic<bool> active_{false};
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> requests_{0};
+};
+
+}  // namespace shoal::fuse
