@@ -200,15 +200,20 @@ std::string LocalCluster::Log(const std::string& name) const {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-bool LocalCluster::StartFuse(const std::vector<std::string>& extra_args) {
+std::vector<std::string> LocalCluster::FuseCommand(const std::vector<std::string>& extra_args) const {
   std::vector<std::string> args = {std::string(SHOAL_BIN_DIR) + "/client/fuse/shoal-fuse",
                                    "--mountpoint", mount_,
                                    "--meta-address", meta_address(),
                                    "--cluster-id", "test",
                                    "--cluster-key-file", key_file_,
                                    "--io-timeout-ms", "3000"};
+  args.insert(args.end(), fuse_args_.begin(), fuse_args_.end());
   args.insert(args.end(), extra_args.begin(), extra_args.end());
-  fuse_pid_ = Spawn(args, "fuse");
+  return args;
+}
+
+bool LocalCluster::StartFuse(const std::vector<std::string>& extra_args) {
+  fuse_pid_ = Spawn(FuseCommand(extra_args), "fuse");
   if (!WaitFor([&] { return Mounted(mount_); })) {
     error_ = "mount did not appear; see " + dir_ + "/fuse.log";
     return false;
@@ -266,6 +271,23 @@ std::unique_ptr<client::Client> LocalCluster::NewClient() const {
   auto c = client::Client::Connect(ClientOptions());
   if (!c.ok()) return nullptr;
   return std::move(c).value();
+}
+
+namespace {
+const char kEnableUring[] = "/sys/module/fuse/parameters/enable_uring";
+}
+
+FuseUringParameter::FuseUringParameter(bool on) {
+  std::ifstream in(kEnableUring);
+  if (!(in >> old_)) {
+    old_.clear();
+    return;
+  }
+  std::ofstream(kEnableUring) << (on ? "Y" : "N");
+}
+
+FuseUringParameter::~FuseUringParameter() {
+  if (!old_.empty()) std::ofstream(kEnableUring) << old_;
 }
 
 }  // namespace shoal::testing

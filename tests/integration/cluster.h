@@ -44,6 +44,10 @@ class LocalCluster {
   // The target of `node` (one each).
   static uint32_t target_of(int node) { return static_cast<uint32_t>(node * 100 + 1); }
   bool StartFuse(const std::vector<std::string>& extra_args = {});
+  // Arguments every later StartFuse (and Start) adds, e.g. {"--uring", "on"}.
+  void set_fuse_args(std::vector<std::string> args) { fuse_args_ = std::move(args); }
+  // The command line StartFuse runs, for a test that runs shoal-fuse itself.
+  std::vector<std::string> FuseCommand(const std::vector<std::string>& extra_args = {}) const;
   void Kill(pid_t& pid, int sig);  // signals and reaps
   // Waits for `pid` to exit by itself and reaps it; its exit code, or -1
   // when it did not exit within `timeout` (it keeps running) or was killed.
@@ -51,6 +55,7 @@ class LocalCluster {
   // What a process wrote so far: "meta", "storage1", ... , "fuse".
   std::string Log(const std::string& name) const;
   pid_t& meta_pid() { return meta_pid_; }
+  pid_t& fuse_pid() { return fuse_pid_; }
   pid_t& storage_pid(int node) { return storage_pids_[node - 1]; }
   bool WaitNodesOnline(int n);
 
@@ -83,6 +88,7 @@ class LocalCluster {
   std::vector<pid_t> storage_pids_;
   std::vector<bool> storage_formatted_;
   std::string error_;
+  std::vector<std::string> fuse_args_;
 };
 
 // A loopback port nobody listens on, outside the ephemeral range, never the
@@ -91,5 +97,19 @@ int FreePort();
 
 // Runs a shell command; returns its exit status and (optionally) stdout.
 int Shell(const std::string& cmd, std::string* out = nullptr);
+
+// Sets the fuse module's enable_uring parameter (FUSE over io_uring) for its
+// lifetime and puts the old value back. available() is false on a kernel
+// without it. Mounts negotiate it at FUSE_INIT, so only those made meanwhile
+// that ask for it (shoal-fuse --uring) use it.
+class FuseUringParameter {
+ public:
+  explicit FuseUringParameter(bool on);
+  ~FuseUringParameter();
+  bool available() const { return !old_.empty(); }
+
+ private:
+  std::string old_;
+};
 
 }  // namespace shoal::testing
