@@ -17,7 +17,8 @@
 # uses the next three; Prometheus metrics on port+100 (meta) and port+101..103),
 # SHOAL_BUILD (build directory, default ./build), SHOAL_LINK_DIR (where `up`
 # links the shoal CLI, default /usr/local/bin), SHOAL_STORAGE_EXTRA (lines
-# added to each storage server's config, e.g. "journal_mib = 0" for an A/B).
+# added to each storage server's config, e.g. "journal_mib = 0" for an A/B),
+# SHOAL_FUSE_EXTRA (lines added to the mount's config, e.g. "uring = 'on'").
 #
 # The CLI finds this cluster's config by itself: $SHOAL_HOME/conf/client.toml
 # when SHOAL_HOME is set, else /var/tmp/shoal-local/conf/client.toml.
@@ -112,6 +113,7 @@ cluster_key_file = '$home/conf/cluster.key'"
     "$common" "$port" "$home" $((port + 100)) >"$home/conf/meta.toml"
   printf "%s\nmeta_address = '127.0.0.1:%d'\n" "$common" "$port" >"$home/conf/client.toml"
   printf "%s\nmeta_address = '127.0.0.1:%d'\nmountpoint = '%s'\n" "$common" "$port" "$mnt" >"$home/conf/fuse.toml"
+  if [ -n "${SHOAL_FUSE_EXTRA:-}" ]; then printf "%s\n" "$SHOAL_FUSE_EXTRA" >>"$home/conf/fuse.toml"; fi
   # Three servers share this machine's cores: one event loop each, not one per core.
   for i in $(seq 1 $nodes); do
     printf "%s\nevent_loops = 1\nmeta_address = '127.0.0.1:%d'\nlisten = '127.0.0.1:%d'\nnode_id = %d\ntargets = ['%d:%s/target%d']\nmetrics_listen = '127.0.0.1:%d'\n" \
