@@ -178,6 +178,8 @@ Status FuseUring::Check(const UringOptions& options) {
       options.entries_per_queue < options.threads_per_queue || options.entries_per_queue > 4096)
     return Error(proto::INVALID_ARGUMENT,
                  "--uring-threads-per-queue must be 1 to 64 and --uring-entries-per-queue at least that, at most 4096");
+  if (options.blocking_threads == 0 || options.blocking_threads > 1024)
+    return Error(proto::INVALID_ARGUMENT, "the FUSE thread count for blocking calls (--max-threads) must be 1 to 1024");
   if (options.mode == "on") return Probe();
   return Status::OK();
 }
@@ -214,6 +216,15 @@ void FuseUring::Stop() {
     (void)w;
     r->thread.join();
   }
+  // The rings are gone: requests still queued are answered into entries
+  // nobody commits, which is harmless (the mount is gone too).
+  {
+    std::lock_guard<std::mutex> l(blocking_mu_);
+    blocking_stop_ = true;
+  }
+  blocking_cv_.notify_all();
+  for (auto& t : blocking_threads_)
+    if (t.joinable()) t.join();
   active_.store(false, std::memory_order_release);
 }
 
@@ -343,6 +354,11 @@ Status FuseUring::Start(size_t payload_size) {
       rings_.push_back(std::move(r));
     }
   }
+  try {
+    for (uint32_t i = 0; i < options_.blocking_threads; ++i) blocking_threads_.emplace_back([this] { ServeBlocking(); });
+  } catch (const std::system_error& e) {
+    return Error(proto::UNAVAILABLE, std::string("cannot start a FUSE blocking-call thread: ") + e.what());
+  }
   // Replies find their entries from here on (a ring request may come as soon
   // as every queue has an entry, before the last thread reports).
   routing_.store(true, std::memory_order_release);
@@ -371,8 +387,8 @@ Status FuseUring::Start(size_t payload_size) {
   // sends it back to /dev/fuse.
   if (!first_error.ok()) return first_error;
   active_.store(true, std::memory_order_release);
-  LOG_INFO("FUSE over io_uring: {} queues x {} threads x {} entries of {} KiB", queues, options_.threads_per_queue,
-           per_thread, payload_size / 1024);
+  LOG_INFO("FUSE over io_uring: {} queues x {} threads x {} entries of {} KiB; {} threads for blocking calls", queues,
+           options_.threads_per_queue, per_thread, payload_size / 1024, options_.blocking_threads);
   return Status::OK();
 }
 
@@ -536,9 +552,34 @@ void FuseUring::Ring::Handle(Entry* e, int res) {
   fuse_buf buf{};
   buf.size = in.len;
   buf.mem = start;
+  if (in.opcode != FUSE_READ && in.opcode != FUSE_WRITE) return owner->HandOff(e, buf);
   tls_entry = e;
   fuse_session_process_buf(owner->se_, &buf);
   tls_entry = nullptr;
+}
+
+void FuseUring::HandOff(Entry* e, fuse_buf buf) {
+  {
+    std::lock_guard<std::mutex> l(blocking_mu_);
+    blocking_.emplace_back(e, buf);
+  }
+  blocking_cv_.notify_one();
+}
+
+void FuseUring::ServeBlocking() {
+  std::unique_lock<std::mutex> l(blocking_mu_);
+  for (;;) {
+    blocking_cv_.wait(l, [&] { return blocking_stop_ || !blocking_.empty(); });
+    if (blocking_.empty()) return;  // stopping, and nothing left to answer
+    auto [e, buf] = blocking_.front();
+    blocking_.pop_front();
+    l.unlock();
+    // The entry (and so `buf`) stays ours until this request's reply.
+    tls_entry = e;
+    fuse_session_process_buf(se_, &buf);
+    tls_entry = nullptr;
+    l.lock();
+  }
 }
 
 void FuseUring::Ring::PrepCommit(Entry* e, uint64_t unique) {

@@ -20,6 +20,11 @@
 // FORGET and INTERRUPT keep coming through /dev/fuse (the kernel sends them
 // there), so libfuse's own loop keeps running beside the rings.
 //
+// READ and WRITE run on the ring thread (they start their I/O and return; the
+// reply comes from the I/O's completion); every other request may wait on
+// meta, so it runs on one of `blocking_threads`, and the ring thread goes on
+// to the next request. One ring thread per queue is then enough.
+//
 // A handler running on a ring thread may build its reply straight in the ring
 // entry's payload buffer (ReplyBuffer), which the kernel copies from: a read
 // then lands once in user space, not in a buffer and again in the entry.
@@ -39,9 +44,13 @@
 #include <fuse_lowlevel.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/status.h"
@@ -52,8 +61,12 @@ struct UringOptions {
   // off: /dev/fuse only. auto: io_uring when the kernel offers it. on: fail
   // the mount unless the kernel allows it (module parameter, ring support).
   std::string mode = "off";
-  uint32_t threads_per_queue = 2;
-  uint32_t entries_per_queue = 32;  // requests one CPU's queue holds in flight
+  uint32_t threads_per_queue = 1;
+  uint32_t entries_per_queue = 64;  // requests one CPU's queue holds in flight
+  // Threads that run every request but READ and WRITE (which only start
+  // their I/O and return) so that a metadata call waiting on meta never
+  // holds up the reads queued behind it on its CPU's ring.
+  uint32_t blocking_threads = 16;
 };
 
 class FuseUring {
@@ -96,6 +109,9 @@ class FuseUring {
   Status Start(size_t payload_size);
   void RefuseRings();  // makes the kernel give up on io_uring for this mount
   Entry* FindEntry(uint64_t unique) const;
+  // Runs a ring request that may block on one of the blocking threads.
+  void HandOff(Entry* e, fuse_buf buf);
+  void ServeBlocking();
 
   friend struct Ring;
   fuse_session* se_;
@@ -110,6 +126,12 @@ class FuseUring {
   std::atomic<bool> active_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> requests_{0};
+
+  std::mutex blocking_mu_;
+  std::condition_variable blocking_cv_;
+  std::deque<std::pair<Entry*, fuse_buf>> blocking_;  // guarded by blocking_mu_
+  bool blocking_stop_ = false;                        // guarded by blocking_mu_
+  std::vector<std::thread> blocking_threads_;
 };
 
 }  // namespace shoal::fuse

@@ -59,7 +59,8 @@ int main(int argc, char** argv) {
            "FUSE over io_uring (Linux 6.14+, fuse.enable_uring=Y): off, auto (when the kernel allows it) or on "
            "(fail the mount when it does not)");
   spec.Add("uring_threads_per_queue", &cfg.uring.threads_per_queue,
-           "threads serving each CPU's io_uring queue; a metadata call holds one while it waits");
+           "threads serving each CPU's io_uring queue (they start reads and writes and hand every other call to "
+           "max_threads threads of their own, so one is enough)");
   spec.Add("uring_entries_per_queue", &cfg.uring.entries_per_queue,
            "requests each CPU's io_uring queue holds in flight (each with a buffer of max_read)");
   bool exit_now = false;
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
   if (cfg.max_read == 0 || cfg.max_read > (1u << 20))
     return Fail(Error(proto::INVALID_ARGUMENT, "--max-read must be 1 to 1048576"));
 
+  cfg.uring.blocking_threads = std::max(cfg.threads, cfg.max_threads);
   st = fuse::FuseUring::Check(cfg.uring);
   if (!st.ok()) return Fail(st);
 

@@ -7,6 +7,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -164,6 +166,58 @@ TEST_F(FuseUringTest, DataAndNamespaceCallsGoThroughTheRings) {
   // No ring failed, and none fell back to /dev/fuse.
   EXPECT_EQ(log.find("FUSE ring "), std::string::npos) << log;
   EXPECT_EQ(log.find("could not start"), std::string::npos) << log;
+}
+
+// One ring thread per queue: a metadata call stuck on meta must not hold up
+// the reads queued behind it on the same CPU.
+TEST_F(FuseUringTest, AStuckMetadataCallDoesNotHoldUpReadsOnItsCpu) {
+  FuseUringParameter uring(true);
+  if (!uring.available()) GTEST_SKIP() << "this kernel has no FUSE over io_uring";
+  LocalCluster c;
+  c.set_fuse_args({"--uring", "on", "--uring-entries-per-queue", "8", "--uring-threads-per-queue", "1"});
+  ASSERT_TRUE(c.Start()) << c.error();
+  const std::string path = c.mount() + "/data", ref = RandomString(1 << 20, 3);
+  ASSERT_TRUE(WriteFile(path, ref));
+  int fd = open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+
+  // Everything below runs on CPU 0, so on the kernel's queue 0.
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(0, &one);
+  cpu_set_t old;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(old), &old), 0);
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+
+  ASSERT_EQ(kill(c.meta_pid(), SIGSTOP), 0);
+  std::atomic<bool> stat_done{false};
+  std::thread stuck([&] {
+    sched_setaffinity(0, sizeof(one), &one);
+    struct stat st;
+    stat((c.mount() + "/not-looked-up-yet").c_str(), &st);  // a LOOKUP that waits on meta
+    stat_done = true;
+  });
+  // Give the LOOKUP time to reach the daemon: wait until meta has a request
+  // it cannot answer (its socket's receive queue holds bytes).
+  ASSERT_TRUE(WaitFor([&] { return !stat_done && Shell("ss -tnH state established '( sport = :" +
+                                                      c.meta_address().substr(c.meta_address().rfind(':') + 1) +
+                                                      " )' | awk '$1 > 0' | grep -q .") == 0; },
+                      std::chrono::seconds(10)));
+  int good = 0;
+  std::string buf(64 << 10, '\0');
+  for (int i = 0; i < 50; ++i) {
+    off_t off = static_cast<off_t>((i * 7919 % 16) * (64 << 10));
+    if (pread(fd, buf.data(), buf.size(), off) == static_cast<ssize_t>(buf.size()) &&
+        memcmp(buf.data(), ref.data() + off, buf.size()) == 0)
+      ++good;
+  }
+  const bool still_stuck = !stat_done;
+  kill(c.meta_pid(), SIGCONT);
+  stuck.join();
+  sched_setaffinity(0, sizeof(old), &old);
+  close(fd);
+  EXPECT_EQ(good, 50);
+  EXPECT_TRUE(still_stuck) << "the reads came back only after the stuck metadata call did";
 }
 
 TEST_F(FuseUringTest, OnWithoutTheKernelsConsentFailsAndAutoFallsBack) {
