@@ -4,12 +4,15 @@
 #include <liburing.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/sysinfo.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <future>
@@ -86,10 +89,33 @@ Status Probe() {
   return Status::OK();
 }
 
+// The kernel makes one queue per *possible* CPU (hot-pluggable ones too) and
+// switches to the rings only once every queue has an entry; it fills them by
+// the CPU a caller runs on. /sys/devices/system/cpu/possible: "0-3,6".
 uint32_t CpuQueues() {
-  // The kernel makes one queue per possible CPU and fills them by the CPU a
-  // caller runs on.
-  return static_cast<uint32_t>(std::max(1, get_nprocs_conf()));
+  std::ifstream f("/sys/devices/system/cpu/possible");
+  std::string list;
+  uint32_t highest = 0;
+  bool any = false;
+  if (f >> list) {
+    size_t pos = 0;
+    while (pos < list.size()) {
+      size_t end = list.find(',', pos);
+      if (end == std::string::npos) end = list.size();
+      std::string range = list.substr(pos, end - pos);
+      size_t dash = range.find('-');
+      const char* last = range.c_str() + (dash == std::string::npos ? 0 : dash + 1);
+      char* stop = nullptr;
+      unsigned long id = strtoul(last, &stop, 10);
+      if (stop != last) {
+        highest = std::max(highest, static_cast<uint32_t>(id));
+        any = true;
+      }
+      pos = end + 1;
+    }
+  }
+  if (!any) return static_cast<uint32_t>(std::max(1, get_nprocs_conf()));
+  return highest + 1;
 }
 
 void PrepCmd(io_uring_sqe* sqe, int fd, uint32_t op, FuseUring::Entry* e, uint16_t qid, uint64_t commit_id);
@@ -296,9 +322,10 @@ ssize_t FuseUring::OnWritev(int fd, struct iovec* iov, int count) {
 ssize_t FuseUring::ReplyToInit(int fd, struct iovec* iov, int count) {
   started_.store(true, std::memory_order_release);
   if (!kernel_offers_ || count < 2 || iov[1].iov_len < offsetof(fuse_init_out, flags2) + 4) {
-    if (options_.mode == "on") LOG_ERROR("the kernel did not offer FUSE over io_uring in FUSE_INIT");
+    ssize_t n = ::writev(fd, iov, count);
+    if (options_.mode == "on") FailRequired("the kernel did not offer it in FUSE_INIT");
     else LOG_INFO("the kernel did not offer FUSE over io_uring in FUSE_INIT");
-    return ::writev(fd, iov, count);
+    return n;
   }
   fuse_out_header out;
   std::memcpy(&out, iov[0].iov_base, sizeof(out));
@@ -322,8 +349,9 @@ ssize_t FuseUring::ReplyToInit(int fd, struct iovec* iov, int count) {
   if (n < 0) return n;
   Status st = Start(payload_size);
   if (!st.ok()) {
-    LOG_ERROR("FUSE over io_uring could not start, serving /dev/fuse only: {}", st.ToString());
+    LOG_ERROR("FUSE over io_uring could not start ({}): asking the kernel to fall back to /dev/fuse", st.ToString());
     RefuseRings();
+    if (options_.mode == "on") FailRequired(st.ToString());
   }
   return n;
 }
@@ -406,8 +434,21 @@ void FuseUring::RefuseRings() {
   bogus.iov[0] = {&bogus.headers, sizeof(bogus.headers)};
   bogus.iov[1] = {nullptr, 0};
   PrepCmd(io_uring_get_sqe(&ring), fuse_fd_, abi::kCmdRegister, &bogus, 0xffff, 0);
-  io_uring_submit_and_wait(&ring, 1);
+  io_uring_cqe* cqe = nullptr;
+  int rc = io_uring_submit_and_wait(&ring, 1);
+  if (rc >= 0) rc = io_uring_peek_cqe(&ring, &cqe);
+  if (rc < 0 || cqe == nullptr) LOG_ERROR("cannot make the kernel give up on FUSE over io_uring: {}", strerror(-rc));
+  else if (cqe->res != -EINVAL) LOG_ERROR("the kernel did not refuse the bogus FUSE ring entry: {}", cqe->res);
   io_uring_queue_exit(&ring);
+}
+
+void FuseUring::FailRequired(const std::string& why) {
+  LOG_ERROR("uring = on, but FUSE over io_uring cannot serve this mount ({}): detaching {}", why, options_.mountpoint);
+  failed_.store(true, std::memory_order_release);
+  // The session loop ends when the kernel ends the connection, which an
+  // unused detached mount does at once.
+  if (!options_.mountpoint.empty() && umount2(options_.mountpoint.c_str(), MNT_DETACH) != 0)
+    LOG_ERROR("cannot detach {}: {}", options_.mountpoint, strerror(errno));
 }
 
 io_uring_sqe* FuseUring::Ring::Sqe() {
@@ -500,9 +541,16 @@ void FuseUring::Ring::Run() {
     int rc = io_uring_submit_and_wait_timeout(&uring, &cqe, 1, &ts, nullptr);
     waiting.store(false, std::memory_order_relaxed);
     if (rc == -ETIME || rc == -EINTR) continue;
+    if (rc == -EAGAIN || rc == -EBUSY || rc == -ENOMEM) {
+      // Short of memory or of completion space for now: back off a little.
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
     if (rc < 0) {
-      LOG_ERROR("FUSE ring {}: waiting for requests: {}", qid, strerror(-rc));
-      break;
+      // Its entries would hold their requests forever; an exit makes the
+      // kernel fail them instead.
+      LOG_ERROR("FUSE ring {}: waiting for requests: {}; ending the process", qid, strerror(-rc));
+      std::abort();
     }
     struct Done {
       Entry* e;
@@ -525,8 +573,9 @@ void FuseUring::Ring::Run() {
 
 void FuseUring::Ring::Handle(Entry* e, int res) {
   if (res < 0) {
-    // ENOTCONN/ECANCELED: the mount went away; anything else is a refusal.
-    if (res != -ENOTCONN && res != -ECANCELED)
+    // ENOTCONN/ECANCELED, or anything once the session is ending: the mount
+    // went away; anything else is a refusal.
+    if (res != -ENOTCONN && res != -ECANCELED && !fuse_session_exited(owner->se_))
       LOG_ERROR("FUSE ring {}: the kernel failed an entry: {}", qid, strerror(-res));
     --live;
     return;

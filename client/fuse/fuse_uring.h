@@ -32,7 +32,11 @@
 // Failure: if the rings cannot be set up after the kernel agreed, FuseUring
 // sends the kernel a registration it must refuse, which makes the kernel fall
 // back to /dev/fuse for good (a kernel that agreed waits for registrations
-// before it sends anything else).
+// before it sends anything else); with mode on it then detaches the mount.
+// A ring that fails later in a way no retry mends (io_uring_enter returning
+// an error other than EINTR, EAGAIN, EBUSY or ENOMEM) ends the process: its
+// entries would otherwise hold their requests forever, while an exit makes
+// the kernel fail them (ENOTCONN).
 //
 // Lifetime and threads: Attach after fuse_session_mount and before the
 // session loop; Stop after the loop returned and after the last reply was
@@ -67,6 +71,10 @@ struct UringOptions {
   // their I/O and return) so that a metadata call waiting on meta never
   // holds up the reads queued behind it on its CPU's ring.
   uint32_t blocking_threads = 16;
+  // The mount's canonical path: with mode on, a mount that cannot use
+  // io_uring after all (the kernel did not offer it in FUSE_INIT, or the
+  // rings did not start) is detached, so the daemon exits with an error.
+  std::string mountpoint;
 };
 
 class FuseUring {
@@ -79,8 +87,16 @@ class FuseUring {
   static Status Check(const UringOptions& options);
   ~FuseUring();
 
-  // Joins the ring threads and closes the rings. Idempotent.
+  // Stops taking requests from the rings: joins the ring threads, then the
+  // blocking-call threads once they have run what was handed to them. Call
+  // it after the session loop returned and the mount was detached, before
+  // the handlers' state (the Client) goes: afterwards no handler runs from
+  // a ring. A reply sent later (an I/O completing) lands in its entry and is
+  // never committed, which the kernel sees only as the process's exit. The
+  // rings themselves close with the object. Idempotent.
   void Stop();
+  // Whether mode on could not be honoured after the mount (see mountpoint).
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
 
   // Whether the kernel agreed and every queue got its entries.
   bool active() const { return active_.load(std::memory_order_acquire); }
@@ -108,6 +124,7 @@ class FuseUring {
   ssize_t ReplyToInit(int fd, struct iovec* iov, int count);
   Status Start(size_t payload_size);
   void RefuseRings();  // makes the kernel give up on io_uring for this mount
+  void FailRequired(const std::string& why);  // mode on: detach the mount
   Entry* FindEntry(uint64_t unique) const;
   // Runs a ring request that may block on one of the blocking threads.
   void HandOff(Entry* e, fuse_buf buf);
@@ -125,6 +142,7 @@ class FuseUring {
   std::atomic<bool> routing_{false};  // entries_ is complete: replies may be routed to it
   std::atomic<bool> active_{false};
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> failed_{false};
   std::atomic<uint64_t> requests_{0};
 
   std::mutex blocking_mu_;

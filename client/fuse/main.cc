@@ -1,5 +1,6 @@
 // shoal-fuse: mounts a Shoal cluster. Runs in the foreground until unmounted
 // or signalled (SIGINT/SIGTERM unmount cleanly).
+#include <csignal>
 #include <iostream>
 
 #include "client/fuse/fuse_ops.h"
@@ -62,7 +63,8 @@ int main(int argc, char** argv) {
            "threads serving each CPU's io_uring queue (they start reads and writes and hand every other call to "
            "max_threads threads of their own, so one is enough)");
   spec.Add("uring_entries_per_queue", &cfg.uring.entries_per_queue,
-           "requests each CPU's io_uring queue holds in flight (each with a buffer of max_read)");
+           "requests each CPU's io_uring queue holds in flight, each with a buffer of the kernel's largest write "
+           "(1 MiB), touched only as requests need it");
   bool exit_now = false;
   Status st = spec.Parse(argc, argv, &exit_now);
   if (!st.ok()) return Fail(st);
@@ -75,6 +77,10 @@ int main(int argc, char** argv) {
     return Fail(Error(proto::INVALID_ARGUMENT, "--max-read must be 1 to 1048576"));
 
   cfg.uring.blocking_threads = std::max(cfg.threads, cfg.max_threads);
+  if (char* real = realpath(cfg.mountpoint.c_str(), nullptr)) {  // before the mount: no request to ourselves
+    cfg.uring.mountpoint = real;
+    free(real);
+  }
   st = fuse::FuseUring::Check(cfg.uring);
   if (!st.ok()) return Fail(st);
 
@@ -129,13 +135,20 @@ int main(int argc, char** argv) {
   int rc = fuse_session_loop_mt(se, lc);
   fuse_loop_cfg_destroy(lc);
   fuse_session_unmount(se);
-  cl->reset();  // completes outstanding reads and writes while the session still exists
+  // No handler may run from a ring once the Client is gone.
   if (*uring) {
     (*uring)->Stop();
     LOG_INFO("FUSE over io_uring served {} requests", (*uring)->requests());
   }
+  cl->reset();  // completes outstanding reads and writes while the session still exists
+  if (*uring && (*uring)->failed()) {
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return Fail(Error(proto::UNAVAILABLE, "uring = on, but the kernel would not serve this mount over io_uring"));
+  }
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   LOG_INFO("unmounted {}", cfg.mountpoint);
-  return rc == 0 ? 0 : 1;
+  // libfuse's loop returns the signal that ended it: a clean stop too.
+  return rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
 }

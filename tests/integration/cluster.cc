@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <random>
 #include <set>
 #include <thread>
@@ -207,6 +208,12 @@ std::vector<std::string> LocalCluster::FuseCommand(const std::vector<std::string
                                    "--cluster-id", "test",
                                    "--cluster-key-file", key_file_,
                                    "--io-timeout-ms", "3000"};
+  // SHOAL_TEST_FUSE_ARGS runs every mount of a suite another way, e.g.
+  // "--uring on" (with enable_uring=Y) for the whole suite over io_uring.
+  if (const char* env = getenv("SHOAL_TEST_FUSE_ARGS")) {
+    std::istringstream words(env);
+    for (std::string w; words >> w;) args.push_back(w);
+  }
   args.insert(args.end(), fuse_args_.begin(), fuse_args_.end());
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   return args;

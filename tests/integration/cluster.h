@@ -46,7 +46,9 @@ class LocalCluster {
   bool StartFuse(const std::vector<std::string>& extra_args = {});
   // Arguments every later StartFuse (and Start) adds, e.g. {"--uring", "on"}.
   void set_fuse_args(std::vector<std::string> args) { fuse_args_ = std::move(args); }
-  // The command line StartFuse runs, for a test that runs shoal-fuse itself.
+  // The command line StartFuse runs, for a test that runs shoal-fuse itself:
+  // the binary, the cluster's flags, $SHOAL_TEST_FUSE_ARGS (split at spaces),
+  // set_fuse_args, then `extra_args`.
   std::vector<std::string> FuseCommand(const std::vector<std::string>& extra_args = {}) const;
   void Kill(pid_t& pid, int sig);  // signals and reaps
   // Waits for `pid` to exit by itself and reaps it; its exit code, or -1

@@ -212,12 +212,18 @@ TEST_F(FuseUringTest, AStuckMetadataCallDoesNotHoldUpReadsOnItsCpu) {
       ++good;
   }
   const bool still_stuck = !stat_done;
-  kill(c.meta_pid(), SIGCONT);
-  stuck.join();
   sched_setaffinity(0, sizeof(old), &old);
-  close(fd);
   EXPECT_EQ(good, 50);
   EXPECT_TRUE(still_stuck) << "the reads came back only after the stuck metadata call did";
+
+  // Stopping the daemon while that call is still out: it waits for the call
+  // before its client goes, and exits cleanly.
+  close(fd);
+  ASSERT_EQ(kill(c.fuse_pid(), SIGTERM), 0);
+  kill(c.meta_pid(), SIGCONT);
+  EXPECT_EQ(c.WaitExit(c.fuse_pid()), 0) << c.Log("fuse");
+  stuck.join();
+  EXPECT_GT(RequestsServedByRings(c.Log("fuse")), 50) << c.Log("fuse");
 }
 
 TEST_F(FuseUringTest, OnWithoutTheKernelsConsentFailsAndAutoFallsBack) {
