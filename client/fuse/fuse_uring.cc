@@ -16,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <future>
+#include <tuple>
 #include <mutex>
 #include <thread>
 
@@ -122,7 +123,7 @@ void PrepCmd(io_uring_sqe* sqe, int fd, uint32_t op, FuseUring::Entry* e, uint16
 }  // namespace
 
 struct FuseUring::Entry {
-  Ring* ring = nullptr;
+  Ring* ring = nullptr;  // the ring thread of its queue, which registered it
   abi::RequestHeaders headers{};
   iovec iov[2]{};
   uint8_t* region = nullptr;  // kLead + payload_size bytes, mmap'd
@@ -131,9 +132,15 @@ struct FuseUring::Entry {
   std::atomic<uint64_t> unique{0};  // the request being handled here; 0: none
 };
 
+// A ring thread's or a blocking-call thread's io_uring. The kernel takes the
+// commit of an entry from any ring and then delivers the entry's next
+// request to the ring that committed it: an entry a blocking-call thread
+// answered is committed on that thread's ring and its next request served
+// there, with no hop through the ring thread.
 struct FuseUring::Ring {
   FuseUring* owner = nullptr;
   uint16_t qid = 0;
+  bool blocking = false;  // a blocking-call thread's: registers no entries
   std::vector<std::unique_ptr<Entry>> entries;
   std::thread thread;
 
@@ -151,7 +158,10 @@ struct FuseUring::Ring {
   uint64_t wake_value = 0;
   std::vector<std::pair<Entry*, uint64_t>> taking;
   std::vector<Entry*> early;  // requests that came while registering
-  int live = 0;  // entries the kernel holds or has handed us
+  int live = 0;  // entries registered and not refused
+  // Blocking rings: the one entry committed here, waiting for its next
+  // request (a thread that may block serves at most one entry's requests).
+  Entry* parked = nullptr;
 
   ~Ring() {
     if (uring_ready) io_uring_queue_exit(&uring);
@@ -160,11 +170,20 @@ struct FuseUring::Ring {
       if (e->region) munmap(e->region, kLead + e->payload_size);
   }
   void Run();
+  void RunBlocking();
   Status Open();
+  Status OpenBlocking();
+  // Checks a request the kernel put in `e` and lays it out for libfuse;
+  // false when it needs no handler (a failed entry, a malformed request).
+  bool Parse(Entry* e, int res, fuse_buf* buf, uint32_t* opcode);
   void Handle(Entry* e, int res);
+  void Serve(Entry* e, fuse_buf buf);  // runs the handler on this thread
+  // Commits `e` on this thread's ring (a blocking ring only for the entry
+  // it is serving, and only while it parks no other), else hands it over.
+  void CommitHere(Entry* e, uint64_t unique);
   void ArmWake();
-  // Hands `e` back to the kernel with the reply now in its buffers.
-  void Commit(Entry* e, uint64_t unique);
+  // Hands `e`'s commit to this ring's thread (from another thread).
+  void Hand(Entry* e, uint64_t unique);
   void PrepCommit(Entry* e, uint64_t unique);
   io_uring_sqe* Sqe();
 };
@@ -242,15 +261,15 @@ void FuseUring::Stop() {
     (void)w;
     r->thread.join();
   }
-  // The rings are gone: requests still queued are answered into entries
-  // nobody commits, which is harmless (the mount is gone too).
-  {
-    std::lock_guard<std::mutex> l(blocking_mu_);
-    blocking_stop_ = true;
+  // A blocking-call thread finishes the call it is in; requests still
+  // queued are dropped (the mount is gone).
+  for (auto& r : blocking_rings_) {
+    if (!r->thread.joinable()) continue;
+    uint64_t one = 1;
+    ssize_t w = ::write(r->wake_fd, &one, sizeof(one));
+    (void)w;
+    r->thread.join();
   }
-  blocking_cv_.notify_all();
-  for (auto& t : blocking_threads_)
-    if (t.joinable()) t.join();
   active_.store(false, std::memory_order_release);
 }
 
@@ -315,7 +334,7 @@ ssize_t FuseUring::OnWritev(int fd, struct iovec* iov, int count) {
   std::memcpy(e->headers.in_out, &out, sizeof(out));
   e->headers.ent.payload_sz = static_cast<uint32_t>(total);
   e->unique.store(0, std::memory_order_release);
-  e->ring->Commit(e, out.unique);
+  CommitReply(e, out.unique);
   return written;
 }
 
@@ -382,10 +401,36 @@ Status FuseUring::Start(size_t payload_size) {
       rings_.push_back(std::move(r));
     }
   }
-  try {
-    for (uint32_t i = 0; i < options_.blocking_threads; ++i) blocking_threads_.emplace_back([this] { ServeBlocking(); });
-  } catch (const std::system_error& e) {
-    return Error(proto::UNAVAILABLE, std::string("cannot start a FUSE blocking-call thread: ") + e.what());
+  for (uint32_t i = 0; i < options_.blocking_threads; ++i) {
+    auto r = std::make_unique<Ring>();
+    r->owner = this;
+    r->blocking = true;
+    r->wake_fd = eventfd(0, EFD_CLOEXEC);
+    if (r->wake_fd < 0) return Error(proto::UNAVAILABLE, std::string("eventfd: ") + strerror(errno));
+    blocking_rings_.push_back(std::move(r));
+  }
+  {
+    std::vector<std::promise<Status>> opened(blocking_rings_.size());
+    for (size_t i = 0; i < blocking_rings_.size(); ++i) {
+      Ring* ring = blocking_rings_[i].get();
+      std::promise<Status>* p = &opened[i];
+      try {
+        ring->thread = std::thread([ring, p] {
+          Status st = ring->OpenBlocking();
+          bool ok = st.ok();
+          p->set_value(std::move(st));
+          if (ok) ring->RunBlocking();
+        });
+      } catch (const std::system_error& e) {
+        opened[i].set_value(Error(proto::UNAVAILABLE, std::string("cannot start a FUSE blocking-call thread: ") + e.what()));
+      }
+    }
+    Status first_error;  // every thread reports before `opened` goes
+    for (auto& p : opened) {
+      Status st = p.get_future().get();
+      if (!st.ok() && first_error.ok()) first_error = st;
+    }
+    RETURN_IF_ERROR(first_error);
   }
   // Replies find their entries from here on (a ring request may come as soon
   // as every queue has an entry, before the last thread reports).
@@ -508,6 +553,17 @@ Status FuseUring::Ring::Open() {
   return result;
 }
 
+Status FuseUring::Ring::OpenBlocking() {
+  tls_ring = this;
+  io_uring_params params{};
+  params.flags = IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  int rc = io_uring_queue_init_params(8, &uring, &params);
+  if (rc < 0) return Error(proto::UNAVAILABLE, std::string("io_uring_queue_init: ") + strerror(-rc));
+  uring_ready = true;
+  ArmWake();
+  return Status::OK();
+}
+
 void FuseUring::Ring::ArmWake() {
   io_uring_sqe* sqe = Sqe();
   std::memset(sqe, 0, 2 * sizeof(io_uring_sqe));
@@ -519,7 +575,9 @@ void FuseUring::Ring::Run() {
   if (!uring_ready) return;
   for (Entry* e : early) Handle(e, 0);
   early.clear();
-  while (live > 0 && !owner->stopping_.load(std::memory_order_acquire)) {
+  // Runs until Stop even when no entry is registered here: entries come back
+  // from the blocking rings with the commits handed to this one.
+  while (!owner->stopping_.load(std::memory_order_acquire)) {
     {
       std::lock_guard<std::mutex> l(handed_mu);
       taking.swap(handed);
@@ -571,26 +629,26 @@ void FuseUring::Ring::Run() {
   tls_ring = nullptr;
 }
 
-void FuseUring::Ring::Handle(Entry* e, int res) {
+bool FuseUring::Ring::Parse(Entry* e, int res, fuse_buf* buf, uint32_t* opcode) {
   if (res < 0) {
     // ENOTCONN/ECANCELED, or anything once the session is ending: the mount
     // went away; anything else is a refusal.
     if (res != -ENOTCONN && res != -ECANCELED && !fuse_session_exited(owner->se_))
-      LOG_ERROR("FUSE ring {}: the kernel failed an entry: {}", qid, strerror(-res));
+      LOG_ERROR("FUSE ring {}: the kernel failed an entry: {}", e->ring->qid, strerror(-res));
     --live;
-    return;
+    return false;
   }
   fuse_in_header in;
   std::memcpy(&in, e->headers.in_out, sizeof(in));
   uint32_t payload = e->headers.ent.payload_sz;
   size_t fixed = sizeof(in) + payload;
   if (in.len < fixed || in.len - fixed > abi::kHeaderArea || payload > e->payload_size) {
-    LOG_ERROR("FUSE ring {}: malformed request (len {}, payload {}), answered EIO", qid, in.len, payload);
+    LOG_ERROR("FUSE ring {}: malformed request (len {}, payload {}), answered EIO", e->ring->qid, in.len, payload);
     fuse_out_header out{sizeof(fuse_out_header), -EIO, in.unique};
     std::memcpy(e->headers.in_out, &out, sizeof(out));
     e->headers.ent.payload_sz = 0;
-    PrepCommit(e, in.unique);
-    return;
+    CommitHere(e, in.unique);
+    return false;
   }
   size_t op_in = in.len - fixed;
   uint8_t* start = e->payload - sizeof(in) - op_in;
@@ -598,45 +656,137 @@ void FuseUring::Ring::Handle(Entry* e, int res) {
   std::memcpy(start + sizeof(in), e->headers.op_in, op_in);
   e->unique.store(in.unique, std::memory_order_release);
   owner->requests_.fetch_add(1, std::memory_order_relaxed);
-  fuse_buf buf{};
-  buf.size = in.len;
-  buf.mem = start;
-  if (in.opcode != FUSE_READ && in.opcode != FUSE_WRITE) return owner->HandOff(e, buf);
+  *buf = fuse_buf{};
+  buf->size = in.len;
+  buf->mem = start;
+  *opcode = in.opcode;
+  return true;
+}
+
+void FuseUring::Ring::Handle(Entry* e, int res) {
+  fuse_buf buf;
+  uint32_t opcode;
+  if (!Parse(e, res, &buf, &opcode)) return;
+  // READ and WRITE only start their I/O; anything else may wait on meta.
+  if (!blocking && opcode != FUSE_READ && opcode != FUSE_WRITE) return owner->HandOff(e, buf);
+  Serve(e, buf);
+}
+
+void FuseUring::Ring::Serve(Entry* e, fuse_buf buf) {
+  // The entry (and so `buf`) stays ours until this request's reply.
   tls_entry = e;
   fuse_session_process_buf(owner->se_, &buf);
   tls_entry = nullptr;
 }
 
 void FuseUring::HandOff(Entry* e, fuse_buf buf) {
+  Ring* wake = nullptr;
   {
     std::lock_guard<std::mutex> l(blocking_mu_);
     blocking_.emplace_back(e, buf);
+    // An idle thread takes it; when none is idle, a parked one does (its
+    // entry's next request may then wait behind this call, but the call
+    // never waits for a thread that may not come).
+    if (!idle_.empty()) {
+      wake = idle_.back();
+      idle_.pop_back();
+    } else if (!blocking_rings_.empty()) {
+      wake = blocking_rings_[next_wake_++ % blocking_rings_.size()].get();
+    }
   }
-  blocking_cv_.notify_one();
+  if (wake) {
+    uint64_t one = 1;
+    ssize_t w = ::write(wake->wake_fd, &one, sizeof(one));
+    (void)w;
+  }
 }
 
-void FuseUring::ServeBlocking() {
-  std::unique_lock<std::mutex> l(blocking_mu_);
-  for (;;) {
-    blocking_cv_.wait(l, [&] { return blocking_stop_ || !blocking_.empty(); });
-    if (blocking_.empty()) return;  // stopping, and nothing left to answer
-    auto [e, buf] = blocking_.front();
-    blocking_.pop_front();
-    l.unlock();
-    // The entry (and so `buf`) stays ours until this request's reply.
-    tls_entry = e;
-    fuse_session_process_buf(se_, &buf);
-    tls_entry = nullptr;
-    l.lock();
+bool FuseUring::TakeHandOff(Ring* r, Entry** e, fuse_buf* buf) {
+  std::lock_guard<std::mutex> l(blocking_mu_);
+  auto idle = std::find(idle_.begin(), idle_.end(), r);
+  if (blocking_.empty() || (r->parked && !idle_.empty())) {
+    if (!r->parked && idle == idle_.end()) idle_.push_back(r);
+    return false;
   }
+  if (idle != idle_.end()) idle_.erase(idle);
+  std::tie(*e, *buf) = blocking_.front();
+  blocking_.pop_front();
+  return true;
+}
+
+void FuseUring::Ring::RunBlocking() {
+  while (!owner->stopping_.load(std::memory_order_acquire)) {
+    // A reply committed here goes to the kernel now, before this thread
+    // takes a call that may block.
+    if (io_uring_sq_ready(&uring) > 0) io_uring_submit(&uring);
+    Entry* e;
+    fuse_buf buf;
+    if (owner->TakeHandOff(this, &e, &buf)) {
+      Serve(e, buf);
+      continue;
+    }
+    // Submits the parked entry's commit, and waits for its next request or
+    // for a hand-off.
+    io_uring_cqe* cqe = nullptr;
+    __kernel_timespec ts{0, kWaitMs * 1000000LL};
+    int rc = io_uring_submit_and_wait_timeout(&uring, &cqe, 1, &ts, nullptr);
+    if (rc == -ETIME || rc == -EINTR) continue;
+    if (rc == -EAGAIN || rc == -EBUSY || rc == -ENOMEM) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
+    if (rc < 0) {
+      LOG_ERROR("FUSE blocking-call ring: waiting for requests: {}; ending the process", strerror(-rc));
+      std::abort();
+    }
+    struct Done {
+      Entry* e;
+      int res;
+    };
+    Done done[8];
+    unsigned n = 0, head;
+    io_uring_for_each_cqe(&uring, head, cqe) {
+      if (n == 8) break;
+      done[n++] = {static_cast<Entry*>(io_uring_cqe_get_data(cqe)), cqe->res};
+    }
+    io_uring_cq_advance(&uring, n);
+    for (unsigned i = 0; i < n; ++i) {
+      if (done[i].e == nullptr) {
+        ArmWake();
+        continue;
+      }
+      if (done[i].e == parked) parked = nullptr;
+      if (done[i].res >= 0) owner->requests_here_.fetch_add(1, std::memory_order_relaxed);
+      uint32_t opcode;
+      if (Parse(done[i].e, done[i].res, &buf, &opcode)) Serve(done[i].e, buf);  // whatever it is: this thread may block
+    }
+  }
+  tls_ring = nullptr;
 }
 
 void FuseUring::Ring::PrepCommit(Entry* e, uint64_t unique) {
-  PrepCmd(Sqe(), owner->fuse_fd_, abi::kCmdCommitAndFetch, e, qid, unique);
+  // The entry's queue, whichever ring commits it.
+  PrepCmd(Sqe(), owner->fuse_fd_, abi::kCmdCommitAndFetch, e, e->ring->qid, unique);
 }
 
-void FuseUring::Ring::Commit(Entry* e, uint64_t unique) {
-  if (tls_ring == this) return PrepCommit(e, unique);  // submitted with this thread's next wait
+void FuseUring::Ring::CommitHere(Entry* e, uint64_t unique) {
+  if (!blocking) return PrepCommit(e, unique);  // submitted with this thread's next wait
+  if (parked == nullptr) {
+    parked = e;
+    return PrepCommit(e, unique);
+  }
+  e->ring->Hand(e, unique);
+}
+
+void FuseUring::CommitReply(Entry* e, uint64_t unique) {
+  Ring* own = tls_ring;
+  // A blocking-call thread commits only the request it is serving: a reply
+  // it sends for another (an I/O completing on it) goes to the ring thread.
+  if (own && own->owner == this && (!own->blocking || tls_entry == e)) return own->CommitHere(e, unique);
+  e->ring->Hand(e, unique);
+}
+
+void FuseUring::Ring::Hand(Entry* e, uint64_t unique) {
   {
     std::lock_guard<std::mutex> l(handed_mu);
     handed.emplace_back(e, unique);

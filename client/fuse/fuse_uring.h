@@ -23,7 +23,10 @@
 // READ and WRITE run on the ring thread (they start their I/O and return; the
 // reply comes from the I/O's completion); every other request may wait on
 // meta, so it runs on one of `blocking_threads`, and the ring thread goes on
-// to the next request. One ring thread per queue is then enough.
+// to the next request. One ring thread per queue is then enough. A blocking
+// thread has a ring of its own: it commits its reply there (the kernel takes
+// a commit from any ring), and the entry's next request comes to it, so a
+// run of metadata calls from one caller costs no hop between threads.
 //
 // A handler running on a ring thread may build its reply straight in the ring
 // entry's payload buffer (ReplyBuffer), which the kernel copies from: a read
@@ -102,6 +105,9 @@ class FuseUring {
   bool active() const { return active_.load(std::memory_order_acquire); }
   // Requests served through the rings so far.
   uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
+  // Of those, the ones that came straight to a blocking-call thread's ring
+  // (the entry it had answered the call before on).
+  uint64_t requests_on_blocking_rings() const { return requests_here_.load(std::memory_order_relaxed); }
 
   // For a handler running on a ring thread, a buffer of at least `size` bytes
   // in which to build the reply to the request being handled, valid until
@@ -128,7 +134,11 @@ class FuseUring {
   Entry* FindEntry(uint64_t unique) const;
   // Runs a ring request that may block on one of the blocking threads.
   void HandOff(Entry* e, fuse_buf buf);
-  void ServeBlocking();
+  // For blocking ring `r`: the next request handed off, unless `r` parks an
+  // entry while another thread is idle. Marks `r` idle when it gets none.
+  bool TakeHandOff(Ring* r, Entry** e, fuse_buf* buf);
+  // Sends the reply now in `e` to the kernel from the right ring.
+  void CommitReply(Entry* e, uint64_t unique);
 
   friend struct Ring;
   fuse_session* se_;
@@ -144,12 +154,13 @@ class FuseUring {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> requests_{0};
+  std::atomic<uint64_t> requests_here_{0};
 
+  std::vector<std::unique_ptr<Ring>> blocking_rings_;  // fixed once the rings start
   std::mutex blocking_mu_;
-  std::condition_variable blocking_cv_;
   std::deque<std::pair<Entry*, fuse_buf>> blocking_;  // guarded by blocking_mu_
-  bool blocking_stop_ = false;                        // guarded by blocking_mu_
-  std::vector<std::thread> blocking_threads_;
+  std::vector<Ring*> idle_;                           // guarded by blocking_mu_
+  size_t next_wake_ = 0;                              // guarded by blocking_mu_
 };
 
 }  // namespace shoal::fuse

@@ -138,7 +138,8 @@ int main(int argc, char** argv) {
   // No handler may run from a ring once the Client is gone.
   if (*uring) {
     (*uring)->Stop();
-    LOG_INFO("FUSE over io_uring served {} requests", (*uring)->requests());
+    LOG_INFO("FUSE over io_uring served {} requests, {} of them straight on blocking-call threads", (*uring)->requests(),
+             (*uring)->requests_on_blocking_rings());
   }
   cl->reset();  // completes outstanding reads and writes while the session still exists
   if (*uring && (*uring)->failed()) {
