@@ -67,7 +67,7 @@ namespace shoal::fuse {
 struct UringOptions {
   // off: /dev/fuse only. auto: io_uring when the kernel offers it. on: fail
   // the mount unless the kernel allows it (module parameter, ring support).
-  std::string mode = "off";
+  std::string mode = "auto";
   uint32_t threads_per_queue = 1;
   uint32_t entries_per_queue = 64;  // requests one CPU's queue holds in flight
   // Threads that run every request but READ and WRITE (which only start

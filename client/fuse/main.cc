@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   spec.Add("transport", &cfg.transport, "tcp, rdma or auto (RDMA when a device is usable, else TCP)");
   spec.Add("uring", &cfg.uring.mode,
            "FUSE over io_uring (Linux 6.14+, fuse.enable_uring=Y): off, auto (when the kernel allows it) or on "
-           "(fail the mount when it does not)");
+           "(fail the mount when it does not); faster reads, metadata calls at par");
   spec.Add("uring_threads_per_queue", &cfg.uring.threads_per_queue,
            "threads serving each CPU's io_uring queue (they start reads and writes and hand every other call to "
            "max_threads threads of their own, so one is enough)");
