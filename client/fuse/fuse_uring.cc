@@ -16,9 +16,9 @@
 #include <cstring>
 #include <fstream>
 #include <future>
-#include <tuple>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
 #include "client/fuse/fuse_ops.h"
 #include "common/log.h"
@@ -181,6 +181,7 @@ struct FuseUring::Ring {
   // Commits `e` on this thread's ring (a blocking ring only for the entry
   // it is serving, and only while it parks no other), else hands it over.
   void CommitHere(Entry* e, uint64_t unique);
+  void Unpark();  // the parked entry came back with a request
   void ArmWake();
   // Hands `e`'s commit to this ring's thread (from another thread).
   void Hand(Entry* e, uint64_t unique);
@@ -635,7 +636,7 @@ bool FuseUring::Ring::Parse(Entry* e, int res, fuse_buf* buf, uint32_t* opcode) 
     // went away; anything else is a refusal.
     if (res != -ENOTCONN && res != -ECANCELED && !fuse_session_exited(owner->se_))
       LOG_ERROR("FUSE ring {}: the kernel failed an entry: {}", e->ring->qid, strerror(-res));
-    --live;
+    if (!blocking) --live;
     return false;
   }
   fuse_in_header in;
@@ -684,14 +685,11 @@ void FuseUring::HandOff(Entry* e, fuse_buf buf) {
   {
     std::lock_guard<std::mutex> l(blocking_mu_);
     blocking_.emplace_back(e, buf);
-    // An idle thread takes it; when none is idle, a parked one does (its
-    // entry's next request may then wait behind this call, but the call
-    // never waits for a thread that may not come).
+    // An idle thread takes it. When none is, a busy one that parks no
+    // entry does as soon as its call returns: it looks before it waits.
     if (!idle_.empty()) {
       wake = idle_.back();
       idle_.pop_back();
-    } else if (!blocking_rings_.empty()) {
-      wake = blocking_rings_[next_wake_++ % blocking_rings_.size()].get();
     }
   }
   if (wake) {
@@ -704,8 +702,8 @@ void FuseUring::HandOff(Entry* e, fuse_buf buf) {
 bool FuseUring::TakeHandOff(Ring* r, Entry** e, fuse_buf* buf) {
   std::lock_guard<std::mutex> l(blocking_mu_);
   auto idle = std::find(idle_.begin(), idle_.end(), r);
-  if (blocking_.empty() || (r->parked && !idle_.empty())) {
-    if (!r->parked && idle == idle_.end()) idle_.push_back(r);
+  if (blocking_.empty()) {
+    if (idle == idle_.end()) idle_.push_back(r);
     return false;
   }
   if (idle != idle_.end()) idle_.erase(idle);
@@ -721,7 +719,9 @@ void FuseUring::Ring::RunBlocking() {
     if (io_uring_sq_ready(&uring) > 0) io_uring_submit(&uring);
     Entry* e;
     fuse_buf buf;
-    if (owner->TakeHandOff(this, &e, &buf)) {
+    // A thread that parks an entry takes no hand-off: a call that blocked
+    // here would hold up the request the kernel may put in that entry.
+    if (!parked && owner->TakeHandOff(this, &e, &buf)) {
       Serve(e, buf);
       continue;
     }
@@ -755,10 +755,12 @@ void FuseUring::Ring::RunBlocking() {
         ArmWake();
         continue;
       }
-      if (done[i].e == parked) parked = nullptr;
-      if (done[i].res >= 0) owner->requests_here_.fetch_add(1, std::memory_order_relaxed);
+      if (done[i].e == parked) Unpark();
       uint32_t opcode;
-      if (Parse(done[i].e, done[i].res, &buf, &opcode)) Serve(done[i].e, buf);  // whatever it is: this thread may block
+      if (Parse(done[i].e, done[i].res, &buf, &opcode)) {
+        owner->requests_here_.fetch_add(1, std::memory_order_relaxed);
+        Serve(done[i].e, buf);  // whatever it is: this thread may block
+      }
     }
   }
   tls_ring = nullptr;
@@ -771,18 +773,35 @@ void FuseUring::Ring::PrepCommit(Entry* e, uint64_t unique) {
 
 void FuseUring::Ring::CommitHere(Entry* e, uint64_t unique) {
   if (!blocking) return PrepCommit(e, unique);  // submitted with this thread's next wait
-  if (parked == nullptr) {
+  if (parked == nullptr && owner->MayPark()) {
     parked = e;
-    return PrepCommit(e, unique);
+    return PrepCommit(e, unique);  // submitted before this thread does anything else
   }
   e->ring->Hand(e, unique);
 }
 
+void FuseUring::Ring::Unpark() {
+  parked = nullptr;
+  std::lock_guard<std::mutex> l(owner->blocking_mu_);
+  --owner->parked_count_;
+}
+
+bool FuseUring::MayPark() {
+  // Parked threads take no hand-offs: a few threads always stay free for them.
+  std::lock_guard<std::mutex> l(blocking_mu_);
+  size_t n = blocking_rings_.size();
+  size_t free_at_least = std::max<size_t>(1, std::min<size_t>(4, n / 2));
+  if (parked_count_ + free_at_least >= n) return false;
+  ++parked_count_;
+  return true;
+}
+
 void FuseUring::CommitReply(Entry* e, uint64_t unique) {
   Ring* own = tls_ring;
-  // A blocking-call thread commits only the request it is serving: a reply
-  // it sends for another (an I/O completing on it) goes to the ring thread.
-  if (own && own->owner == this && (!own->blocking || tls_entry == e)) return own->CommitHere(e, unique);
+  // A ring thread commits only its own entries (its ring is sized for them);
+  // a blocking-call thread only the request it is serving. Any other reply
+  // (an I/O completing there) goes to the entry's ring thread.
+  if (own && own->owner == this && (own->blocking ? tls_entry == e : e->ring == own)) return own->CommitHere(e, unique);
   e->ring->Hand(e, unique);
 }
 

@@ -26,7 +26,10 @@
 // to the next request. One ring thread per queue is then enough. A blocking
 // thread has a ring of its own: it commits its reply there (the kernel takes
 // a commit from any ring), and the entry's next request comes to it, so a
-// run of metadata calls from one caller costs no hop between threads.
+// run of metadata calls from one caller costs no hop between threads. Such a
+// thread parks at most one entry and, while it does, takes no hand-off (a
+// call blocking there would hold up the request the kernel may put in that
+// entry); a few threads never park, so hand-offs always find one.
 //
 // A handler running on a ring thread may build its reply straight in the ring
 // entry's payload buffer (ReplyBuffer), which the kernel copies from: a read
@@ -51,7 +54,6 @@
 #include <fuse_lowlevel.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -91,7 +93,9 @@ class FuseUring {
   ~FuseUring();
 
   // Stops taking requests from the rings: joins the ring threads, then the
-  // blocking-call threads once they have run what was handed to them. Call
+  // blocking-call threads once the calls they are in returned (calls handed
+  // off but not started, and commits handed to a ring thread after it
+  // stopped, are dropped: the mount is detached by then). Call
   // it after the session loop returned and the mount was detached, before
   // the handlers' state (the Client) goes: afterwards no handler runs from
   // a ring. A reply sent later (an I/O completing) lands in its entry and is
@@ -139,6 +143,8 @@ class FuseUring {
   bool TakeHandOff(Ring* r, Entry** e, fuse_buf* buf);
   // Sends the reply now in `e` to the kernel from the right ring.
   void CommitReply(Entry* e, uint64_t unique);
+  // Whether one more blocking-call thread may park an entry (and count it).
+  bool MayPark();
 
   friend struct Ring;
   fuse_session* se_;
@@ -160,7 +166,7 @@ class FuseUring {
   std::mutex blocking_mu_;
   std::deque<std::pair<Entry*, fuse_buf>> blocking_;  // guarded by blocking_mu_
   std::vector<Ring*> idle_;                           // guarded by blocking_mu_
-  size_t next_wake_ = 0;                              // guarded by blocking_mu_
+  size_t parked_count_ = 0;                           // guarded by blocking_mu_
 };
 
 }  // namespace shoal::fuse

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <regex>
 #include <set>
@@ -41,6 +42,25 @@ int Unmount(LocalCluster& c) {
   if (Shell("fusermount3 -u " + c.mount()) != 0) return -1;
   return c.WaitExit(c.fuse_pid());
 }
+
+// Runs the calling thread on CPU 0 (so on the kernel's queue 0) for its
+// lifetime.
+class OnCpu0 {
+ public:
+  OnCpu0() {
+    sched_getaffinity(0, sizeof(old_), &old_);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    ok_ = sched_setaffinity(0, sizeof(one), &one) == 0;
+  }
+  ~OnCpu0() { sched_setaffinity(0, sizeof(old_), &old_); }
+  bool ok() const { return ok_; }
+
+ private:
+  cpu_set_t old_;
+  bool ok_ = false;
+};
 
 std::string JoinCommand(const std::vector<std::string>& args) {
   std::string cmd = "timeout 60";
@@ -118,12 +138,17 @@ TEST_F(FuseUringTest, DataAndNamespaceCallsGoThroughTheRings) {
   }
 
   // A directory listing that takes several READDIR requests.
+  // Made from one CPU, so that each call's next request comes to the thread
+  // that answered it (counted below).
   ASSERT_EQ(mkdir((m + "/dir").c_str(), 0755), 0);
   std::set<std::string> made;
-  for (int i = 0; i < 300; ++i) {
-    std::string name = "entry-with-a-longish-name-" + std::to_string(i);
-    ASSERT_TRUE(WriteFile(m + "/dir/" + name, "x")) << i;
-    made.insert(name);
+  {
+    OnCpu0 pin;
+    for (int i = 0; i < 300; ++i) {
+      std::string name = "entry-with-a-longish-name-" + std::to_string(i);
+      ASSERT_TRUE(WriteFile(m + "/dir/" + name, "x")) << i;
+      made.insert(name);
+    }
   }
   std::set<std::string> listed;
   DIR* d = opendir((m + "/dir").c_str());
@@ -186,12 +211,19 @@ TEST_F(FuseUringTest, AStuckMetadataCallDoesNotHoldUpReadsOnItsCpu) {
   ASSERT_GE(fd, 0);
 
   // Everything below runs on CPU 0, so on the kernel's queue 0.
+  auto pin = std::make_unique<OnCpu0>();
+  ASSERT_TRUE(pin->ok());
   cpu_set_t one;
   CPU_ZERO(&one);
   CPU_SET(0, &one);
-  cpu_set_t old;
-  ASSERT_EQ(sched_getaffinity(0, sizeof(old), &old), 0);
-  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  // Metadata calls first, so that blocking-call threads park entries of this
+  // queue (each the one it answered last) and the kernel may put the stuck
+  // call in one of them.
+  for (int i = 0; i < 50; ++i) {
+    const std::string f = c.mount() + "/park" + std::to_string(i);
+    ASSERT_TRUE(WriteFile(f, "p"));
+    ASSERT_EQ(unlink(f.c_str()), 0);
+  }
 
   ASSERT_EQ(kill(c.meta_pid(), SIGSTOP), 0);
   std::atomic<bool> stat_done{false};
@@ -216,7 +248,7 @@ TEST_F(FuseUringTest, AStuckMetadataCallDoesNotHoldUpReadsOnItsCpu) {
       ++good;
   }
   const bool still_stuck = !stat_done;
-  sched_setaffinity(0, sizeof(old), &old);
+  pin.reset();
   EXPECT_EQ(good, 50);
   EXPECT_TRUE(still_stuck) << "the reads came back only after the stuck metadata call did";
 
