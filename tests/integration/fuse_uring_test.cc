@@ -16,10 +16,12 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,6 +43,25 @@ long long RequestsServedByRings(const std::string& log, int which = 1) {
 int Unmount(LocalCluster& c) {
   if (Shell("fusermount3 -u " + c.mount()) != 0) return -1;
   return c.WaitExit(c.fuse_pid());
+}
+
+// Whether an established loopback TCP socket on local `port` has bytes its
+// owner has not read (/proc/net/tcp: "sl local rem st tx_queue:rx_queue ...",
+// addresses and queues in hex).
+bool UnreadBytesAt(int port) {
+  std::ifstream in("/proc/net/tcp");
+  std::string line;
+  std::getline(in, line);  // the header
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string sl, local, remote, st, queues;
+    if (!(f >> sl >> local >> remote >> st >> queues)) continue;
+    size_t colon = local.find(':'), q = queues.find(':');
+    if (colon == std::string::npos || q == std::string::npos || st != "01") continue;
+    if (std::stoi(local.substr(colon + 1), nullptr, 16) != port) continue;
+    if (std::stoul(queues.substr(q + 1), nullptr, 16) > 0) return true;
+  }
+  return false;
 }
 
 // Runs the calling thread on CPU 0 (so on the kernel's queue 0) for its
@@ -235,10 +256,8 @@ TEST_F(FuseUringTest, AStuckMetadataCallDoesNotHoldUpReadsOnItsCpu) {
   });
   // Give the LOOKUP time to reach the daemon: wait until meta has a request
   // it cannot answer (its socket's receive queue holds bytes).
-  ASSERT_TRUE(WaitFor([&] { return !stat_done && Shell("ss -tnH state established '( sport = :" +
-                                                      c.meta_address().substr(c.meta_address().rfind(':') + 1) +
-                                                      " )' | awk '$1 > 0' | grep -q .") == 0; },
-                      std::chrono::seconds(10)));
+  const int meta_port = std::stoi(c.meta_address().substr(c.meta_address().rfind(':') + 1));
+  ASSERT_TRUE(WaitFor([&] { return !stat_done && UnreadBytesAt(meta_port); }, std::chrono::seconds(10)));
   int good = 0;
   std::string buf(64 << 10, '\0');
   for (int i = 0; i < 50; ++i) {
