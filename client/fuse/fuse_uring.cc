@@ -299,8 +299,14 @@ ssize_t FuseUring::OnRead(int fd, void* buf, size_t len) {
   return n;
 }
 
-FuseUring::Entry* FuseUring::FindEntry(uint64_t unique) const {
-  if (tls_entry && tls_entry->unique.load(std::memory_order_acquire) == unique) return tls_entry;
+FuseUring::Entry* FuseUring::FindEntry(uint64_t unique, const struct iovec* iov, int count) const {
+  auto is = [unique](const Entry* e) { return e && e->unique.load(std::memory_order_acquire) == unique; };
+  if (is(tls_entry)) return tls_entry;
+  if (count > 1) {  // a read's data, most likely built in its entry's buffer
+    auto it = by_payload_.find(iov[1].iov_base);
+    if (it != by_payload_.end() && is(it->second)) return it->second;
+  }
+  // Errors, empty reads and replies built elsewhere (rare on the read path).
   for (Entry* e : entries_)
     if (e->unique.load(std::memory_order_acquire) == unique) return e;
   return nullptr;
@@ -313,7 +319,7 @@ ssize_t FuseUring::OnWritev(int fd, struct iovec* iov, int count) {
   if (out.unique != 0 && out.unique == init_unique_.load(std::memory_order_acquire) &&
       !started_.load(std::memory_order_acquire))
     return ReplyToInit(fd, iov, count);
-  Entry* e = (out.unique != 0 && routing_.load(std::memory_order_acquire)) ? FindEntry(out.unique) : nullptr;
+  Entry* e = (out.unique != 0 && routing_.load(std::memory_order_acquire)) ? FindEntry(out.unique, iov, count) : nullptr;
   if (!e) return ::writev(fd, iov, count);
 
   size_t total = 0;
@@ -397,6 +403,7 @@ Status FuseUring::Start(size_t payload_size) {
         e->iov[0] = {&e->headers, sizeof(e->headers)};
         e->iov[1] = {e->payload, payload_size};
         entries_.push_back(e.get());
+        by_payload_.emplace(e->payload, e.get());
         r->entries.push_back(std::move(e));
       }
       rings_.push_back(std::move(r));

@@ -60,6 +60,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
@@ -135,7 +136,9 @@ class FuseUring {
   Status Start(size_t payload_size);
   void RefuseRings();  // makes the kernel give up on io_uring for this mount
   void FailRequired(const std::string& why);  // mode on: detach the mount
-  Entry* FindEntry(uint64_t unique) const;
+  // The entry of the request `unique`, whose reply is `iov`; nullptr when
+  // that request did not come through a ring.
+  Entry* FindEntry(uint64_t unique, const struct iovec* iov, int count) const;
   // Runs a ring request that may block on one of the blocking threads.
   void HandOff(Entry* e, fuse_buf buf);
   // For blocking ring `r`: the next request handed off, unless `r` parks an
@@ -154,6 +157,9 @@ class FuseUring {
   bool kernel_offers_ = false;   // written by the read of FUSE_INIT, read by its reply
   std::vector<std::unique_ptr<Ring>> rings_;
   std::vector<Entry*> entries_;  // every ring's, fixed once the rings start
+  // Entries by payload buffer: a read answered from ReplyBuffer names its
+  // entry with its reply's data, found without a scan (fixed with entries_).
+  std::unordered_map<const void*, Entry*> by_payload_;
   std::atomic<bool> started_{false};
   std::atomic<bool> routing_{false};  // entries_ is complete: replies may be routed to it
   std::atomic<bool> active_{false};
