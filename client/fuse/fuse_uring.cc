@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -182,6 +181,14 @@ struct FuseUring::Ring {
   // it is serving, and only while it parks no other), else hands it over.
   void CommitHere(Entry* e, uint64_t unique);
   void Unpark();  // the parked entry came back with a request
+  struct Done {
+    Entry* e;  // nullptr: the wake-up read
+    int res;
+  };
+  // Submits what is queued, waits up to kWaitMs for completions and takes up
+  // to `max` of them. A transient shortage (EAGAIN, EBUSY, ENOMEM) is waited
+  // out on the ring; any other error ends the process.
+  unsigned Reap(Done* done, unsigned max);
   void ArmWake();
   // Hands `e`'s commit to this ring's thread (from another thread).
   void Hand(Entry* e, uint64_t unique);
@@ -555,7 +562,12 @@ Status FuseUring::Ring::Open() {
       result = Error(proto::UNAVAILABLE, "the kernel was not ready for FUSE ring entries");
       break;
     }
-    if (!to_register.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!to_register.empty()) {
+      // A wait on the ring, not a sleep: a request or a refusal ends it.
+      io_uring_cqe* ready;
+      __kernel_timespec brief{0, 10 * 1000000LL};
+      io_uring_wait_cqe_timeout(&uring, &ready, &brief);
+    }
   }
   ArmWake();
   return result;
@@ -570,6 +582,32 @@ Status FuseUring::Ring::OpenBlocking() {
   uring_ready = true;
   ArmWake();
   return Status::OK();
+}
+
+unsigned FuseUring::Ring::Reap(Done* done, unsigned max) {
+  io_uring_cqe* cqe = nullptr;
+  __kernel_timespec ts{0, kWaitMs * 1000000LL};
+  int rc = io_uring_submit_and_wait_timeout(&uring, &cqe, 1, &ts, nullptr);
+  if (rc == -EAGAIN || rc == -EBUSY || rc == -ENOMEM) {
+    // Short of memory or of completion space: let completions drain without
+    // submitting, for at most a millisecond on the ring's own clock.
+    __kernel_timespec brief{0, 1000000LL};
+    rc = io_uring_wait_cqe_timeout(&uring, &cqe, &brief);
+  }
+  if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ENOMEM) {
+    // Its entries would hold their requests forever; an exit makes the
+    // kernel fail them instead.
+    LOG_ERROR("FUSE {} ring {}: waiting for requests: {}; ending the process", blocking ? "blocking-call" : "queue",
+              qid, strerror(-rc));
+    std::abort();
+  }
+  unsigned n = 0, head;
+  io_uring_for_each_cqe(&uring, head, cqe) {
+    if (n == max) break;
+    done[n++] = {static_cast<Entry*>(io_uring_cqe_get_data(cqe)), cqe->res};
+  }
+  io_uring_cq_advance(&uring, n);
+  return n;
 }
 
 void FuseUring::Ring::ArmWake() {
@@ -602,33 +640,9 @@ void FuseUring::Ring::Run() {
         continue;
       }
     }
-    io_uring_cqe* cqe = nullptr;
-    __kernel_timespec ts{0, kWaitMs * 1000000LL};
-    int rc = io_uring_submit_and_wait_timeout(&uring, &cqe, 1, &ts, nullptr);
-    waiting.store(false, std::memory_order_relaxed);
-    if (rc == -ETIME || rc == -EINTR) continue;
-    if (rc == -EAGAIN || rc == -EBUSY || rc == -ENOMEM) {
-      // Short of memory or of completion space for now: back off a little.
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      continue;
-    }
-    if (rc < 0) {
-      // Its entries would hold their requests forever; an exit makes the
-      // kernel fail them instead.
-      LOG_ERROR("FUSE ring {}: waiting for requests: {}; ending the process", qid, strerror(-rc));
-      std::abort();
-    }
-    struct Done {
-      Entry* e;
-      int res;
-    };
     Done done[64];
-    unsigned n = 0, head;
-    io_uring_for_each_cqe(&uring, head, cqe) {
-      if (n == 64) break;
-      done[n++] = {static_cast<Entry*>(io_uring_cqe_get_data(cqe)), cqe->res};
-    }
-    io_uring_cq_advance(&uring, n);
+    unsigned n = Reap(done, 64);
+    waiting.store(false, std::memory_order_relaxed);
     for (unsigned i = 0; i < n; ++i) {
       if (done[i].e == nullptr) ArmWake();
       else Handle(done[i].e, done[i].res);
@@ -732,31 +746,9 @@ void FuseUring::Ring::RunBlocking() {
       Serve(e, buf);
       continue;
     }
-    // Submits the parked entry's commit, and waits for its next request or
-    // for a hand-off.
-    io_uring_cqe* cqe = nullptr;
-    __kernel_timespec ts{0, kWaitMs * 1000000LL};
-    int rc = io_uring_submit_and_wait_timeout(&uring, &cqe, 1, &ts, nullptr);
-    if (rc == -ETIME || rc == -EINTR) continue;
-    if (rc == -EAGAIN || rc == -EBUSY || rc == -ENOMEM) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      continue;
-    }
-    if (rc < 0) {
-      LOG_ERROR("FUSE blocking-call ring: waiting for requests: {}; ending the process", strerror(-rc));
-      std::abort();
-    }
-    struct Done {
-      Entry* e;
-      int res;
-    };
+    // Waits for the parked entry's next request or for a hand-off.
     Done done[8];
-    unsigned n = 0, head;
-    io_uring_for_each_cqe(&uring, head, cqe) {
-      if (n == 8) break;
-      done[n++] = {static_cast<Entry*>(io_uring_cqe_get_data(cqe)), cqe->res};
-    }
-    io_uring_cq_advance(&uring, n);
+    unsigned n = Reap(done, 8);
     for (unsigned i = 0; i < n; ++i) {
       if (done[i].e == nullptr) {
         ArmWake();
