@@ -94,13 +94,26 @@ class FuseUringTest : public ::testing::Test {
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root (FUSE mount, module parameter)";
   }
+  // Sets the module's enable_uring for the test; false on a kernel without it.
+  bool SetKernelUring(bool on) {
+    parameter_ = std::make_unique<FuseUringParameter>(on);
+    return parameter_->available();
+  }
+  // shoal-fuse flags for a mount over io_uring with small queues.
+  static std::vector<std::string> OverRings(int entries_per_queue, int threads_per_queue) {
+    return {"--uring", "on", "--uring-entries-per-queue", std::to_string(entries_per_queue),
+            "--uring-threads-per-queue", std::to_string(threads_per_queue)};
+  }
+  static constexpr const char* kNoUring = "this kernel has no FUSE over io_uring";
+
+ private:
+  std::unique_ptr<FuseUringParameter> parameter_;
 };
 
 TEST_F(FuseUringTest, DataAndNamespaceCallsGoThroughTheRings) {
-  FuseUringParameter uring(true);
-  if (!uring.available()) GTEST_SKIP() << "this kernel has no FUSE over io_uring";
+  if (!SetKernelUring(true)) GTEST_SKIP() << kNoUring;
   LocalCluster c;
-  c.set_fuse_args({"--uring", "on", "--uring-entries-per-queue", "4", "--uring-threads-per-queue", "2"});
+  c.set_fuse_args(OverRings(4, 2));
   ASSERT_TRUE(c.Start()) << c.error();
   const std::string m = c.mount();
 
@@ -221,10 +234,9 @@ TEST_F(FuseUringTest, DataAndNamespaceCallsGoThroughTheRings) {
 // One ring thread per queue: a metadata call stuck on meta must not hold up
 // the reads queued behind it on the same CPU.
 TEST_F(FuseUringTest, AStuckMetadataCallDoesNotHoldUpReadsOnItsCpu) {
-  FuseUringParameter uring(true);
-  if (!uring.available()) GTEST_SKIP() << "this kernel has no FUSE over io_uring";
+  if (!SetKernelUring(true)) GTEST_SKIP() << kNoUring;
   LocalCluster c;
-  c.set_fuse_args({"--uring", "on", "--uring-entries-per-queue", "8", "--uring-threads-per-queue", "1"});
+  c.set_fuse_args(OverRings(8, 1));
   ASSERT_TRUE(c.Start()) << c.error();
   const std::string path = c.mount() + "/data", ref = RandomString(1 << 20, 3);
   ASSERT_TRUE(WriteFile(path, ref));
@@ -282,8 +294,7 @@ TEST_F(FuseUringTest, AStuckMetadataCallDoesNotHoldUpReadsOnItsCpu) {
 }
 
 TEST_F(FuseUringTest, OnWithoutTheKernelsConsentFailsAndAutoFallsBack) {
-  FuseUringParameter uring(false);
-  if (!uring.available()) GTEST_SKIP() << "this kernel has no FUSE over io_uring";
+  if (!SetKernelUring(false)) GTEST_SKIP() << kNoUring;
   LocalCluster c;
   ASSERT_TRUE(c.Start(/*mount=*/false)) << c.error();
 
