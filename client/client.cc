@@ -76,10 +76,17 @@ Status Client::StartLoops() {
     loop::EventLoop::Options o;
     o.name = "client-loop-" + std::to_string(i);
     o.clock = options_.clock;
+    o.wide_sqes = options_.wide_sqes;
     ASSIGN_OR_RETURN(auto l, loop::EventLoop::Start(o));
     loops_.push_back(std::move(l));
   }
   return Status::OK();
+}
+
+std::vector<loop::EventLoop*> Client::Loops() const {
+  std::vector<loop::EventLoop*> v;
+  for (auto& l : loops_) v.push_back(l.get());
+  return v;
 }
 
 Client::Server* Client::ServerFor(const std::string& address) {

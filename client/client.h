@@ -75,6 +75,9 @@ struct ClientOptions {
   int dir_attr_cache_ms = 0;
   std::string transport = "auto";  // tcp, rdma or auto (see rpc/transport_select.h)
   int event_loops = 1;            // threads owning the storage connections
+  // The loops' rings take 128-byte SQEs, so that FUSE's ring entries can be
+  // served on them (see Loops()).
+  bool wide_sqes = false;
   const Clock* clock = RealClock();  // deadlines, back-off, cache expiry (tests: a ManualClock)
 };
 
@@ -197,6 +200,10 @@ class Client {
   Result<Placement> Place(const proto::Layout& layout, uint64_t index);
   // Where the chain's serving target is (the table refreshed when stale).
   Result<Placement> PlaceChain(uint32_t chain_id);
+
+  // The event loops owning the storage connections; they live as long as
+  // the Client. Work run there must not block.
+  std::vector<loop::EventLoop*> Loops() const;
 
  private:
   Client(const ClientOptions& options, rpc::Transport* transport);

@@ -21,6 +21,7 @@
 
 #include "client/fuse/fuse_ops.h"
 #include "common/log.h"
+#include "common/loop/event_loop.h"
 
 namespace shoal::fuse {
 
@@ -61,8 +62,9 @@ namespace {
 // The request header copied in front of its payload so that libfuse sees one
 // contiguous request; page-sized so the payload stays page-aligned.
 constexpr size_t kLead = 4096;
-constexpr int kWaitMs = 200;      // how soon a ring thread notices Stop
+constexpr int kWaitMs = 200;      // how soon a blocking-call thread notices Stop
 constexpr int kRegisterTries = 50;  // EAGAIN: the kernel had not finished INIT yet
+constexpr int kRegisterRetryMs = 10;
 
 std::string ReadParameter() {
   std::ifstream f("/sys/module/fuse/parameters/enable_uring");
@@ -118,11 +120,18 @@ uint32_t CpuQueues() {
   return highest + 1;
 }
 
-void PrepCmd(io_uring_sqe* sqe, int fd, uint32_t op, FuseUring::Entry* e, uint16_t qid, uint64_t commit_id);
+void PrepCmd(io_uring_sqe* sqe, int fd, uint32_t op, FuseUring::Entry* e, uint16_t qid, uint64_t commit_id, void* data);
 }  // namespace
 
 struct FuseUring::Entry {
-  Ring* ring = nullptr;  // the ring thread of its queue, which registered it
+  Ring* ring = nullptr;  // its queue's ring (on an event loop), which registered it
+  // Its completions on that loop. The kernel holds the entry until its next
+  // request or the ring's exit, so the loop does not wait for it at Stop.
+  struct Op : loop::LoopOp {
+    Entry* entry = nullptr;
+  } op;
+  bool registering = false;  // loop thread only: the registration is not settled
+  int register_tries = 0;
   abi::RequestHeaders headers{};
   iovec iov[2]{};
   uint8_t* region = nullptr;  // kLead + payload_size bytes, mmap'd
@@ -131,35 +140,37 @@ struct FuseUring::Entry {
   std::atomic<uint64_t> unique{0};  // the request being handled here; 0: none
 };
 
-// A ring thread's or a blocking-call thread's io_uring. The kernel takes the
-// commit of an entry from any ring and then delivers the entry's next
-// request to the ring that committed it: an entry a blocking-call thread
-// answered is committed on that thread's ring and its next request served
-// there, with no hop through the ring thread.
+// A share of one CPU queue's entries, served on one of the Client's event
+// loops (whose ring has 128-byte SQEs), or a blocking-call thread's own
+// io_uring. The kernel takes the commit of an entry from any ring and then
+// delivers the entry's next request to the ring that committed it: an entry
+// a blocking-call thread answered is committed on that thread's ring and its
+// next request served there, with no hop through the loop.
 struct FuseUring::Ring {
   FuseUring* owner = nullptr;
   uint16_t qid = 0;
   bool blocking = false;  // a blocking-call thread's: registers no entries
   std::vector<std::unique_ptr<Entry>> entries;
+
+  // Queue rings: the loop that alone touches them (SINGLE_ISSUER,
+  // DEFER_TASKRUN: the kernel's work of filling an entry with its next
+  // request runs when that loop waits). Replies from other threads are
+  // posted to it.
+  loop::EventLoop* loop = nullptr;
+  // Loop thread only: registrations refused for good, and those waiting for
+  // another try (the kernel had not finished FUSE_INIT).
+  Status register_error;
+  int register_retries = 0;
+  int live = 0;  // entries registered and not refused
+
+  // Blocking rings: the thread and its own ring.
   std::thread thread;
-
-  // Replies sent from other threads wait here for the ring thread, which
-  // alone touches the ring (SINGLE_ISSUER, DEFER_TASKRUN: the kernel's work
-  // of filling an entry with its next request runs when that thread waits).
-  std::mutex handed_mu;
-  std::vector<std::pair<Entry*, uint64_t>> handed;
-  std::atomic<bool> waiting{false};
-  int wake_fd = -1;  // eventfd, written when a reply is handed to a waiting ring
-
-  // Ring thread only:
+  int wake_fd = -1;  // eventfd, written when a call is handed to an idle thread
   io_uring uring{};
   bool uring_ready = false;
   uint64_t wake_value = 0;
-  std::vector<std::pair<Entry*, uint64_t>> taking;
-  std::vector<Entry*> early;  // requests that came while registering
-  int live = 0;  // entries registered and not refused
-  // Blocking rings: the one entry committed here, waiting for its next
-  // request (a thread that may block serves at most one entry's requests).
+  // The one entry committed here, waiting for its next request (a thread
+  // that may block serves at most one entry's requests).
   Entry* parked = nullptr;
 
   ~Ring() {
@@ -168,14 +179,19 @@ struct FuseUring::Ring {
     for (auto& e : entries)
       if (e->region) munmap(e->region, kLead + e->payload_size);
   }
-  void Run();
   void RunBlocking();
-  Status Open();
+  // Queue rings, on their loop: registers `batch` with the kernel; the
+  // outcome settles in the entries' completions.
+  void Register(const std::vector<Entry*>& batch);
+  // Queue rings, on their loop: a completion of entry `e`.
+  void OnCompletion(Entry* e, int res);
+  // Queue rings, on their loop: resolves `done` once no registration waits
+  // for another try, or with the first refusal.
+  void SettleRegistration(std::shared_ptr<std::promise<Status>> done, int checks);
   Status OpenBlocking();
   // Checks a request the kernel put in `e` and lays it out for libfuse;
   // false when it needs no handler (a failed entry, a malformed request).
   bool Parse(Entry* e, int res, fuse_buf* buf, uint32_t* opcode);
-  void Handle(Entry* e, int res);
   void Serve(Entry* e, fuse_buf buf);  // runs the handler on this thread
   // Commits `e` on this thread's ring (a blocking ring only for the entry
   // it is serving, and only while it parks no other), else hands it over.
@@ -190,19 +206,20 @@ struct FuseUring::Ring {
   // out on the ring; any other error ends the process.
   unsigned Reap(Done* done, unsigned max);
   void ArmWake();
-  // Hands `e`'s commit to this ring's thread (from another thread).
+  // Hands `e`'s commit to this queue ring's loop (from another thread).
   void Hand(Entry* e, uint64_t unique);
   void PrepCommit(Entry* e, uint64_t unique);
   io_uring_sqe* Sqe();
 };
 
 namespace {
-thread_local FuseUring::Ring* tls_ring = nullptr;      // the ring this thread serves
+thread_local FuseUring::Ring* tls_ring = nullptr;      // the blocking ring this thread serves
 thread_local FuseUring::Entry* tls_entry = nullptr;    // the request it is handling
 
-void PrepCmd(io_uring_sqe* sqe, int fd, uint32_t op, FuseUring::Entry* e, uint16_t qid, uint64_t commit_id) {
-  // Every ring has a slot for each of its entries and its wake-up: no free
-  // slot is a bug, not a load to wait out.
+void PrepCmd(io_uring_sqe* sqe, int fd, uint32_t op, FuseUring::Entry* e, uint16_t qid, uint64_t commit_id,
+             void* data) {
+  // A blocking ring has a slot for its entry and its wake-up, and a loop's
+  // Sqe() submits to make room: no free slot is a bug, not a load to wait out.
   if (sqe == nullptr) {
     LOG_ERROR("FUSE ring: no free submission slot");
     std::abort();
@@ -220,7 +237,7 @@ void PrepCmd(io_uring_sqe* sqe, int fd, uint32_t op, FuseUring::Entry* e, uint16
   req.commit_id = commit_id;
   req.qid = qid;
   std::memcpy(sqe->cmd, &req, sizeof(req));
-  io_uring_sqe_set_data(sqe, e);
+  io_uring_sqe_set_data(sqe, data);
 }
 }  // namespace
 
@@ -261,13 +278,17 @@ FuseUring::FuseUring(fuse_session* se, const UringOptions& options)
 FuseUring::~FuseUring() { Stop(); }
 
 void FuseUring::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
   stopping_.store(true, std::memory_order_release);
-  for (auto& r : rings_) {
-    if (!r->thread.joinable()) continue;
-    uint64_t one = 1;
-    ssize_t w = ::write(r->wake_fd, &one, sizeof(one));
-    (void)w;
-    r->thread.join();
+  // A handler running on a loop finishes; later completions there run none.
+  std::vector<loop::EventLoop*> loops;
+  for (auto& r : rings_)
+    if (std::find(loops.begin(), loops.end(), r->loop) == loops.end()) loops.push_back(r->loop);
+  for (loop::EventLoop* l : loops) {
+    std::promise<void> passed;
+    l->Post([&passed] { passed.set_value(); });
+    passed.get_future().wait();
   }
   // A blocking-call thread finishes the call it is in; requests still
   // queued are dropped (the mount is gone).
@@ -390,18 +411,24 @@ ssize_t FuseUring::ReplyToInit(int fd, struct iovec* iov, int count) {
 }
 
 Status FuseUring::Start(size_t payload_size) {
+  if (options_.loops.empty()) return Error(proto::INTERNAL, "no event loops to serve the FUSE rings");
   uint32_t queues = CpuQueues();
-  uint32_t per_thread = std::max(1u, options_.entries_per_queue / options_.threads_per_queue);
+  uint32_t per_ring = std::max(1u, options_.entries_per_queue / options_.threads_per_queue);
   for (uint32_t q = 0; q < queues; ++q) {
     for (uint32_t t = 0; t < options_.threads_per_queue; ++t) {
       auto r = std::make_unique<Ring>();
       r->owner = this;
       r->qid = static_cast<uint16_t>(q);
-      r->wake_fd = eventfd(0, EFD_CLOEXEC);
-      if (r->wake_fd < 0) return Error(proto::UNAVAILABLE, std::string("eventfd: ") + strerror(errno));
-      for (uint32_t i = 0; i < per_thread; ++i) {
+      r->loop = options_.loops[(q * options_.threads_per_queue + t) % options_.loops.size()];
+      for (uint32_t i = 0; i < per_ring; ++i) {
         auto e = std::make_unique<Entry>();
         e->ring = r.get();
+        e->op.entry = e.get();
+        e->op.awaited = false;
+        e->op.done = [](loop::LoopOp* op, int32_t res) {
+          Entry* e = static_cast<Entry::Op*>(op)->entry;
+          e->ring->OnCompletion(e, res);
+        };
         e->payload_size = payload_size;
         void* m = mmap(nullptr, kLead + payload_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED) return Error(proto::UNAVAILABLE, "cannot map a FUSE ring buffer");
@@ -448,36 +475,87 @@ Status FuseUring::Start(size_t payload_size) {
     RETURN_IF_ERROR(first_error);
   }
   // Replies find their entries from here on (a ring request may come as soon
-  // as every queue has an entry, before the last thread reports).
+  // as every queue has an entry, before the last ring settles).
   routing_.store(true, std::memory_order_release);
-  // Each thread makes its own ring (the ring's single issuer) and registers
-  // its entries; the kernel switches over once every queue has one.
-  std::vector<std::promise<Status>> opened(rings_.size());
-  for (size_t i = 0; i < rings_.size(); ++i) {
-    Ring* ring = rings_[i].get();
-    std::promise<Status>* p = &opened[i];
-    try {
-      ring->thread = std::thread([ring, p] {
-        p->set_value(ring->Open());
-        ring->Run();  // serves whatever entries the kernel took, if any
-      });
-    } catch (const std::system_error& e) {
-      opened[i].set_value(Error(proto::UNAVAILABLE, std::string("cannot start a FUSE ring thread: ") + e.what()));
-    }
+  // Each loop registers its rings' entries (it is their ring's single
+  // issuer); the kernel switches over once every queue has one.
+  std::vector<std::future<Status>> settled;
+  for (auto& r : rings_) {
+    auto done = std::make_shared<std::promise<Status>>();
+    settled.push_back(done->get_future());
+    Ring* ring = r.get();
+    ring->loop->Post([ring, done] {
+      std::vector<Entry*> batch;
+      for (auto& e : ring->entries) batch.push_back(e.get());
+      ring->Register(batch);
+      // Runs after this iteration submitted them and took the refusals.
+      ring->loop->Post([ring, done] { ring->SettleRegistration(done, 0); });
+    });
   }
   Status first_error;
-  for (auto& p : opened) {
-    Status st = p.get_future().get();
+  for (auto& f : settled) {
+    Status st = f.get();
     if (!st.ok() && first_error.ok()) first_error = st;
   }
-  // On an error the threads that did register keep serving: if every queue
-  // got entries anyway the kernel uses them; if not, the caller's refusal
-  // sends it back to /dev/fuse.
+  // On an error the rings that did register keep serving: if every queue got
+  // entries anyway the kernel uses them; if not, the caller's refusal sends
+  // it back to /dev/fuse.
   if (!first_error.ok()) return first_error;
   active_.store(true, std::memory_order_release);
-  LOG_INFO("FUSE over io_uring: {} queues x {} threads x {} entries of {} KiB; {} threads for blocking calls", queues,
-           options_.threads_per_queue, per_thread, payload_size / 1024, options_.blocking_threads);
+  LOG_INFO("FUSE over io_uring: {} queues x {} rings x {} entries of {} KiB on {} event loops; {} threads for blocking "
+           "calls",
+           queues, options_.threads_per_queue, per_ring, payload_size / 1024, options_.loops.size(),
+           options_.blocking_threads);
   return Status::OK();
+}
+
+void FuseUring::Ring::Register(const std::vector<Entry*>& batch) {
+  for (Entry* e : batch) {
+    e->registering = true;
+    ++e->register_tries;
+    ++live;
+    PrepCmd(Sqe(), owner->fuse_fd_, abi::kCmdRegister, e, qid, 0, &e->op);
+  }
+}
+
+void FuseUring::Ring::SettleRegistration(std::shared_ptr<std::promise<Status>> done, int checks) {
+  if (!register_error.ok() || register_retries == 0) return done->set_value(register_error);
+  if (checks >= kRegisterTries) return done->set_value(Error(proto::UNAVAILABLE, "the kernel was not ready for FUSE ring entries"));
+  loop->After(kRegisterRetryMs, [this, done, checks] { SettleRegistration(done, checks + 1); });
+}
+
+void FuseUring::Ring::OnCompletion(Entry* e, int res) {
+  if (e->registering) {
+    e->registering = false;
+    // A registration the kernel takes completes only when a request comes; a
+    // refusal completes at once.
+    if (res == -EAGAIN && e->register_tries < kRegisterTries) {  // the kernel had not finished FUSE_INIT
+      --live;
+      ++register_retries;
+      loop->After(kRegisterRetryMs, [this, e] {
+        Register({e});
+        // Counted out only after the iteration that submits it has taken a
+        // refusal, if the kernel sends one.
+        loop->Post([this] { --register_retries; });
+      });
+      return;
+    }
+    if (res < 0) {
+      --live;
+      if (register_error.ok())
+        register_error = Error(proto::UNAVAILABLE, std::string("the kernel refused a FUSE ring entry: ") + strerror(-res));
+      return;
+    }
+  }
+  // After Stop no handler runs; the entry stays with the kernel until the
+  // mount or the ring goes.
+  if (owner->stopping_.load(std::memory_order_acquire)) return;
+  uint32_t opcode;
+  fuse_buf buf;
+  if (!Parse(e, res, &buf, &opcode)) return;
+  // READ and WRITE only start their I/O; anything else may wait on meta.
+  if (opcode != FUSE_READ && opcode != FUSE_WRITE) return owner->HandOff(e, buf);
+  Serve(e, buf);
 }
 
 void FuseUring::RefuseRings() {
@@ -493,7 +571,7 @@ void FuseUring::RefuseRings() {
   Entry bogus;
   bogus.iov[0] = {&bogus.headers, sizeof(bogus.headers)};
   bogus.iov[1] = {nullptr, 0};
-  PrepCmd(io_uring_get_sqe(&ring), fuse_fd_, abi::kCmdRegister, &bogus, 0xffff, 0);
+  PrepCmd(io_uring_get_sqe(&ring), fuse_fd_, abi::kCmdRegister, &bogus, 0xffff, 0, &bogus);
   io_uring_cqe* cqe = nullptr;
   int rc = io_uring_submit_and_wait(&ring, 1);
   if (rc >= 0) rc = io_uring_peek_cqe(&ring, &cqe);
@@ -512,65 +590,13 @@ void FuseUring::FailRequired(const std::string& why) {
 }
 
 io_uring_sqe* FuseUring::Ring::Sqe() {
+  if (loop) return loop->UnawaitedSqe();
   io_uring_sqe* sqe = io_uring_get_sqe(&uring);
   if (!sqe) {  // sized for every entry plus the wake-up; flush and retry anyway
     io_uring_submit(&uring);
     sqe = io_uring_get_sqe(&uring);
   }
   return sqe;
-}
-
-Status FuseUring::Ring::Open() {
-  tls_ring = this;
-  io_uring_params params{};
-  params.flags = IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-  int rc = io_uring_queue_init_params(static_cast<unsigned>(2 * entries.size() + 2), &uring, &params);
-  if (rc < 0) return Error(proto::UNAVAILABLE, std::string("io_uring_queue_init: ") + strerror(-rc));
-  uring_ready = true;
-  std::vector<Entry*> to_register;
-  for (auto& e : entries) to_register.push_back(e.get());
-  Status result;
-  for (int attempt = 0; !to_register.empty(); ++attempt) {
-    for (Entry* e : to_register) PrepCmd(Sqe(), owner->fuse_fd_, abi::kCmdRegister, e, qid, 0);
-    size_t tried = to_register.size();
-    rc = io_uring_submit(&uring);
-    if (rc < 0) {
-      result = Error(proto::UNAVAILABLE, std::string("registering FUSE ring entries: ") + strerror(-rc));
-      break;
-    }
-    live += static_cast<int>(tried);
-    // A registration the kernel takes completes only when a request comes; a
-    // refusal completes at once.
-    to_register.clear();
-    io_uring_get_events(&uring);
-    io_uring_cqe* cqe;
-    unsigned head, n = 0;
-    io_uring_for_each_cqe(&uring, head, cqe) {
-      ++n;
-      auto* e = static_cast<Entry*>(io_uring_cqe_get_data(cqe));
-      if (cqe->res >= 0) {
-        early.push_back(e);  // a request already: every queue had entries
-        continue;
-      }
-      --live;
-      if (cqe->res == -EAGAIN) to_register.push_back(e);  // the kernel had not finished FUSE_INIT
-      else result = Error(proto::UNAVAILABLE, std::string("the kernel refused a FUSE ring entry: ") + strerror(-cqe->res));
-    }
-    io_uring_cq_advance(&uring, n);
-    if (!result.ok()) break;
-    if (!to_register.empty() && attempt + 1 == kRegisterTries) {
-      result = Error(proto::UNAVAILABLE, "the kernel was not ready for FUSE ring entries");
-      break;
-    }
-    if (!to_register.empty()) {
-      // A wait on the ring, not a sleep: a request or a refusal ends it.
-      io_uring_cqe* ready;
-      __kernel_timespec brief{0, 10 * 1000000LL};
-      io_uring_wait_cqe_timeout(&uring, &ready, &brief);
-    }
-  }
-  ArmWake();
-  return result;
 }
 
 Status FuseUring::Ring::OpenBlocking() {
@@ -617,40 +643,6 @@ void FuseUring::Ring::ArmWake() {
   io_uring_sqe_set_data(sqe, nullptr);
 }
 
-void FuseUring::Ring::Run() {
-  if (!uring_ready) return;
-  for (Entry* e : early) Handle(e, 0);
-  early.clear();
-  // Runs until Stop even when no entry is registered here: entries come back
-  // from the blocking rings with the commits handed to this one.
-  while (!owner->stopping_.load(std::memory_order_acquire)) {
-    {
-      std::lock_guard<std::mutex> l(handed_mu);
-      taking.swap(handed);
-    }
-    for (auto& [e, unique] : taking) PrepCommit(e, unique);
-    taking.clear();
-    // Announce the wait, then look once more, so a reply handed over in
-    // between is either seen here or wakes the wait.
-    waiting.store(true, std::memory_order_seq_cst);
-    {
-      std::lock_guard<std::mutex> l(handed_mu);
-      if (!handed.empty()) {
-        waiting.store(false, std::memory_order_relaxed);
-        continue;
-      }
-    }
-    Done done[64];
-    unsigned n = Reap(done, 64);
-    waiting.store(false, std::memory_order_relaxed);
-    for (unsigned i = 0; i < n; ++i) {
-      if (done[i].e == nullptr) ArmWake();
-      else Handle(done[i].e, done[i].res);
-    }
-  }
-  tls_ring = nullptr;
-}
-
 bool FuseUring::Ring::Parse(Entry* e, int res, fuse_buf* buf, uint32_t* opcode) {
   if (res < 0) {
     // ENOTCONN/ECANCELED, or anything once the session is ending: the mount
@@ -683,15 +675,6 @@ bool FuseUring::Ring::Parse(Entry* e, int res, fuse_buf* buf, uint32_t* opcode) 
   buf->mem = start;
   *opcode = in.opcode;
   return true;
-}
-
-void FuseUring::Ring::Handle(Entry* e, int res) {
-  fuse_buf buf;
-  uint32_t opcode;
-  if (!Parse(e, res, &buf, &opcode)) return;
-  // READ and WRITE only start their I/O; anything else may wait on meta.
-  if (!blocking && opcode != FUSE_READ && opcode != FUSE_WRITE) return owner->HandOff(e, buf);
-  Serve(e, buf);
 }
 
 void FuseUring::Ring::Serve(Entry* e, fuse_buf buf) {
@@ -766,12 +749,14 @@ void FuseUring::Ring::RunBlocking() {
 }
 
 void FuseUring::Ring::PrepCommit(Entry* e, uint64_t unique) {
-  // The entry's queue, whichever ring commits it.
-  PrepCmd(Sqe(), owner->fuse_fd_, abi::kCmdCommitAndFetch, e, e->ring->qid, unique);
+  // The entry's queue, whichever ring commits it; its next request comes
+  // back to this ring.
+  PrepCmd(Sqe(), owner->fuse_fd_, abi::kCmdCommitAndFetch, e, e->ring->qid, unique,
+          loop ? static_cast<void*>(&e->op) : static_cast<void*>(e));
 }
 
 void FuseUring::Ring::CommitHere(Entry* e, uint64_t unique) {
-  if (!blocking) return PrepCommit(e, unique);  // submitted with this thread's next wait
+  if (!blocking) return PrepCommit(e, unique);  // submitted with the loop's next wait
   if (parked == nullptr && owner->MayPark()) {
     parked = e;
     return PrepCommit(e, unique);  // submitted before this thread does anything else
@@ -797,23 +782,21 @@ bool FuseUring::MayPark() {
 
 void FuseUring::CommitReply(Entry* e, uint64_t unique) {
   Ring* own = tls_ring;
-  // A ring thread commits only its own entries (its ring is sized for them);
-  // a blocking-call thread only the request it is serving. Any other reply
-  // (an I/O completing there) goes to the entry's ring thread.
-  if (own && own->owner == this && (own->blocking ? tls_entry == e : e->ring == own)) return own->CommitHere(e, unique);
-  e->ring->Hand(e, unique);
+  // A blocking-call thread commits only the request it is serving (its ring
+  // is sized for one entry); a reply on the entry's loop (a read completing
+  // there) is committed at once; any other goes to that loop.
+  if (own && own->owner == this && own->blocking && tls_entry == e) return own->CommitHere(e, unique);
+  Ring* queue = e->ring;
+  if (queue->loop->InLoopThread()) return queue->PrepCommit(e, unique);
+  queue->Hand(e, unique);
 }
 
 void FuseUring::Ring::Hand(Entry* e, uint64_t unique) {
-  {
-    std::lock_guard<std::mutex> l(handed_mu);
-    handed.emplace_back(e, unique);
-  }
-  if (waiting.load(std::memory_order_seq_cst)) {
-    uint64_t one = 1;
-    ssize_t w = ::write(wake_fd, &one, sizeof(one));
-    (void)w;  // an eventfd write fails only when its counter is full: it is awake then
-  }
+  // A stopped loop runs what is posted on the stopping thread, where the
+  // commit is dropped: the mount is gone by then.
+  loop->Post([this, e, unique] {
+    if (loop->InLoopThread()) PrepCommit(e, unique);
+  });
 }
 
 uint8_t* FuseUring::ReplyBuffer(size_t size) {

@@ -12,26 +12,29 @@
 // custom I/O (fuse_session_custom_io):
 //  - it asks for the capability in the FUSE_INIT reply libfuse writes, when
 //    the kernel offered it;
-//  - its ring threads feed each ring request to fuse_session_process_buf, so
-//    the same handlers run as for /dev/fuse requests;
+//  - the Client's event loops serve the rings (their io_urings take 128-byte
+//    SQEs), feeding each ring request to fuse_session_process_buf, so the
+//    same handlers run as for /dev/fuse requests;
 //  - a reply to a ring request, from whichever thread sends it, is copied into
 //    that request's ring entry and committed there; every other reply
 //    (requests read from /dev/fuse, notifications) is written to /dev/fuse.
 // FORGET and INTERRUPT keep coming through /dev/fuse (the kernel sends them
 // there), so libfuse's own loop keeps running beside the rings.
 //
-// READ and WRITE run on the ring thread (they start their I/O and return; the
-// reply comes from the I/O's completion); every other request may wait on
-// meta, so it runs on one of `blocking_threads`, and the ring thread goes on
-// to the next request. One ring thread per queue is then enough. A blocking
-// thread has a ring of its own: it commits its reply there (the kernel takes
-// a commit from any ring), and the entry's next request comes to it, so a
-// run of metadata calls from one caller costs no hop between threads. Such a
+// READ and WRITE run on the loop (they start their I/O and return; the reply
+// comes from the I/O's completion, on the same loop when it owns the storage
+// connection): a read then costs no hop between threads, and the loop's one
+// io_uring_enter per iteration carries the FUSE commits and fetches, the
+// socket I/O and the waiting. Every other request may wait on meta, so it
+// runs on one of `blocking_threads`, and the loop goes on. A blocking thread
+// has a ring of its own: it commits its reply there (the kernel takes a
+// commit from any ring), and the entry's next request comes to it, so a run
+// of metadata calls from one caller costs no hop between threads. Such a
 // thread parks at most one entry and, while it does, takes no hand-off (a
 // call blocking there would hold up the request the kernel may put in that
 // entry); a few threads never park, so hand-offs always find one.
 //
-// A handler running on a ring thread may build its reply straight in the ring
+// A handler running on a loop may build its reply straight in the ring
 // entry's payload buffer (ReplyBuffer), which the kernel copies from: a read
 // then lands once in user space, not in a buffer and again in the entry.
 //
@@ -45,9 +48,10 @@
 // the kernel fail them (ENOTCONN).
 //
 // Lifetime and threads: Attach after fuse_session_mount and before the
-// session loop; Stop after the loop returned and after the last reply was
-// sent (the Client reset); the object outlives the session's last reply.
-// Replies may come from any thread.
+// session loop; Stop after the loop returned and the mount was detached,
+// while the loops run; then stop the loops (the Client reset), which sends
+// the last replies; the object outlives the loops and the session's last
+// reply. Replies may come from any thread.
 #pragma once
 
 #define FUSE_USE_VERSION 312
@@ -65,13 +69,20 @@
 
 #include "common/status.h"
 
+namespace shoal::loop {
+class EventLoop;
+}
+
 namespace shoal::fuse {
 
 struct UringOptions {
   // off: /dev/fuse only. auto: io_uring when the kernel offers it. on: fail
   // the mount unless the kernel allows it (module parameter, ring support).
   std::string mode = "auto";
-  uint32_t threads_per_queue = 1;
+  // The loops that serve the queues' rings (their rings made with
+  // wide_sqes); queue q's rings go to loops in turn.
+  std::vector<loop::EventLoop*> loops;
+  uint32_t threads_per_queue = 1;  // rings per queue, each on a loop
   uint32_t entries_per_queue = 64;  // requests one CPU's queue holds in flight
   // Threads that run every request but READ and WRITE (which only start
   // their I/O and return) so that a metadata call waiting on meta never
@@ -93,15 +104,15 @@ class FuseUring {
   static Status Check(const UringOptions& options);
   ~FuseUring();
 
-  // Stops taking requests from the rings: joins the ring threads, then the
-  // blocking-call threads once the calls they are in returned (calls handed
-  // off but not started, and commits handed to a ring thread after it
-  // stopped, are dropped: the mount is detached by then). Call
-  // it after the session loop returned and the mount was detached, before
-  // the handlers' state (the Client) goes: afterwards no handler runs from
-  // a ring. A reply sent later (an I/O completing) lands in its entry and is
-  // never committed, which the kernel sees only as the process's exit. The
-  // rings themselves close with the object. Idempotent.
+  // Stops taking requests from the rings: waits for handlers running on the
+  // loops, then joins the blocking-call threads once the calls they are in
+  // returned (calls handed off but not started are dropped: the mount is
+  // detached by then). Call it after the session loop returned and the
+  // mount was detached, while the loops still run, before the handlers'
+  // state (the Client) goes: afterwards no handler runs from a ring. A reply
+  // sent later (an I/O completing) is committed while its loop runs. The
+  // entries stay with the kernel until the mount ends them or the loops'
+  // rings close. Idempotent; after the first call it touches no loop.
   void Stop();
   // Whether mode on could not be honoured after the mount (see mountpoint).
   bool failed() const { return failed_.load(std::memory_order_acquire); }
@@ -114,7 +125,7 @@ class FuseUring {
   // (the entry it had answered the call before on).
   uint64_t requests_on_blocking_rings() const { return requests_here_.load(std::memory_order_relaxed); }
 
-  // For a handler running on a ring thread, a buffer of at least `size` bytes
+  // For a handler running on a loop for a ring request, a buffer of at least `size` bytes
   // in which to build the reply to the request being handled, valid until
   // that reply is sent; nullptr elsewhere. Never to be freed by the caller.
   static uint8_t* ReplyBuffer(size_t size);
@@ -164,6 +175,7 @@ class FuseUring {
   std::atomic<bool> routing_{false};  // entries_ is complete: replies may be routed to it
   std::atomic<bool> active_{false};
   std::atomic<bool> stopping_{false};
+  bool stopped_ = false;  // Stop ran
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> requests_{0};
   std::atomic<uint64_t> requests_here_{0};

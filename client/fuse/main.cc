@@ -28,6 +28,7 @@ struct FuseConfig {
   int64_t session_lease_ms = 30000;
   bool allow_other = true;
   std::string transport = "auto";
+  int64_t event_loops = 1;
   fuse::UringOptions uring;
 };
 
@@ -59,9 +60,11 @@ int main(int argc, char** argv) {
   spec.Add("uring", &cfg.uring.mode,
            "FUSE over io_uring (Linux 6.14+, fuse.enable_uring=Y): off, auto (when the kernel allows it) or on "
            "(fail the mount when it does not); faster reads, metadata calls at par");
+  spec.Add("event_loops", &cfg.event_loops,
+           "event-loop threads owning the storage connections; with FUSE over io_uring they also serve the kernel's "
+           "request queues, starting reads and writes there and handing every other call to max_threads threads");
   spec.Add("uring_threads_per_queue", &cfg.uring.threads_per_queue,
-           "threads serving each CPU's io_uring queue (they start reads and writes and hand every other call to "
-           "max_threads threads of their own, so one is enough)");
+           "event loops sharing each CPU's io_uring queue (its entries split among them)");
   spec.Add("uring_entries_per_queue", &cfg.uring.entries_per_queue,
            "requests each CPU's io_uring queue holds in flight, each with a buffer of the kernel's largest write "
            "(1 MiB), touched only as requests need it");
@@ -75,6 +78,8 @@ int main(int argc, char** argv) {
     return Fail(Error(proto::INVALID_ARGUMENT, "--cache must be none or page"));
   if (cfg.max_read == 0 || cfg.max_read > (1u << 20))
     return Fail(Error(proto::INVALID_ARGUMENT, "--max-read must be 1 to 1048576"));
+  if (cfg.event_loops < 1 || cfg.event_loops > 256)
+    return Fail(Error(proto::INVALID_ARGUMENT, "--event-loops must be 1 to 256"));
 
   cfg.uring.blocking_threads = std::max(cfg.threads, cfg.max_threads);
   if (char* real = realpath(cfg.mountpoint.c_str(), nullptr)) {  // before the mount: no request to ourselves
@@ -96,8 +101,11 @@ int main(int argc, char** argv) {
   // The kernel asks again for a directory it changed; the change's reply may
   // answer for as long as the kernel would have kept a copy itself.
   co.dir_attr_cache_ms = static_cast<int>(cfg.attr_timeout_ms);
+  co.event_loops = static_cast<int>(cfg.event_loops);
+  co.wide_sqes = cfg.uring.mode != "off";  // room for FUSE's ring commands
   auto cl = client::Client::Connect(co);
   if (!cl.ok()) return Fail(cl.status());
+  cfg.uring.loops = (*cl)->Loops();
 
   fuse::FuseContext ctx;
   ctx.client = cl->get();
@@ -135,7 +143,8 @@ int main(int argc, char** argv) {
   int rc = fuse_session_loop_mt(se, lc);
   fuse_loop_cfg_destroy(lc);
   fuse_session_unmount(se);
-  // No handler may run from a ring once the Client is gone.
+  // No handler may run from a ring once the Client is gone; the rings'
+  // loops stop with it.
   if (*uring) {
     (*uring)->Stop();
     LOG_INFO("FUSE over io_uring served {} requests, {} of them straight on blocking-call threads", (*uring)->requests(),

@@ -60,12 +60,13 @@ Status EventLoop::Init() {
   event_fd_ = eventfd(0, EFD_CLOEXEC);
   if (event_fd_ < 0) return Status::FromErrno(errno, "eventfd for " + name());
   io_uring_params p{};
-  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  const unsigned wide = options_.wide_sqes ? IORING_SETUP_SQE128 : 0;
+  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | wide;
   p.cq_entries = options_.ring_entries * 4;
   int rc = io_uring_queue_init_params(options_.ring_entries, &ring_, &p);
   if (rc == -EINVAL) {  // an older kernel: a plain ring works the same, with more wake-ups
     p = io_uring_params{};
-    p.flags = IORING_SETUP_CQSIZE;
+    p.flags = IORING_SETUP_CQSIZE | wide;
     p.cq_entries = options_.ring_entries * 4;
     rc = io_uring_queue_init_params(options_.ring_entries, &ring_, &p);
   }
@@ -138,6 +139,12 @@ io_uring_sqe* EventLoop::Sqe() {
   return nullptr;
 }
 
+io_uring_sqe* EventLoop::UnawaitedSqe() {
+  io_uring_sqe* sqe = Sqe();
+  if (sqe) --in_flight_;
+  return sqe;
+}
+
 TimerWheel::TimerId EventLoop::After(int64_t delay_ms, std::function<void()> fn) {
   return timers_.Add(options_.clock->NowMs() + delay_ms, std::move(fn));
 }
@@ -182,7 +189,7 @@ void EventLoop::Reap() {
     if (!got) return;
     auto* op = static_cast<LoopOp*>(io_uring_cqe_get_data(cqe));
     int32_t res = cqe->res;
-    --in_flight_;
+    if (!op || op->awaited) --in_flight_;
     io_uring_cq_advance(&ring_, 1);
     if (op) op->done(op, res);
   }

@@ -53,6 +53,9 @@ namespace shoal::loop {
 // The completion of one SQE, embedded by its owner (no allocation per I/O).
 struct LoopOp {
   void (*done)(LoopOp* op, int32_t res) = nullptr;
+  // false for an operation taken by UnawaitedSqe(): Stop neither waits for
+  // it nor cancels it.
+  bool awaited = true;
 };
 
 class EventLoop {
@@ -61,6 +64,9 @@ class EventLoop {
     std::string name = "loop";
     unsigned ring_entries = 1024;
     const Clock* clock = RealClock();
+    // 128-byte SQEs (IORING_SETUP_SQE128), for commands that need the room,
+    // such as FUSE's ring entries (client/fuse/fuse_uring.h).
+    bool wide_sqes = false;
   };
 
   // Creates the ring and starts the thread; an error (never an abort) when
@@ -88,6 +94,11 @@ class EventLoop {
   io_uring_sqe* Sqe();
   // Sets the SQE's completion.
   static void SetOp(io_uring_sqe* sqe, LoopOp* op) { io_uring_sqe_set_data(sqe, op); }
+  // Sqe() for an operation that may stay with the kernel for the ring's whole
+  // life and that only the ring's exit ends (a FUSE ring entry waiting for
+  // its next request): its LoopOp must have awaited = false, Stop does not
+  // wait for it, and its owner must outlive the loop.
+  io_uring_sqe* UnawaitedSqe();
   TimerWheel::TimerId After(int64_t delay_ms, std::function<void()> fn);
   TimerWheel::TimerId At(int64_t deadline_ms, std::function<void()> fn);
   bool CancelTimer(TimerWheel::TimerId id) { return timers_.Cancel(id); }

@@ -152,6 +152,45 @@ TEST(EventLoopTest, AnIoThatNeverCompletesDoesNotStopSocketTraffic) {
   for (int fd : {pipefd[0], pipefd[1], sv[0], sv[1]}) close(fd);
 }
 
+// What a FUSE ring entry is to the loop: an operation only the ring's exit
+// ends, on a ring with 128-byte SQEs.
+TEST(EventLoopTest, UnawaitedOperationsRunButNeitherCountNorHoldUpStop) {
+  EventLoop::Options o;
+  o.name = "wide-loop";
+  o.wide_sqes = true;
+  auto started = EventLoop::Start(o);
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  auto loop = std::move(started).value();
+  struct Read : LoopOp {
+    char byte = 0;
+    std::atomic<int> result{1};
+    static void Done(LoopOp* op, int32_t res) { static_cast<Read*>(op)->result = res; }
+  };
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  Read answered, never;
+  for (Read* r : {&answered, &never}) {
+    r->done = &Read::Done;
+    r->awaited = false;
+  }
+  std::atomic<uint64_t> in_flight{99};
+  loop->Post([&] {
+    for (Read* r : {&answered, &never}) {
+      io_uring_sqe* sqe = loop->UnawaitedSqe();
+      io_uring_prep_read(sqe, pipefd[0], &r->byte, 1, 0);
+      EventLoop::SetOp(sqe, r);
+    }
+    in_flight = loop->ops_in_flight();
+  });
+  ASSERT_EQ(write(pipefd[1], "x", 1), 1);
+  EXPECT_TRUE(testutil::Eventually([&] { return answered.result.load() == 1 && answered.byte == 'x'; }));
+  EXPECT_EQ(in_flight.load(), 0u);
+  EXPECT_EQ(never.result.load(), 1);  // still with the kernel
+  loop->Stop();
+  EXPECT_EQ(loop->ops_in_flight(), 0u);
+  for (int fd : pipefd) close(fd);
+}
+
 TEST(EventLoopTest, WorkPostedBeforeStopRuns) {
   auto loop = StartLoop();
   std::atomic<int> ran{0};
