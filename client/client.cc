@@ -90,12 +90,21 @@ std::vector<loop::EventLoop*> Client::Loops() const {
 }
 
 Client::Server* Client::ServerFor(const std::string& address) {
+  size_t on = loops_.size();
+  for (size_t i = 0; i < loops_.size(); ++i)
+    if (loops_[i]->InLoopThread()) on = i;
   std::lock_guard<std::mutex> l(servers_mu_);
-  auto& s = servers_[address];
+  ServerSet& set = servers_[address];
+  if (set.on_loop.empty()) {
+    set.on_loop.resize(loops_.size());
+    // Spread servers over the loops by the order they were first used.
+    set.home = (servers_.size() - 1) % loops_.size();
+  }
+  size_t i = on < loops_.size() ? on : set.home;
+  auto& s = set.on_loop[i];
   if (!s) {
     s = std::make_unique<Server>();
-    // Spread servers over the loops by the order they were first used.
-    s->loop = loops_[(servers_.size() - 1) % loops_.size()].get();
+    s->loop = loops_[i].get();
     rpc::LoopChannel::Options o;
     o.address = address;
     o.creds = rpc::Credentials{options_.cluster_id, options_.cluster_key, 5000};

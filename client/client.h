@@ -252,6 +252,9 @@ class Client {
     bool flush_scheduled = false;                  // loop thread only
   };
   Status StartLoops();
+  // The connection to `address` for the calling thread: a loop's own, on
+  // that loop, so that a call made there (a FUSE request served on the
+  // loop) crosses no thread; for any other thread, the server's home loop's.
   Server* ServerFor(const std::string& address);
   void QueueRead(Server* s, std::shared_ptr<Request> req);  // loop thread
   void FlushReads(Server* s);                               // loop thread
@@ -315,7 +318,12 @@ class Client {
   // The loops outlive the storage connections on them (declared before).
   std::vector<std::unique_ptr<loop::EventLoop>> loops_;
   std::mutex servers_mu_;
-  std::map<std::string, std::unique_ptr<Server>> servers_;  // guarded by servers_mu_; entries never removed
+  // A server's connections, one per loop, made when first used.
+  struct ServerSet {
+    size_t home = 0;  // the loop of callers that are not on one
+    std::vector<std::unique_ptr<Server>> on_loop;
+  };
+  std::map<std::string, ServerSet> servers_;  // guarded by servers_mu_; entries never removed
 
   rpc::ChannelPool channels_;  // keep last but for meta_ (see above)
   rpc::RpcChannel* meta_;      // owned by channels_

@@ -577,6 +577,44 @@ TEST_F(ClientTest, ClosingTheClientCompletesEveryOutstandingRead) {
   EXPECT_EQ(cancelled.load(), 20);
 }
 
+// What keeps a FUSE read on one thread: a read started on one of the
+// client's loops goes out on that loop's own connection and completes there,
+// whichever server it reads from.
+TEST_F(ClientTest, AReadStartedOnALoopCompletesOnThatLoop) {
+  std::string a = Data(3 * kChunk, 12);  // one chunk on each server
+  ASSERT_TRUE(Write(0, a).ok());
+  ClientOptions o;
+  o.meta_address = "meta:0";
+  o.cluster_id = kCreds.cluster_id;
+  o.cluster_key = kCreds.key;
+  o.event_loops = 3;
+  auto c = Client::Connect(o, &transport_);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  std::vector<loop::EventLoop*> loops = (*c)->Loops();
+  ASSERT_EQ(loops.size(), 3u);
+  struct Outcome {
+    std::string buf;
+    std::promise<std::pair<Result<size_t>, bool>> done;  // result, completed on the starting loop
+  };
+  std::vector<Outcome> outcomes(loops.size() * 4);
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    loop::EventLoop* l = loops[i % loops.size()];
+    Outcome* out = &outcomes[i];
+    out->buf.assign(a.size(), '\0');
+    l->Post([&, l, out] {
+      (*c)->ReadAsync(file_, 0, out->buf.size(), reinterpret_cast<uint8_t*>(out->buf.data()),
+                      [l, out](Result<size_t> r) { out->done.set_value({std::move(r), l->InLoopThread()}); });
+    });
+  }
+  for (auto& out : outcomes) {
+    auto [r, on_loop] = out.done.get_future().get();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(*r, a.size());
+    EXPECT_TRUE(on_loop);
+    EXPECT_EQ(out.buf, a);
+  }
+}
+
 TEST_F(ClientTest, ANewNodeReachesTheClientThroughTheTableVersion) {
   auto before = client_->ClusterTable(false);
   ASSERT_EQ(before->chains_size(), 3);
