@@ -53,10 +53,7 @@ class ClientTest : public ::testing::Test {
       r.add_targets()->set_target_id(node * 100 + 1);
       ASSERT_TRUE(cluster_->Register(r).ok());
     }
-    ClientOptions o;
-    o.meta_address = "meta:0";
-    o.cluster_id = kCreds.cluster_id;
-    o.cluster_key = kCreds.key;
+    ClientOptions o = OptionsForThisCluster();
     o.io_timeout_ms = 300;
     o.io_attempts = 3;
     o.clock = manual_clock_ ? static_cast<const Clock*>(&clock_) : RealClock();
@@ -67,6 +64,15 @@ class ClientTest : public ::testing::Test {
     auto f = client_->Create(ProcessCaller(), 1, "f", 0644, true);
     ASSERT_TRUE(f.ok());
     file_ = *f;
+  }
+
+  // What a client needs to reach this in-process cluster.
+  static ClientOptions OptionsForThisCluster() {
+    ClientOptions o;
+    o.meta_address = "meta:0";
+    o.cluster_id = kCreds.cluster_id;
+    o.cluster_key = kCreds.key;
+    return o;
   }
 
   std::unique_ptr<rpc::RpcServer> Server(const std::string& addr) {
@@ -146,10 +152,7 @@ class ManualClockClientTest : public ClientTest {
 
 
 TEST_F(ClientTest, OpenFilesAreRecordedAgainWhenMetaRestarts) {
-  ClientOptions o;
-  o.meta_address = "meta:0";
-  o.cluster_id = kCreds.cluster_id;
-  o.cluster_key = kCreds.key;
+  ClientOptions o = OptionsForThisCluster();
   o.session_renew_ms = 20;
   auto holder = Client::Connect(o, &transport_);
   ASSERT_TRUE(holder.ok()) << holder.status().ToString();
@@ -364,10 +367,7 @@ TEST_F(ManualClockClientTest, CachedDirectoriesExpireOnTheClock) {
 // The kernel asks for a directory's attributes again after every change made
 // through the mount; the change's own reply answers, for the attribute timeout.
 TEST_F(ManualClockClientTest, ADirectoryThisClientChangedIsAnsweredFromTheChangesReply) {
-  ClientOptions o;
-  o.meta_address = "meta:0";
-  o.cluster_id = kCreds.cluster_id;
-  o.cluster_key = kCreds.key;
+  ClientOptions o = OptionsForThisCluster();
   o.clock = &clock_;
   o.dir_attr_cache_ms = 1000;
   auto mine = Client::Connect(o, &transport_);
@@ -420,10 +420,7 @@ TEST_F(ManualClockClientTest, ADirectoryThisClientChangedIsAnsweredFromTheChange
 // A retry answered from its first attempt's record does not say what that
 // attempt changed: the client asks meta again. (Real clock: the retry backs off.)
 TEST_F(ClientTest, ADirectoryChangedByARetriedCallIsAskedForAgain) {
-  ClientOptions o;
-  o.meta_address = "meta:0";
-  o.cluster_id = kCreds.cluster_id;
-  o.cluster_key = kCreds.key;
+  ClientOptions o = OptionsForThisCluster();
   o.dir_attr_cache_ms = 60000;
   auto mine = Client::Connect(o, &transport_);
   ASSERT_TRUE(mine.ok()) << mine.status().ToString();
@@ -583,10 +580,7 @@ TEST_F(ClientTest, ClosingTheClientCompletesEveryOutstandingRead) {
 TEST_F(ClientTest, AReadStartedOnALoopCompletesOnThatLoop) {
   std::string a = Data(3 * kChunk, 12);  // one chunk on each server
   ASSERT_TRUE(Write(0, a).ok());
-  ClientOptions o;
-  o.meta_address = "meta:0";
-  o.cluster_id = kCreds.cluster_id;
-  o.cluster_key = kCreds.key;
+  ClientOptions o = OptionsForThisCluster();
   o.event_loops = 3;
   auto c = Client::Connect(o, &transport_);
   ASSERT_TRUE(c.ok()) << c.status().ToString();
